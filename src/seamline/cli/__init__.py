@@ -1,0 +1,1 @@
+"""The ``seamline`` command. A face, not a dependency: nothing imports it."""

@@ -1,0 +1,173 @@
+"""``seamline audit``, ``keys``, ``projects``, ``policies`` and ``db``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from seamline.cli.context import AsUser, JsonOption, ProjectOption, actor, registry, settings
+from seamline.cli.output import print_json, print_table
+from seamline.registry.identity import ensure_project, parse_scopes
+from seamline.registry.policy import AliasPolicy
+from seamline.registry.workspace import open_database
+from seamline.store.migrate import upgrade
+
+audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit log.")
+keys_app = typer.Typer(no_args_is_help=True, help="API keys (shown once, stored hashed).")
+projects_app = typer.Typer(no_args_is_help=True, help="Projects: the tenants of seamline.")
+policies_app = typer.Typer(no_args_is_help=True, help="Who may move which alias, and when.")
+db_app = typer.Typer(no_args_is_help=True, help="The database schema.")
+
+
+@audit_app.command("verify")
+def audit_verify(project: ProjectOption = None, json_output: JsonOption = False) -> None:
+    """Recompute the hash chain; exit 1 naming the first entry that does not match."""
+    report = registry().verify_audit(actor(project))
+    if json_output:
+        print_json(
+            {
+                "ok": report.ok,
+                "entries": report.entries,
+                "first_bad_seq": report.first_bad_seq,
+                "problem": report.problem,
+            }
+        )
+    elif report.ok:
+        typer.echo(f"audit chain intact: {report.entries} entries verified")
+    else:
+        typer.echo(
+            f"audit chain broken at entry {report.first_bad_seq}: {report.problem}", err=True
+        )
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("log")
+def audit_log(
+    last: Annotated[int, typer.Option("--last", "-n", help="how many entries")] = 50,
+    action: Annotated[str | None, typer.Option("--action", help="e.g. alias, key.create")] = None,
+    project: ProjectOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """The newest audit entries, newest first."""
+    entries = registry().audit_log(actor(project), limit=last, action=action)
+    rows = [entry.to_dict() for entry in entries]
+    if json_output:
+        print_json({"data": rows})
+    else:
+        for row in rows:
+            row["hash"] = row["hash"][:12]
+        print_table(rows, ["seq", "at", "actor", "action", "target", "details", "hash"])
+
+
+@keys_app.command("create")
+def keys_create(
+    scopes: Annotated[list[str], typer.Option("--scopes", help="admin, write, read, invoke")],
+    project: ProjectOption = None,
+    name: Annotated[str, typer.Option("--name", help="what the key is for")] = "api",
+    owner: Annotated[str | None, typer.Option("--owner", help="default: the acting user")] = None,
+    as_user: AsUser = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Create an API key and print it once. Example:
+    seamline keys create --project default --scopes invoke,read --name checkout-service"""
+    who = actor(project, as_user)
+    plaintext, info = registry().create_key(
+        who, owner=owner or who.user, scopes=parse_scopes(scopes), name=name
+    )
+    if json_output:
+        print_json({**info.to_dict(), "key": plaintext})
+        return
+    typer.echo(plaintext)
+    typer.echo(
+        f"key {info.id} ({', '.join(info.scopes)}) for {info.owner} in project "
+        f"{who.project.name}: shown once, store it now",
+        err=True,
+    )
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="the key's id (key_...), see 'keys list'")],
+    project: ProjectOption = None,
+    as_user: AsUser = None,
+) -> None:
+    """Revoke a key; requests with it fail from the next one on."""
+    info = registry().revoke_key(actor(project, as_user), key_id)
+    typer.echo(f"revoked {info.id} ({info.name})")
+
+
+@keys_app.command("list")
+def keys_list(project: ProjectOption = None, json_output: JsonOption = False) -> None:
+    """Keys of a project (never their secrets)."""
+    rows = [k.to_dict() for k in registry().list_keys(actor(project))]
+    if json_output:
+        print_json({"data": rows})
+    else:
+        print_table(rows, ["id", "name", "prefix", "owner", "scopes", "created_at", "revoked_at"])
+
+
+@projects_app.command("create")
+def projects_create(name: str, as_user: AsUser = None) -> None:
+    """Create a project. Example: seamline projects create checkout"""
+    with registry().db.write() as conn:
+        _, created = ensure_project(conn, name, actor=as_user or settings().acting_user)
+    typer.echo(f"created project {name}" if created else f"project {name} already exists")
+
+
+@policies_app.command("list")
+def policies_list(project: ProjectOption = None, json_output: JsonOption = False) -> None:
+    """Alias policies in force (production's default shows when none is set)."""
+    rows = [p.to_dict() for p in registry().list_policies(actor(project))]
+    if json_output:
+        print_json({"data": rows})
+    else:
+        print_table(
+            rows,
+            [
+                "alias",
+                "allowed_scopes",
+                "required_approvals",
+                "approver_must_differ",
+                "require_gate",
+                "is_default",
+            ],
+        )
+
+
+@policies_app.command("set")
+def policies_set(
+    alias: str,
+    scopes: Annotated[list[str], typer.Option("--scopes", help="scopes that may move it")] = [  # noqa: B006
+        "admin",
+        "write",
+    ],
+    approvals: Annotated[int, typer.Option("--approvals", min=0, max=10)] = 0,
+    separate: Annotated[
+        bool, typer.Option("--separate/--no-separate", help="approver must not be the author")
+    ] = False,
+    gate: Annotated[bool, typer.Option("--gate/--no-gate", help="require a passing eval")] = False,
+    project: ProjectOption = None,
+    as_user: AsUser = None,
+) -> None:
+    """Set the policy of an alias. Example:
+    seamline policies set staging --approvals 1 --separate"""
+    policy = AliasPolicy(
+        alias,
+        sorted(s.value for s in parse_scopes(scopes)),
+        approvals,
+        separate,
+        gate,
+        is_default=False,
+    )
+    saved = registry().set_policy(actor(project, as_user), policy)
+    typer.echo(f"policy for {alias}: {saved.to_dict()}")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations."""
+    db = open_database(settings())
+    applied = upgrade(db)
+    typer.echo(f"applied: {', '.join(applied)}" if applied else "database is up to date")

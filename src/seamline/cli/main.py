@@ -1,0 +1,118 @@
+"""The ``seamline`` command line. Errors print one line on stderr and exit 1."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from seamline.cli import admin, prompts
+from seamline.cli.context import AsUser, registry, settings
+from seamline.core.errors import SeamlineError
+from seamline.registry.identity import Scope
+from seamline.registry.loader import load_drafts
+from seamline.registry.workspace import initialise, local_actor, open_database
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+QUICKSTART_KEY = "quickstart"
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="seamline: versioned prompts, aliases, approvals and audit for LLM features.",
+)
+app.add_typer(prompts.app, name="prompts")
+app.add_typer(admin.audit_app, name="audit")
+app.add_typer(admin.keys_app, name="keys")
+app.add_typer(admin.projects_app, name="projects")
+app.add_typer(admin.policies_app, name="policies")
+app.add_typer(admin.db_app, name="db")
+
+Host = Annotated[str | None, typer.Option("--host", help="default: 127.0.0.1")]
+Port = Annotated[int | None, typer.Option("--port", help="default: 8750")]
+
+
+@app.command()
+def init() -> None:
+    """Create the home ($SEAMLINE_HOME, default ~/.seamline), the database and the project."""
+    current = settings()
+    report = initialise(current, open_database(current))
+    typer.echo(f"home: {current.home}")
+    typer.echo(f"database: {report.database_url}")
+    applied = ", ".join(report.migrations_applied) or "none (up to date)"
+    typer.echo(f"migrations applied: {applied}")
+    state = "created" if report.project_created else "exists"
+    typer.echo(f"project: {report.project} ({state})")
+
+
+@app.command()
+def serve(
+    host: Host = None,
+    port: Port = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="worker processes")] = 1,
+) -> None:
+    """Start the HTTP API (registry under /api/v1, /healthz, /readyz, /openapi.json)."""
+    import uvicorn
+
+    registry()  # fail here, in one line, if the database is not initialised
+    current = settings()
+    uvicorn.run(
+        "seamline.api.app:app_from_env",
+        factory=True,
+        host=host or current.host,
+        port=port or current.port,
+        workers=workers,
+        log_level="info",
+    )
+
+
+@app.command()
+def up(
+    host: Host = None,
+    port: Port = None,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="set up, then exit")] = False,
+    as_user: AsUser = None,
+) -> None:
+    """The quick start: init, push the bundled example prompts, make a key, serve."""
+    current = settings()
+    db = open_database(current)
+    initialise(current, db)
+    who = local_actor(db, current.project, as_user or current.acting_user)
+    pushed = registry().push(who, load_drafts([EXAMPLES]), message="bundled examples")
+    for item in pushed:
+        typer.echo(f"{item.status:>9}  {item.kind} {item.name} v{item.version}")
+    url = f"http://{host or current.host}:{port or current.port}"
+    existing = [
+        k for k in registry().list_keys(who) if k.name == QUICKSTART_KEY and k.revoked_at is None
+    ]
+    if existing:
+        key = f"{existing[0].prefix}... (shown when created; 'seamline keys create' makes another)"
+    else:
+        key, _ = registry().create_key(
+            who, owner=who.user, scopes=frozenset({Scope.ADMIN}), name=QUICKSTART_KEY
+        )
+    typer.echo(f"\nseamline registry API: {url}   (OpenAPI: {url}/docs)")
+    typer.echo(f"API key: {key}")
+    typer.echo(
+        "\ntry:\n"
+        f"  curl -s {url}/api/v1/artefacts -H 'Authorization: Bearer {key.split()[0]}'\n"
+        '  python -c "from seamline import Client; '
+        f"c = Client(base_url='{url}', api_key='{key.split()[0]}'); "
+        "print(c.prompts.get('support-answer').render(question='Where is my order?', "
+        "context='Orders ship in 2 days.').messages)\"\n"
+    )
+    if not no_serve:
+        serve(host=host, port=port, workers=1)
+
+
+def main() -> None:
+    try:
+        app()
+    except SeamlineError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""Settings, ids, time, hashing and errors shared by every layer; imports nothing of seamline."""

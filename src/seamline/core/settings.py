@@ -1,0 +1,94 @@
+"""The one settings object.
+
+Sources, strongest first: explicit arguments, ``SEAMLINE_*`` environment variables, then
+``seamline.toml`` (read from the working directory, else from ``$SEAMLINE_HOME``), then the
+embedded defaults: a home at ``~/.seamline`` holding a SQLite database and the key secret.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import secrets
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_FILE_NAME = "seamline.toml"
+SECRET_FILE_NAME = "secret.key"
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("SEAMLINE_HOME", "~/.seamline")).expanduser()
+
+
+def config_file() -> Path | None:
+    """The ``seamline.toml`` in force: the working directory's, else the home's, else none."""
+    for folder in (Path.cwd(), default_home()):
+        candidate = folder / CONFIG_FILE_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SEAMLINE_", extra="ignore")
+
+    home: Path = Field(default_factory=default_home)
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite at $SEAMLINE_HOME/seamline.db"
+    )
+    user: str | None = Field(default=None, description="acting user for local (CLI) actions")
+    project: str = Field(default="default", description="project (tenant) of local actions")
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="key for hashing API keys; every replica must share it. "
+        "Default: generated once into $SEAMLINE_HOME/secret.key",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8750
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = config_file()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'seamline.db'}"
+
+    @property
+    def acting_user(self) -> str:
+        return self.user or getpass.getuser()
+
+    def key_secret(self) -> bytes:
+        """The secret API keys are hashed with; created (mode 0600) on first use if absent."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        path = self.home / SECRET_FILE_NAME
+        if not path.exists():
+            self.home.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another process created it first: use theirs
+                pass
+            else:
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(secrets.token_urlsafe(32))
+        return path.read_text().strip().encode()

@@ -1,0 +1,174 @@
+"""Plain SQL tables a user can query with any SQLite or PostgreSQL tool.
+
+Changing a table here needs a new Alembic migration in ``store/migrations/versions``;
+``tests/store/test_migrations.py`` fails while the two disagree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+# Explicit constraint names keep migrations identical on SQLite and PostgreSQL.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Timestamp = DateTime(timezone=True)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("content_logging", String(16), nullable=False, server_default="full"),
+    Column("created_at", Timestamp, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("created_at", Timestamp, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("public_id", String(40), nullable=False, unique=True),
+    Column("project_id", ForeignKey("projects.id"), nullable=False, index=True),
+    Column("user_id", ForeignKey("users.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("prefix", String(40), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("scopes", JSON, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("revoked_at", Timestamp),
+)
+
+artefacts = Table(
+    "artefacts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", ForeignKey("projects.id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    UniqueConstraint("project_id", "kind", "name", name="uq_artefacts_project_kind_name"),
+)
+
+artefact_versions = Table(
+    "artefact_versions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("artefact_id", ForeignKey("artefacts.id"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("content", JSON, nullable=False),
+    Column("author", String(200), nullable=False),
+    Column("message", Text, nullable=False, server_default=""),
+    Column("parent_id", ForeignKey("artefact_versions.id")),
+    Column("created_at", Timestamp, nullable=False),
+    UniqueConstraint("artefact_id", "number", name="uq_artefact_versions_artefact_number"),
+)
+
+lineage = Table(
+    "lineage",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version_id", ForeignKey("artefact_versions.id"), nullable=False, index=True),
+    Column("relation", String(64), nullable=False),
+    Column("target_kind", String(32), nullable=False),
+    Column("target_name", String(200), nullable=False),
+    Column("target_version_id", ForeignKey("artefact_versions.id")),
+)
+
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("artefact_id", ForeignKey("artefacts.id"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("version_id", ForeignKey("artefact_versions.id"), nullable=False),
+    Column("weight", Integer),
+    Column("revision", Integer, nullable=False),
+    Column("updated_by", String(200), nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    UniqueConstraint("artefact_id", "name", name="uq_aliases_artefact_name"),
+)
+
+alias_history = Table(
+    "alias_history",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("alias_id", ForeignKey("aliases.id"), nullable=False, index=True),
+    Column("revision", Integer, nullable=False),
+    Column("action", String(16), nullable=False),  # "move" or "rollback"
+    Column("from_version_id", ForeignKey("artefact_versions.id")),
+    Column("to_version_id", ForeignKey("artefact_versions.id"), nullable=False),
+    Column("weight", Integer),
+    Column("actor", String(200), nullable=False),
+    Column("reason", Text),
+    Column("override", Boolean, nullable=False, server_default="0"),
+    Column("at", Timestamp, nullable=False),
+)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version_id", ForeignKey("artefact_versions.id"), nullable=False),
+    Column("alias", String(64), nullable=False),
+    Column("approver", String(200), nullable=False),
+    Column("comment", Text),
+    Column("created_at", Timestamp, nullable=False),
+    UniqueConstraint("version_id", "alias", "approver", name="uq_approvals_version_alias_approver"),
+)
+
+alias_policies = Table(
+    "alias_policies",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", ForeignKey("projects.id"), nullable=False),
+    Column("alias", String(64), nullable=False),
+    Column("allowed_scopes", JSON, nullable=False),
+    Column("required_approvals", Integer, nullable=False),
+    Column("approver_must_differ", Boolean, nullable=False),
+    Column("require_gate", Boolean, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    UniqueConstraint("project_id", "alias", name="uq_alias_policies_project_alias"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", ForeignKey("projects.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("at", Timestamp, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(400), nullable=False),
+    Column("details", JSON, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    UniqueConstraint("project_id", "seq", name="uq_audit_log_project_seq"),
+)
