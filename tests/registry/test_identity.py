@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from seamline.core.errors import AuthenticationFailed, InvalidInput, NotFound, PermissionDenied
+from seamline.registry import Actor, Registry
+from seamline.registry.identity import Scope, parse_scopes
+from tests.conftest import make_actor
+
+
+def test_keys_are_shown_once_and_stored_only_hashed(registry: Registry, alice: Actor) -> None:
+    plaintext, info = registry.create_key(alice, owner="svc", scopes=frozenset({Scope.INVOKE}),
+                                          name="checkout")
+    assert plaintext.startswith("sk-seam-") and len(plaintext) > 40
+    with registry.db.read() as conn:
+        dump = str(conn.execute(text("SELECT * FROM api_keys")).all())
+    assert plaintext not in dump
+    assert plaintext[len("sk-seam-"):] not in dump
+    actor = registry.authenticate(plaintext)
+    assert (actor.user, actor.project.name, actor.key_id) == ("svc", "acme", info.id)
+    assert actor.can(Scope.INVOKE) and not actor.can(Scope.READ)
+
+
+def test_revoked_and_wrong_keys_are_refused(registry: Registry, alice: Actor) -> None:
+    plaintext, info = registry.create_key(alice, owner="svc", scopes=frozenset({Scope.READ}),
+                                          name="svc")
+    with pytest.raises(AuthenticationFailed, match="invalid"):
+        registry.authenticate(plaintext[:-2] + "xx")
+    with pytest.raises(AuthenticationFailed, match="start with"):
+        registry.authenticate("sk-live-123")
+    registry.revoke_key(alice, info.id)
+    with pytest.raises(AuthenticationFailed, match="revoked") as revoked:
+        registry.authenticate(plaintext)
+    assert revoked.value.code == "revoked_api_key"
+
+
+def test_a_key_of_another_project_cannot_be_revoked_or_listed(
+    registry: Registry, alice: Actor
+) -> None:
+    _, info = registry.create_key(alice, owner="svc", scopes=frozenset({Scope.READ}), name="svc")
+    outsider = make_actor(registry, "eve", project="other")
+    with pytest.raises(NotFound):
+        registry.revoke_key(outsider, info.id)
+    assert registry.list_keys(outsider) == []
+
+
+def test_only_admins_manage_keys(registry: Registry) -> None:
+    writer = make_actor(registry, "wendy", scopes=frozenset({Scope.WRITE}))
+    with pytest.raises(PermissionDenied, match="admin"):
+        registry.create_key(writer, owner="x", scopes=frozenset({Scope.READ}), name="x")
+
+
+def test_scopes_parse_from_lists_and_commas() -> None:
+    assert parse_scopes(["invoke,read", "write"]) == {Scope.INVOKE, Scope.READ, Scope.WRITE}
+    with pytest.raises(InvalidInput, match="unknown scope 'root'"):
+        parse_scopes(["root"])

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import DBAPIError
+
+from seamline.registry import Registry
+from seamline.registry.identity import ensure_project
+from seamline.store import Database, metadata
+from seamline.store.migrate import current_revision, head_revision, upgrade
+
+
+def test_upgrade_from_empty_reaches_head_and_is_idempotent(empty_db: Database) -> None:
+    assert current_revision(empty_db) is None
+    applied = upgrade(empty_db)
+    assert applied[0] == "0001"
+    assert current_revision(empty_db) == head_revision(empty_db)
+    assert upgrade(empty_db) == []
+    tables = set(inspect(empty_db.engine).get_table_names())
+    assert {"artefacts", "artefact_versions", "aliases", "audit_log", "api_keys"} <= tables
+
+
+def test_migrations_match_the_schema_module(db: Database) -> None:
+    """A table changed in schema.py without a migration fails here."""
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+
+
+def test_database_refuses_to_change_or_delete_audit_entries(registry: Registry) -> None:
+    with registry.db.write() as conn:
+        ensure_project(conn, "acme", actor="alice")
+    for statement in ("UPDATE audit_log SET actor = 'mallory'", "DELETE FROM audit_log"):
+        with pytest.raises(DBAPIError, match="append-only"), registry.db.write() as conn:
+            conn.execute(text(statement))
+    with registry.db.read() as conn:
+        assert conn.execute(text("SELECT actor FROM audit_log")).scalar_one() == "alice"
