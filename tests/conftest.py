@@ -20,6 +20,7 @@ from seamline.registry import Actor, Registry
 from seamline.registry.identity import Scope, effective_scopes, ensure_project
 from seamline.store import Database
 from seamline.store.migrate import upgrade
+from tests.live import LiveServer
 
 POSTGRES_URL = os.environ.get(
     "SEAMLINE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -86,8 +87,12 @@ def registry(db: Database) -> Registry:
     return Registry(db, key_secret=KEY_SECRET)
 
 
-def make_actor(registry: Registry, user: str, project: str = "acme",
-               scopes: frozenset[Scope] = frozenset({Scope.ADMIN})) -> Actor:
+def make_actor(
+    registry: Registry,
+    user: str,
+    project: str = "acme",
+    scopes: frozenset[Scope] = frozenset({Scope.ADMIN}),
+) -> Actor:
     with registry.db.write() as conn:
         found, _ = ensure_project(conn, project, actor="setup")
     return Actor(user, found, effective_scopes(scopes))
@@ -103,3 +108,13 @@ def alice(registry: Registry) -> Actor:
 def bob(registry: Registry) -> Actor:
     """A second admin of ``acme``: a reviewer who is not the author."""
     return make_actor(registry, "bob")
+
+
+@pytest.fixture
+def server(registry: Registry) -> Iterator[LiveServer]:
+    """The seamline HTTP API on the test database, served by uvicorn on 127.0.0.1."""
+    from seamline.api import create_app
+
+    live = LiveServer(create_app(registry=registry)).start()
+    yield live
+    live.stop()

@@ -7,7 +7,9 @@ from typing import Any
 from seamline.registry.loader import Draft, draft_from_mapping
 
 
-def prompt_doc(name: str = "greeter", text: str = "Hello {{ who }}!", **extra: Any) -> dict[str, Any]:
+def prompt_doc(
+    name: str = "greeter", text: str = "Hello {{ who }}!", **extra: Any
+) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "name": name,
         "messages": [

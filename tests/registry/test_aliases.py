@@ -27,7 +27,9 @@ def test_promote_and_rollback_move_the_alias(registry: Registry, alice: Actor) -
     assert registry.get_version(alice, "prompt", "greeter", "staging").number == 1
     history = registry.alias_history(alice, "prompt", "greeter", "staging")
     assert [(c.action, c.from_version, c.to_version) for c in history] == [
-        ("move", None, 1), ("move", 1, 2), ("rollback", 2, 1)
+        ("move", None, 1),
+        ("move", 1, 2),
+        ("rollback", 2, 1),
     ]
 
 
@@ -75,7 +77,9 @@ def test_production_needs_an_approval_and_an_audited_gate_override(
     assert override.details["reason"] == "hotfix, evals tomorrow"
 
 
-def test_a_passing_gate_releases_without_override(registry: Registry, alice: Actor, bob: Actor) -> None:
+def test_a_passing_gate_releases_without_override(
+    registry: Registry, alice: Actor, bob: Actor
+) -> None:
     class PassingGate:
         def check(self, subject: GateSubject) -> GateVerdict:
             return GateVerdict(True, f"eval passed for v{subject.version}")
@@ -108,7 +112,10 @@ def test_stale_expected_version_is_a_conflict(registry: Registry, alice: Actor) 
     registry.move_alias(alice, "prompt", "greeter", "staging", 1, expected_version=0)
     with pytest.raises(Conflict, match="now points at v1"):
         registry.move_alias(alice, "prompt", "greeter", "staging", 2, expected_version=0)
-    assert registry.move_alias(alice, "prompt", "greeter", "staging", 2, expected_version=1).version == 2
+    assert (
+        registry.move_alias(alice, "prompt", "greeter", "staging", 2, expected_version=1).version
+        == 2
+    )
 
 
 def test_concurrent_alias_moves_leave_one_winner_and_an_intact_chain(

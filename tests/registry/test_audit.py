@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 from sqlalchemy import text
 
 from seamline.registry import Actor, Registry
@@ -16,17 +18,25 @@ def _tamper(registry: Registry, statement: str) -> None:
         conn.execute(text(statement))
 
 
-def test_every_mutation_is_chained_and_verifies(registry: Registry, alice: Actor, bob: Actor) -> None:
+def test_every_mutation_is_chained_and_verifies(
+    registry: Registry, alice: Actor, bob: Actor
+) -> None:
     registry.push(alice, [prompt_draft()])
     registry.approve(bob, "prompt", "greeter", 1)
     registry.move_alias(alice, "prompt", "greeter", "staging", 1)
     key, info = registry.create_key(alice, owner="svc", scopes=alice.scopes, name="svc")
     registry.revoke_key(alice, info.id)
     actions = [entry.action for entry in reversed(registry.audit_log(alice))]
-    assert actions == ["project.create", "version.create", "version.approve", "alias.move",
-                       "key.create", "key.revoke"]
+    assert actions == [
+        "project.create",
+        "version.create",
+        "version.approve",
+        "alias.move",
+        "key.create",
+        "key.revoke",
+    ]
     entries = list(reversed(registry.audit_log(alice)))
-    assert all(e.prev_hash == p.hash for p, e in zip(entries, entries[1:], strict=False))
+    assert all(e.prev_hash == p.hash for p, e in itertools.pairwise(entries))
     report = registry.verify_audit(alice)
     assert report.ok and report.entries == 6
     assert key not in str([e.details for e in entries])

@@ -10,21 +10,23 @@ from tests.conftest import make_actor
 
 
 def test_keys_are_shown_once_and_stored_only_hashed(registry: Registry, alice: Actor) -> None:
-    plaintext, info = registry.create_key(alice, owner="svc", scopes=frozenset({Scope.INVOKE}),
-                                          name="checkout")
+    plaintext, info = registry.create_key(
+        alice, owner="svc", scopes=frozenset({Scope.INVOKE}), name="checkout"
+    )
     assert plaintext.startswith("sk-seam-") and len(plaintext) > 40
     with registry.db.read() as conn:
         dump = str(conn.execute(text("SELECT * FROM api_keys")).all())
     assert plaintext not in dump
-    assert plaintext[len("sk-seam-"):] not in dump
+    assert plaintext[len("sk-seam-") :] not in dump
     actor = registry.authenticate(plaintext)
     assert (actor.user, actor.project.name, actor.key_id) == ("svc", "acme", info.id)
     assert actor.can(Scope.INVOKE) and not actor.can(Scope.READ)
 
 
 def test_revoked_and_wrong_keys_are_refused(registry: Registry, alice: Actor) -> None:
-    plaintext, info = registry.create_key(alice, owner="svc", scopes=frozenset({Scope.READ}),
-                                          name="svc")
+    plaintext, info = registry.create_key(
+        alice, owner="svc", scopes=frozenset({Scope.READ}), name="svc"
+    )
     with pytest.raises(AuthenticationFailed, match="invalid"):
         registry.authenticate(plaintext[:-2] + "xx")
     with pytest.raises(AuthenticationFailed, match="start with"):

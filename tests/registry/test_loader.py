@@ -20,8 +20,11 @@ def _load(text: str) -> None:
 def test_bundled_examples_load(registry: Registry, alice: Actor) -> None:
     drafts = load_drafts([EXAMPLES])
     names = {(d.kind, d.name) for d in drafts}
-    assert {("prompt", "support-answer"), ("prompt", "invoice-extract"),
-            ("model", "local-smollm2")} <= names
+    assert {
+        ("prompt", "support-answer"),
+        ("prompt", "invoice-extract"),
+        ("model", "local-smollm2"),
+    } <= names
     assert all(p.status == "created" for p in registry.push(alice, drafts))
 
 
@@ -32,7 +35,9 @@ def test_malformed_yaml_names_file_line_and_column() -> None:
 
 def test_schema_errors_name_the_field_and_its_line() -> None:
     doc = yaml.safe_dump(prompt_doc(parameters={"temperature": 5}), sort_keys=False)
-    with pytest.raises(InvalidInput, match=r"p\.yaml:\d+: parameters\.temperature: .*less than or equal to 2"):
+    with pytest.raises(
+        InvalidInput, match=r"p\.yaml:\d+: parameters\.temperature: .*less than or equal to 2"
+    ):
         _load(doc)
 
 

@@ -40,10 +40,15 @@ def test_changed_content_creates_the_next_version_with_its_parent(
     pushed = registry.push(alice, [prompt_draft(text="Hi {{ who }}!")], message="shorter")
     assert (pushed[0].status, pushed[0].version, pushed[0].previous) == ("created", 2, 1)
     record = registry.get_version(alice, "prompt", "greeter")
-    assert (record.number, record.parent, record.message, record.author) == (2, 1, "shorter", "alice")
-    assert registry.get_version(alice, "prompt", "greeter", 1).content["messages"][1]["content"] == (
-        "Hello {{ who }}!"
+    assert (record.number, record.parent, record.message, record.author) == (
+        2,
+        1,
+        "shorter",
+        "alice",
     )
+    assert registry.get_version(alice, "prompt", "greeter", 1).content["messages"][1][
+        "content"
+    ] == ("Hello {{ who }}!")
 
 
 def test_dry_run_reports_the_changes_and_writes_nothing(registry: Registry, alice: Actor) -> None:
@@ -78,8 +83,13 @@ def test_prompt_links_to_the_model_version_pushed_with_it(registry: Registry, al
 def test_model_configurations_refuse_literal_api_keys(registry: Registry) -> None:
     with pytest.raises(InvalidInput, match="api_key"):
         draft_from_mapping(
-            {"kind": "model", "name": "m", "provider": "openai", "upstream_model": "x",
-             "api_key": "sk-live-secret"},
+            {
+                "kind": "model",
+                "name": "m",
+                "provider": "openai",
+                "upstream_model": "x",
+                "api_key": "sk-live-secret",
+            },
             source="m.yaml",
         )
 

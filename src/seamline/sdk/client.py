@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,9 +35,10 @@ class _Cached:
 
 
 class PromptsClient:
-    def __init__(self, source: VersionSource, cache_ttl: float) -> None:
+    def __init__(self, source: VersionSource, cache_ttl: float, clock: Callable[[], float]) -> None:
         self._source = source
         self._ttl = cache_ttl
+        self._clock = clock
         self._cache: dict[tuple[str, str], _Cached] = {}
         self._lock = threading.Lock()
 
@@ -55,7 +57,7 @@ class PromptsClient:
         key = (name, ref)
         with self._lock:
             cached = self._cache.get(key)
-        if cached and time.monotonic() - cached.fetched_at < self._ttl:
+        if cached and self._clock() - cached.fetched_at < self._ttl:
             return cached.prompt
         try:
             body = self._source.fetch("prompt", name, ref)
@@ -72,7 +74,7 @@ class PromptsClient:
             alias=alias,
         )
         with self._lock:
-            self._cache[key] = _Cached(prompt, time.monotonic())
+            self._cache[key] = _Cached(prompt, self._clock())
         return prompt
 
     def invalidate(self) -> None:
@@ -91,13 +93,14 @@ class Client:
         cache_ttl: float = DEFAULT_CACHE_TTL_S,
         timeout: float = DEFAULT_TIMEOUT_S,
         source: VersionSource | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if source is None:
             if not base_url or not api_key:
                 raise InvalidInput("Client needs base_url and api_key (or use Client.local())")
             source = HttpSource(base_url, api_key, timeout)
         self._source = source
-        self.prompts = PromptsClient(source, cache_ttl)
+        self.prompts = PromptsClient(source, cache_ttl, clock)
 
     @classmethod
     def local(
