@@ -16,7 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, select
+from sqlalchemy import Connection, RowMapping, bindparam, select
 
 from seamline.core.clock import as_utc, isoformat, utcnow
 from seamline.core.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
@@ -195,29 +195,29 @@ def list_keys(conn: Connection, project: Project) -> list[ApiKeyInfo]:
     return [_key_info(row) for row in rows]
 
 
+# Prebuilt: every authenticated request runs it.
+_KEY_BY_HASH = (
+    select(
+        api_keys.c.public_id,
+        api_keys.c.scopes,
+        api_keys.c.revoked_at,
+        users.c.name.label("owner"),
+        projects.c.id.label("project_id"),
+        projects.c.name.label("project_name"),
+        projects.c.content_logging,
+    )
+    .select_from(api_keys)
+    .join(users, users.c.id == api_keys.c.user_id)
+    .join(projects, projects.c.id == api_keys.c.project_id)
+    .where(api_keys.c.key_hash == bindparam("key_hash"))
+)
+
+
 def authenticate(conn: Connection, secret: bytes, plaintext: str) -> Actor:
     """The actor behind a bearer key; a wrong or revoked key raises AuthenticationFailed."""
     if not plaintext.startswith(KEY_PREFIX):
         raise AuthenticationFailed("invalid API key: seamline keys start with 'sk-seam-'")
-    row = (
-        conn.execute(
-            select(
-                api_keys.c.public_id,
-                api_keys.c.scopes,
-                api_keys.c.revoked_at,
-                users.c.name.label("owner"),
-                projects.c.id.label("project_id"),
-                projects.c.name.label("project_name"),
-                projects.c.content_logging,
-            )
-            .select_from(api_keys)
-            .join(users, users.c.id == api_keys.c.user_id)
-            .join(projects, projects.c.id == api_keys.c.project_id)
-            .where(api_keys.c.key_hash == hash_key(secret, plaintext))
-        )
-        .mappings()
-        .first()
-    )
+    row = conn.execute(_KEY_BY_HASH, {"key_hash": hash_key(secret, plaintext)}).mappings().first()
     if row is None:
         raise AuthenticationFailed("invalid API key")
     if row["revoked_at"] is not None:

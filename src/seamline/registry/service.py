@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, func, select
+from sqlalchemy import Connection, RowMapping, Select, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
 from seamline.core.canonical import content_hash
@@ -58,6 +58,48 @@ _PUSH_ORDER = [kind.value for kind in ArtefactKind if kind != ArtefactKind.PROMP
 _PROMPT_REFERENCES = (("model", "model", "model"), ("eval_set", "eval_set", "eval_set"))
 _VERSION_REF = re.compile(r"^v?(\d+)$")
 LATEST = "latest"  # a reserved reference, never an alias name
+
+
+_parent = artefact_versions.alias("parent")
+_VERSIONS = (
+    select(artefact_versions, _parent.c.number.label("parent_number"))
+    .join(artefacts, artefacts.c.id == artefact_versions.c.artefact_id)
+    .outerjoin(_parent, _parent.c.id == artefact_versions.c.parent_id)
+)
+_BY_NAME = _VERSIONS.where(
+    artefacts.c.project_id == bindparam("project_id"),
+    artefacts.c.kind == bindparam("kind"),
+    artefacts.c.name == bindparam("name"),
+)
+# Prebuilt with bind parameters: building a statement costs more than running it on SQLite.
+_VERSION_BY: dict[str, Select[Any]] = {
+    "latest": _VERSIONS.where(
+        artefacts.c.project_id == bindparam("project_id"),
+        artefacts.c.kind == bindparam("kind"),
+        artefacts.c.name == bindparam("name"),
+    )
+    .order_by(artefact_versions.c.number.desc())
+    .limit(1),
+    "number": _BY_NAME.where(artefact_versions.c.number == bindparam("ref")),
+    "alias": _BY_NAME.join(aliases, aliases.c.version_id == artefact_versions.c.id).where(
+        aliases.c.artefact_id == artefacts.c.id, aliases.c.name == bindparam("ref")
+    ),
+}
+_LINEAGE_OF_VERSION = (
+    select(lineage, artefact_versions.c.number)
+    .outerjoin(artefact_versions, artefact_versions.c.id == lineage.c.target_version_id)
+    .where(lineage.c.version_id == bindparam("version_id"))
+    .order_by(lineage.c.id)
+)
+_ALIASES_OF_VERSION = (
+    select(aliases.c.name)
+    .where(aliases.c.version_id == bindparam("version_id"))
+    .order_by(aliases.c.name)
+)
+
+
+def _ref_kind(ref: int | str | None) -> str:
+    return "latest" if ref is None else "number" if isinstance(ref, int) else "alias"
 
 
 class _DryRun(Exception):
@@ -193,9 +235,26 @@ class Registry:
     ) -> VersionRecord:
         """A version by number, by alias, or the latest when ``ref`` is None."""
         require(actor, Scope.READ)
+        parsed = parse_ref(ref)
         with self.db.read() as conn:
-            artefact_id = self._artefact_id(conn, actor.project, kind, name)
-            row = self._version_row(conn, artefact_id, kind, name, parse_ref(ref))
+            # One query on the hot path (the SDK and the gateway resolve aliases through it);
+            # the slower lookups below only run to say precisely what is missing.
+            row = (
+                conn.execute(
+                    _VERSION_BY[_ref_kind(parsed)],
+                    {
+                        "project_id": actor.project.id,
+                        "kind": kind,
+                        "name": name,
+                        "ref": parsed,
+                    },
+                )
+                .mappings()
+                .first()
+            )
+            if row is None:
+                artefact_id = self._artefact_id(conn, actor.project, kind, name)
+                row = self._version_row(conn, artefact_id, kind, name, parsed)
             return self._record(conn, row, kind, name)
 
     def versions(self, actor: Actor, kind: str, name: str) -> list[VersionRecord]:
@@ -203,9 +262,9 @@ class Registry:
         with self.db.read() as conn:
             artefact_id = self._artefact_id(conn, actor.project, kind, name)
             rows = conn.execute(
-                select(artefact_versions)
-                .where(artefact_versions.c.artefact_id == artefact_id)
-                .order_by(artefact_versions.c.number.desc())
+                _VERSIONS.where(artefacts.c.id == artefact_id).order_by(
+                    artefact_versions.c.number.desc()
+                )
             ).mappings()
             return [self._record(conn, row, kind, name) for row in rows]
 
@@ -741,7 +800,7 @@ class Registry:
     def _version_row(
         self, conn: Connection, artefact_id: int, kind: str, name: str, ref: int | str | None
     ) -> RowMapping:
-        query = select(artefact_versions).where(artefact_versions.c.artefact_id == artefact_id)
+        query = _VERSIONS.where(artefacts.c.id == artefact_id)
         if ref is None:
             query = query.order_by(artefact_versions.c.number.desc()).limit(1)
         elif isinstance(ref, int):
@@ -757,29 +816,11 @@ class Registry:
         return row
 
     def _record(self, conn: Connection, row: RowMapping, kind: str, name: str) -> VersionRecord:
-        parent = None
-        if row["parent_id"] is not None:
-            parent = conn.execute(
-                select(artefact_versions.c.number).where(artefact_versions.c.id == row["parent_id"])
-            ).scalar_one()
         links = [
             LineageLink(link.relation, link.target_kind, link.target_name, link.number)
-            for link in conn.execute(
-                select(lineage, artefact_versions.c.number)
-                .outerjoin(artefact_versions, artefact_versions.c.id == lineage.c.target_version_id)
-                .where(lineage.c.version_id == row["id"])
-                .order_by(lineage.c.id)
-            )
+            for link in conn.execute(_LINEAGE_OF_VERSION, {"version_id": row["id"]})
         ]
-        pointing = (
-            conn.execute(
-                select(aliases.c.name)
-                .where(aliases.c.version_id == row["id"])
-                .order_by(aliases.c.name)
-            )
-            .scalars()
-            .all()
-        )
+        pointing = conn.execute(_ALIASES_OF_VERSION, {"version_id": row["id"]}).scalars().all()
         return VersionRecord(
             kind,
             name,
@@ -788,7 +829,7 @@ class Registry:
             row["content"],
             row["author"],
             row["message"],
-            parent,
+            row["parent_number"],
             as_utc(row["created_at"]),
             links,
             list(pointing),
