@@ -24,8 +24,9 @@ class LoadResult:
         return self.requests / self.seconds
 
 
-async def _worker(host: str, port: int, request: bytes, stop_at: float,
-                  latencies: list[float], errors: list[int]) -> None:
+async def _worker(
+    host: str, port: int, request: bytes, stop_at: float, latencies: list[float], errors: list[int]
+) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
         while time.perf_counter() < stop_at:
@@ -45,8 +46,9 @@ async def _worker(host: str, port: int, request: bytes, stop_at: float,
         writer.close()
 
 
-def run_load(host: str, port: int, path: str, headers: dict[str, str], *,
-             concurrency: int, seconds: float) -> LoadResult:
+def run_load(
+    host: str, port: int, path: str, headers: dict[str, str], *, concurrency: int, seconds: float
+) -> LoadResult:
     lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}"]
     lines += [f"{k}: {v}" for k, v in headers.items()]
     request = ("\r\n".join(lines) + "\r\n\r\n").encode()
@@ -56,8 +58,9 @@ def run_load(host: str, port: int, path: str, headers: dict[str, str], *,
     async def main() -> float:
         started = time.perf_counter()
         stop_at = started + seconds
-        await asyncio.gather(*(_worker(host, port, request, stop_at, latencies, errors)
-                               for _ in range(concurrency)))
+        await asyncio.gather(
+            *(_worker(host, port, request, stop_at, latencies, errors) for _ in range(concurrency))
+        )
         return time.perf_counter() - started
 
     elapsed = asyncio.run(main())

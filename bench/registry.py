@@ -59,10 +59,12 @@ def prepare(home: Path) -> tuple[Settings, str]:
     reviewer = local_actor(registry.db, "default", "reviewer")
     registry.push(author, load_drafts([EXAMPLES]))
     registry.approve(reviewer, "prompt", PROMPT, 1)
-    registry.move_alias(author, "prompt", PROMPT, "production", 1, override=True,
-                        reason="benchmark")
-    key, _ = registry.create_key(author, owner="bench", scopes=frozenset({Scope.READ}),
-                                 name="bench")
+    registry.move_alias(
+        author, "prompt", PROMPT, "production", 1, override=True, reason="benchmark"
+    )
+    key, _ = registry.create_key(
+        author, owner="bench", scopes=frozenset({Scope.READ}), name="bench"
+    )
     registry.db.dispose()
     return settings, key
 
@@ -71,7 +73,9 @@ def start_server(home: Path, port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "SEAMLINE_HOME": str(home)}
     process = subprocess.Popen(
         [sys.executable, "-m", "seamline", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -113,10 +117,22 @@ def main() -> None:
 
             headers = {"Authorization": f"Bearer {key}"}
             path = f"/api/v1/artefacts/prompt/{PROMPT}/versions/production"
-            floor = run_load("127.0.0.1", args.port, "/healthz", {},
-                             concurrency=args.concurrency, seconds=args.seconds)
-            resolve = run_load("127.0.0.1", args.port, path, headers,
-                               concurrency=args.concurrency, seconds=args.seconds)
+            floor = run_load(
+                "127.0.0.1",
+                args.port,
+                "/healthz",
+                {},
+                concurrency=args.concurrency,
+                seconds=args.seconds,
+            )
+            resolve = run_load(
+                "127.0.0.1",
+                args.port,
+                path,
+                headers,
+                concurrency=args.concurrency,
+                seconds=args.seconds,
+            )
         finally:
             server.terminate()
             server.wait(timeout=10)
@@ -129,10 +145,15 @@ def main() -> None:
     print(f"  ratio HTTP / local (p50)   {uncached[0] / direct[0]:9.2f}x")
     print(f"  ratio uncached / cached    {uncached[0] / hits[0]:9.0f}x")
     print(f"API throughput at concurrency {args.concurrency}, {args.seconds:.0f} s each")
-    for label, result in (("GET /healthz (baseline)", floor), ("resolve prompt@production", resolve)):
+    for label, result in (
+        ("GET /healthz (baseline)", floor),
+        ("resolve prompt@production", resolve),
+    ):
         p50, p99 = percentiles(result.latencies_ms)
-        print(f"  {label:27s} {result.per_second:8.0f} req/s  p50 {p50:6.2f} ms  "
-              f"p99 {p99:6.2f} ms  errors {result.errors}")
+        print(
+            f"  {label:27s} {result.per_second:8.0f} req/s  p50 {p50:6.2f} ms  "
+            f"p99 {p99:6.2f} ms  errors {result.errors}"
+        )
     print(f"  ratio resolve / healthz    {resolve.per_second / floor.per_second:9.2f}x")
 
 

@@ -203,6 +203,7 @@ def audit_verify(actor: ActorDep, registry: RegistryDep) -> dict[str, Any]:
     return {
         "ok": report.ok,
         "entries": report.entries,
+        "head_hash": report.head_hash,
         "first_bad_seq": report.first_bad_seq,
         "problem": report.problem,
     }

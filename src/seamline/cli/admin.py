@@ -29,12 +29,15 @@ def audit_verify(project: ProjectOption = None, json_output: JsonOption = False)
             {
                 "ok": report.ok,
                 "entries": report.entries,
+                "head_hash": report.head_hash,
                 "first_bad_seq": report.first_bad_seq,
                 "problem": report.problem,
             }
         )
     elif report.ok:
-        typer.echo(f"audit chain intact: {report.entries} entries verified")
+        typer.echo(
+            f"audit chain intact: {report.entries} entries verified, head {report.head_hash}"
+        )
     else:
         typer.echo(
             f"audit chain broken at entry {report.first_bad_seq}: {report.problem}", err=True

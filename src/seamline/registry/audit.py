@@ -60,9 +60,13 @@ class AuditEntry:
 
 @dataclass(frozen=True)
 class ChainReport:
-    """The outcome of :func:`verify`: ``first_bad_seq`` is ``None`` when the chain holds."""
+    """The outcome of :func:`verify`: ``first_bad_seq`` is ``None`` when the chain holds.
+
+    ``head_hash`` is the last verified hash. A chain cannot show that entries were cut off its
+    end; recording the head elsewhere (a ticket, a CI log) and comparing later can."""
 
     entries: int
+    head_hash: str = GENESIS_HASH
     first_bad_seq: int | None = None
     problem: str = ""
 
@@ -169,9 +173,11 @@ def verify(conn: Connection, project_id: int) -> ChainReport:
         count += 1
         entry = AuditEntry.from_row(row)
         if entry.seq != expected_seq:
-            return ChainReport(count, expected_seq, f"entry {expected_seq} is missing")
+            return ChainReport(count, prev_hash, expected_seq, f"entry {expected_seq} is missing")
         if entry.prev_hash != prev_hash:
-            return ChainReport(count, entry.seq, "its link to the previous entry is broken")
+            return ChainReport(
+                count, prev_hash, entry.seq, "its link to the previous entry is broken"
+            )
         recomputed = chain_hash(
             prev_hash,
             project_id=project_id,
@@ -183,6 +189,6 @@ def verify(conn: Connection, project_id: int) -> ChainReport:
             details=entry.details,
         )
         if recomputed != entry.hash:
-            return ChainReport(count, entry.seq, "its content does not match its hash")
+            return ChainReport(count, prev_hash, entry.seq, "its content does not match its hash")
         prev_hash = entry.hash
-    return ChainReport(count)
+    return ChainReport(count, prev_hash)
