@@ -75,29 +75,15 @@ class ChainReport:
         return self.first_bad_seq is None
 
 
-def chain_hash(
-    prev_hash: str,
-    *,
-    project_id: int,
-    seq: int,
-    at: datetime,
-    actor: str,
-    action: str,
-    target: str,
-    details: dict[str, Any],
-) -> str:
-    body = canonical_json(
-        {
-            "project_id": project_id,
-            "seq": seq,
-            "at": isoformat(at),
-            "actor": actor,
-            "action": action,
-            "target": target,
-            "details": details,
-        }
-    )
-    return sha256_hex(prev_hash + body)
+# The columns an entry's hash covers, besides the previous hash.
+HASHED_FIELDS = ("project_id", "seq", "at", "actor", "action", "target", "details")
+
+
+def chain_hash(prev_hash: str, body: dict[str, Any]) -> str:
+    """``sha256(prev_hash || canonical_json(body))`` over :data:`HASHED_FIELDS`."""
+    hashed = {field: body[field] for field in HASHED_FIELDS}
+    hashed["at"] = isoformat(body["at"])
+    return sha256_hex(prev_hash + canonical_json(hashed))
 
 
 def append(
@@ -108,8 +94,9 @@ def append(
     action: str,
     target: str,
     details: dict[str, Any] | None = None,
-) -> AuditEntry:
-    """Append an entry; the caller holds the project lock inside its write transaction."""
+) -> str:
+    """Append an entry and return its hash; the caller holds the project lock inside its
+    write transaction."""
     last = conn.execute(
         select(audit_log.c.seq, audit_log.c.hash)
         .where(audit_log.c.project_id == project_id)
@@ -118,32 +105,18 @@ def append(
     ).first()
     seq, prev_hash = (last.seq + 1, last.hash) if last else (1, GENESIS_HASH)
     # Microseconds are the precision both SQLite and PostgreSQL keep, so the hash recomputes.
-    at = utcnow()
-    details = details or {}
-    digest = chain_hash(
-        prev_hash,
-        project_id=project_id,
-        seq=seq,
-        at=at,
-        actor=actor,
-        action=action,
-        target=target,
-        details=details,
-    )
-    conn.execute(
-        audit_log.insert().values(
-            project_id=project_id,
-            seq=seq,
-            at=at,
-            actor=actor,
-            action=action,
-            target=target,
-            details=details,
-            prev_hash=prev_hash,
-            hash=digest,
-        )
-    )
-    return AuditEntry(seq, at, actor, action, target, details, prev_hash, digest)
+    body = {
+        "project_id": project_id,
+        "seq": seq,
+        "at": utcnow(),
+        "actor": actor,
+        "action": action,
+        "target": target,
+        "details": details or {},
+    }
+    digest = chain_hash(prev_hash, body)
+    conn.execute(audit_log.insert().values(**body, prev_hash=prev_hash, hash=digest))
+    return digest
 
 
 def entries(
@@ -178,16 +151,7 @@ def verify(conn: Connection, project_id: int) -> ChainReport:
             return ChainReport(
                 count, prev_hash, entry.seq, "its link to the previous entry is broken"
             )
-        recomputed = chain_hash(
-            prev_hash,
-            project_id=project_id,
-            seq=entry.seq,
-            at=entry.at,
-            actor=entry.actor,
-            action=entry.action,
-            target=entry.target,
-            details=entry.details,
-        )
+        recomputed = chain_hash(prev_hash, {**row, "at": entry.at})
         if recomputed != entry.hash:
             return ChainReport(count, prev_hash, entry.seq, "its content does not match its hash")
         prev_hash = entry.hash

@@ -398,10 +398,9 @@ class Registry:
                 reason=reason,
                 override=overridden,
             )
-            audit.append(
+            _audit(
                 conn,
-                project_id=actor.project.id,
-                actor=actor.user,
+                actor,
                 action="alias.move",
                 target=f"{kind}:{name}@{alias}",
                 details={
@@ -456,10 +455,9 @@ class Registry:
                 action="rollback",
                 reason=reason,
             )
-            audit.append(
+            _audit(
                 conn,
-                project_id=actor.project.id,
-                actor=actor.user,
+                actor,
                 action="alias.rollback",
                 target=f"{kind}:{name}@{alias}",
                 details={"from": current["number"], "to": record.version, "reason": reason},
@@ -507,10 +505,9 @@ class Registry:
                     f"{actor.user} already approved {name} v{version['number']} for {alias!r}",
                     code="already_approved",
                 ) from None
-            audit.append(
+            _audit(
                 conn,
-                project_id=actor.project.id,
-                actor=actor.user,
+                actor,
                 action="version.approve",
                 target=f"{kind}:{name}@v{version['number']}",
                 details={"alias": alias, "comment": comment},
@@ -592,10 +589,9 @@ class Registry:
                     target_version_id=target_id,
                 )
             )
-        audit.append(
+        _audit(
             conn,
-            project_id=project.id,
-            actor=actor.user,
+            actor,
             action="version.create",
             target=f"{draft.kind}:{draft.name}@v{number}",
             details={"content_hash": digest, "message": message, "source": draft.source},
@@ -711,10 +707,9 @@ class Registry:
                 "pass --override --reason TEXT to release anyway (audited)",
                 code="gate_failed",
             )
-        audit.append(
+        _audit(
             conn,
-            project_id=actor.project.id,
-            actor=actor.user,
+            actor,
             action="gate.override",
             target=f"{kind}:{name}@v{target['number']}",
             details={"alias": alias, "reason": reason, "gate": verdict.reason},
@@ -901,6 +896,19 @@ class Registry:
             )
             for row in rows
         ]
+
+
+def _audit(
+    conn: Connection, actor: Actor, *, action: str, target: str, details: dict[str, Any]
+) -> None:
+    audit.append(
+        conn,
+        project_id=actor.project.id,
+        actor=actor.user,
+        action=action,
+        target=target,
+        details=details,
+    )
 
 
 def _alias_record(row: RowMapping) -> AliasRecord:
