@@ -60,7 +60,7 @@ def serve(
     registry()  # fail here, in one line, if the database is not initialised
     current = settings()
     uvicorn.run(
-        "seamline.api.app:app_from_env",
+        "seamline.gateway.app:app_from_env",
         factory=True,
         host=host or current.host,
         port=port or current.port,

@@ -17,11 +17,19 @@ class SeamlineError(Exception):
     type: ClassVar[str] = "invalid_request_error"
     default_code: ClassVar[str] = "invalid_request"
 
-    def __init__(self, message: str, *, code: str | None = None, param: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.code = code or self.default_code
         self.param = param
+        self.headers = headers or {}
 
     def to_dict(self) -> dict[str, Any]:
         """The OpenAI error body: ``{"error": {"type", "code", "message", "param"}}``."""
@@ -75,3 +83,35 @@ class Unavailable(SeamlineError):
     status = 503
     type = "api_error"
     default_code = "unavailable"
+
+
+class PayloadTooLarge(SeamlineError):
+    status = 413
+    default_code = "payload_too_large"
+
+
+class RateLimited(SeamlineError):
+    """Over a requests or tokens per minute limit; carries ``Retry-After``."""
+
+    status = 429
+    type = "rate_limit_error"
+    default_code = "rate_limit_exceeded"
+
+
+class BudgetExceeded(SeamlineError):
+    status = 429
+    type = "insufficient_quota"
+    default_code = "budget_exceeded"
+
+
+class UpstreamFailed(SeamlineError):
+    """The model provider failed after retries and fallbacks."""
+
+    status = 502
+    type = "api_error"
+    default_code = "upstream_error"
+
+
+class UpstreamTimeout(UpstreamFailed):
+    status = 504
+    default_code = "upstream_timeout"

@@ -11,8 +11,9 @@ import getpass
 import os
 import secrets
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -37,6 +38,61 @@ def config_file() -> Path | None:
     return None
 
 
+class ModelPrices(BaseModel):
+    """USD per million tokens."""
+
+    input: float = Field(default=0.0, ge=0)
+    output: float = Field(default=0.0, ge=0)
+    cached_input: float | None = Field(default=None, ge=0)
+
+
+class ModelConfig(BaseModel):
+    """One deployment of a model name; several tables with one ``name`` are replicas."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    provider: Literal["openai", "anthropic", "local"] = "openai"
+    upstream_model: str | None = None
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    api_key_env: str | None = None
+    kind: Literal["chat", "embedding"] = "chat"
+    prices: ModelPrices | None = None
+    context_window: int | None = Field(default=None, gt=0)
+    tier: str | None = None
+    weight: float = Field(default=1.0, gt=0)
+    fallbacks: list[str] = Field(default_factory=list)
+    context_fallback: str | None = None
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    read_timeout_s: float = Field(default=120.0, gt=0)
+    total_timeout_s: float = Field(default=600.0, gt=0)
+    stream_idle_timeout_s: float = Field(default=60.0, gt=0)
+    deployment: str | None = Field(default=None, description="label of this replica")
+
+
+class LimitConfig(BaseModel):
+    """Per-minute limits; 0 means unlimited."""
+
+    requests_per_minute: int = Field(default=0, ge=0)
+    tokens_per_minute: int = Field(default=0, ge=0)
+
+
+class GatewayConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    routing: Literal["weighted", "least-busy", "lowest-latency"] = "weighted"
+    max_attempts: int = Field(default=3, ge=1, description="tries per deployment chain")
+    backoff_s: float = Field(default=0.2, ge=0)
+    max_backoff_s: float = Field(default=8.0, ge=0)
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_cooldown_s: float = Field(default=30.0, gt=0)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    key_limits: LimitConfig = Field(default_factory=LimitConfig)
+    project_limits: LimitConfig = Field(default_factory=LimitConfig)
+    model_limits: dict[str, LimitConfig] = Field(default_factory=dict)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SEAMLINE_", extra="ignore")
 
@@ -53,6 +109,11 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8750
+    redis_url: str | None = Field(
+        default=None, description="shared limits and caches across workers and replicas"
+    )
+    models: list[ModelConfig] = Field(default_factory=list)
+    gateway: GatewayConfig = Field(default_factory=GatewayConfig)
 
     @classmethod
     def settings_customise_sources(

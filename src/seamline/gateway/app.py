@@ -1,0 +1,103 @@
+"""The server behind ``seamline serve``: the gateway's ``/v1`` endpoints and ``/metrics`` on
+raw ASGI, and everything else (the registry API, health, OpenAPI) on the FastAPI app.
+
+``build_app`` composes them for tests and embedding; ``app_from_env`` is the factory that
+uvicorn imports in each worker process.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI
+
+from seamline.api.app import create_app
+from seamline.core.errors import NotFound
+from seamline.core.settings import Settings
+from seamline.gateway.chat import chat_completions
+from seamline.gateway.core import Gateway
+from seamline.gateway.endpoints import embeddings, list_models
+from seamline.gateway.http import Receive, Scope, Send, send_bytes, send_error
+from seamline.providers.base import Provider
+from seamline.registry import Registry
+from seamline.registry.workspace import open_registry
+
+log = logging.getLogger("seamline.gateway")
+
+Handler = Callable[[Gateway, Scope, Receive, Send], Awaitable[None]]
+
+
+async def metrics(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
+    await send_bytes(
+        send,
+        200,
+        gateway.metrics.render(),
+        content_type=[(b"content-type", b"text/plain; version=0.0.4")],
+    )
+
+
+ROUTES: dict[str, tuple[str, Handler]] = {
+    "/v1/chat/completions": ("POST", chat_completions),
+    "/v1/embeddings": ("POST", embeddings),
+    "/v1/models": ("GET", list_models),
+    "/metrics": ("GET", metrics),
+}
+
+
+class SeamlineServer:
+    """ASGI: the gateway's hot-path routes by exact path, the FastAPI app for the rest."""
+
+    def __init__(self, gateway: Gateway, api: FastAPI) -> None:
+        self.gateway = gateway
+        self.api = api
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            route = ROUTES.get(scope["path"].rstrip("/") or "/")
+            if route is not None:
+                method, handler = route
+                if scope["method"] != method:
+                    error = NotFound(
+                        f"{scope['method']} {scope['path']} is not supported; use {method}",
+                        code="method_not_allowed",
+                    )
+                    await send_error(send, error)
+                    return
+                await handler(self.gateway, scope, receive, send)
+                return
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        await self.api(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.gateway.start()
+                except Exception as exc:
+                    log.exception("gateway start failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.gateway.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def build_app(
+    settings: Settings,
+    registry: Registry | None = None,
+    *,
+    providers: dict[str, Provider] | None = None,
+) -> SeamlineServer:
+    registry = registry or open_registry(settings)
+    gateway = Gateway(settings, registry, providers=providers)
+    return SeamlineServer(gateway, create_app(settings, registry=registry))
+
+
+def app_from_env() -> SeamlineServer:
+    return build_app(Settings())

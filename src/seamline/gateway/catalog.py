@@ -1,0 +1,85 @@
+"""The models the gateway serves: names clients use, their deployments, prices, fallbacks.
+
+Built from ``[[models]]`` in ``seamline.toml`` (several tables with one name are replicas of
+that model) plus the embedded local models when their packages are installed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from seamline.core.errors import NotFound
+from seamline.core.settings import ModelConfig
+from seamline.providers.base import Deployment
+from seamline.telemetry.prices import FREE, Price, shipped_price
+
+
+@dataclass
+class ModelEntry:
+    name: str
+    kind: str
+    deployments: list[Deployment] = field(default_factory=list)
+    fallbacks: list[str] = field(default_factory=list)
+    context_fallback: str | None = None
+    prices: dict[str, Price] = field(default_factory=dict)  # by deployment id
+
+    @property
+    def context_window(self) -> int | None:
+        windows = [d.context_window for d in self.deployments if d.context_window]
+        return min(windows) if windows else None
+
+
+class ModelCatalog:
+    def __init__(self, configs: Iterable[ModelConfig]) -> None:
+        self.entries: dict[str, ModelEntry] = {}
+        for config in configs:
+            self.add(config)
+
+    def add(self, config: ModelConfig) -> Deployment:
+        upstream = config.upstream_model or config.name
+        entry = self.entries.setdefault(config.name, ModelEntry(config.name, config.kind))
+        deployment_id = config.deployment or (
+            f"{config.provider}:{upstream}@{config.base_url or 'local'}#{len(entry.deployments)}"
+        )
+        api_key = config.api_key.get_secret_value() if config.api_key else None
+        if api_key is None and config.api_key_env:
+            api_key = os.environ.get(config.api_key_env)
+        deployment = Deployment(
+            id=deployment_id,
+            model=config.name,
+            provider=config.provider,
+            upstream_model=upstream,
+            base_url=(config.base_url or "").rstrip("/") or None,
+            api_key=api_key,
+            weight=config.weight,
+            tier=config.tier,
+            context_window=config.context_window,
+            connect_timeout_s=config.connect_timeout_s,
+            read_timeout_s=config.read_timeout_s,
+            total_timeout_s=config.total_timeout_s,
+            stream_idle_timeout_s=config.stream_idle_timeout_s,
+        )
+        entry.deployments.append(deployment)
+        entry.fallbacks = entry.fallbacks or list(config.fallbacks)
+        entry.context_fallback = entry.context_fallback or config.context_fallback
+        if config.prices is not None:
+            price = Price(config.prices.input, config.prices.output, config.prices.cached_input)
+        else:
+            price = shipped_price(upstream) or FREE
+        entry.prices[deployment_id] = price
+        return deployment
+
+    def get(self, name: str) -> ModelEntry:
+        entry = self.entries.get(name)
+        if entry is None:
+            raise NotFound(
+                f"The model `{name}` does not exist or you do not have access to it.",
+                code="model_not_found",
+                param="model",
+            )
+        return entry
+
+    def price(self, deployment: Deployment) -> Price:
+        return self.entries[deployment.model].prices.get(deployment.id, FREE)

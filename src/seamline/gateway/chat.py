@@ -1,0 +1,374 @@
+"""``POST /v1/chat/completions``: the request path of DESIGN.md, stage by stage.
+
+auth -> resolve (prompt, canary arm) -> limits -> route (retries, fallbacks, breaker) ->
+provider -> response -> emit. The event is created on arrival and emitted exactly once in
+``finally``, whatever happened: success, refusal, upstream failure, client disconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import random
+import time
+from typing import Any
+
+import orjson
+
+from seamline.core.errors import PermissionDenied, SeamlineError
+from seamline.gateway.core import Gateway
+from seamline.gateway.http import (
+    Receive,
+    Scope,
+    Send,
+    bearer_token,
+    disconnect_watcher,
+    parse_json_object,
+    read_body,
+    send_bytes,
+    send_chunk,
+    send_error,
+    start_stream,
+)
+from seamline.gateway.limits import LimitScope
+from seamline.gateway.request import ChatRequest, parse_chat_request, upstream_body
+from seamline.gateway.router import Attempt
+from seamline.providers.base import ChatResult, Deployment, StreamChunk, UpstreamError, Usage
+from seamline.registry import Actor
+from seamline.registry.identity import Scope as KeyScope
+from seamline.registry.prompt import Prompt
+from seamline.registry.records import AliasRecord
+from seamline.telemetry.event import STATUS_BLOCKED, STATUS_ERROR, CallEvent
+from seamline.telemetry.tokens import count_messages, count_text
+
+log = logging.getLogger("seamline.gateway")
+ROUTE = "/v1/chat/completions"
+CANARY, SHADOW, CONTROL = "canary", "shadow", "control"
+CLIENT_CLOSED_REQUEST = 499  # nginx's convention for a client that went away
+
+
+async def chat_completions(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
+    event = CallEvent(route=ROUTE)
+    headers: dict[str, str] = {"x-seamline-request-id": event.request_id}
+    content_logging = "none"  # until the key tells whose policy applies
+    try:
+        body = parse_json_object(await read_body(receive, gateway.config.max_body_bytes))
+        actor, generation = await gateway.view.authenticate(bearer_token(scope))
+        _attribute_key(event, actor)
+        content_logging = actor.project.content_logging
+        if not actor.can(KeyScope.INVOKE):
+            raise PermissionDenied("this API key lacks the 'invoke' scope", code="missing_scope")
+        request = parse_chat_request(body)
+        event.model_requested, event.stream = request.model, request.stream
+        event.user_id, event.session_id = request.user_id, request.session_id
+        event.use_case = request.use_case
+        forwarded, model, shadow = await _resolve(gateway, actor, generation, request, event)
+        event.request_content = forwarded.get("messages")
+        scopes = _limit_scopes(gateway, actor, model)
+        headers.update((await gateway.limiter.admit(scopes)).headers())
+        if event.prompt_name:
+            headers["x-seamline-prompt-version"] = f"{event.prompt_name}@{event.prompt_version}"
+        try:
+            if request.stream:
+                await _stream(gateway, request, forwarded, model, event, headers, receive, send)
+            else:
+                await _complete(gateway, forwarded, model, event, headers, send)
+        finally:
+            await gateway.limiter.add_tokens(scopes, event.prompt_tokens + event.completion_tokens)
+        if shadow is not None:
+            gateway.in_background(_shadow_call(gateway, actor, request, shadow, event))
+    except SeamlineError as exc:
+        status = STATUS_BLOCKED if exc.status in (401, 403, 429) else STATUS_ERROR
+        event.fail(status, exc.status, exc.code, exc.message)
+        if not event.ttft_ms:  # nothing sent yet: answer with the error
+            await send_error(send, exc, headers)
+    except Exception as exc:  # a bug: say so in the API's format, keep the event
+        log.exception("unexpected error in %s", ROUTE)
+        event.fail(STATUS_ERROR, 500, "internal_error", repr(exc))
+        if not event.ttft_ms:
+            await send_bytes(
+                send,
+                500,
+                orjson.dumps(
+                    {
+                        "error": {
+                            "type": "api_error",
+                            "code": "internal_error",
+                            "param": None,
+                            "message": f"internal error; request id {event.request_id}",
+                        }
+                    }
+                ),
+                headers,
+            )
+    finally:
+        event.apply_content_policy(content_logging)
+        gateway.emit(event)
+
+
+def _attribute_key(event: CallEvent, actor: Actor) -> None:
+    event.project_id, event.project = actor.project.id, actor.project.name
+    event.api_key_id = actor.key_id
+
+
+async def _resolve(
+    gateway: Gateway,
+    actor: Actor,
+    generation: int | None,
+    request: ChatRequest,
+    event: CallEvent,
+) -> tuple[dict[str, Any], str, Prompt | None]:
+    """The upstream body and model name; and the shadow version to try, if any."""
+    if request.prompt_name is None:
+        return upstream_body(request.body), request.model, None
+    assert request.prompt_ref is not None
+    prompt, aliases = await gateway.view.prompt(
+        actor, generation, request.prompt_name, request.prompt_ref
+    )
+    event.arm = CONTROL
+    canary = aliases.get(CANARY)
+    if (
+        request.prompt_ref == "production"
+        and canary is not None
+        and canary.weight
+        and _in_canary(canary, request, event)
+    ):
+        prompt = await gateway.view.prompt_version(
+            actor, generation, request.prompt_name, canary.version
+        )
+        event.arm = CANARY
+    event.prompt_name, event.prompt_version = prompt.name, prompt.version
+    event.prompt_alias = CANARY if event.arm == CANARY else prompt.alias
+    rendered = prompt.render(**request.variables)
+    if rendered.model is None:
+        raise PermissionDenied(
+            f"prompt {prompt.ref} names no model to call", code="prompt_without_model"
+        )
+    changes: dict[str, Any] = {
+        "messages": rendered.messages + (request.body.get("messages") or []),
+        "model": rendered.model,
+        **rendered.parameters,
+    }
+    if rendered.tools and "tools" not in request.body:
+        changes["tools"] = rendered.tools
+    shadow = None
+    shadow_alias = aliases.get(SHADOW)
+    if shadow_alias is not None and random.random() * 100 < (shadow_alias.weight or 100):
+        shadow = await gateway.view.prompt_version(
+            actor, generation, request.prompt_name, shadow_alias.version
+        )
+    return upstream_body(request.body, **changes), rendered.model, shadow
+
+
+def _in_canary(canary: AliasRecord, request: ChatRequest, event: CallEvent) -> bool:
+    """``weight`` % of calls; the same session (or user) always lands on the same arm."""
+    sticky = request.session_id or request.user_id
+    if sticky is None:
+        return random.random() * 100 < (canary.weight or 0)
+    digest = hashlib.blake2b(f"{request.prompt_name}:{sticky}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest) % 10_000 < (canary.weight or 0) * 100
+
+
+def _limit_scopes(gateway: Gateway, actor: Actor, model: str) -> list[LimitScope]:
+    scopes = [
+        LimitScope(f"key:{actor.key_id}", gateway.config.key_limits),
+        LimitScope(f"project:{actor.project.id}", gateway.config.project_limits),
+    ]
+    model_limits = gateway.config.model_limits.get(model)
+    if model_limits is not None:
+        scopes.append(LimitScope(f"model:{actor.project.id}:{model}", model_limits))
+    return scopes
+
+
+async def _complete(
+    gateway: Gateway,
+    body: dict[str, Any],
+    model: str,
+    event: CallEvent,
+    headers: dict[str, str],
+    send: Send,
+) -> None:
+    attempt = Attempt()
+
+    async def call(deployment: Deployment) -> ChatResult:
+        return await gateway.provider(deployment).chat(
+            deployment, {**body, "model": deployment.upstream_model}
+        )
+
+    try:
+        result = await gateway.router.call(model, attempt, call)
+    finally:
+        _attribute_route(event, attempt)
+    choice = (result.body.get("choices") or [{}])[0]
+    message = choice.get("message") or {}
+    event.finish_reason = choice.get("finish_reason")
+    event.response_content = message
+    _account(gateway, event, attempt.deployment, body, result.usage, message.get("content") or "")
+    headers["x-seamline-model"] = event.model_used or model
+    await send_bytes(send, 200, result.raw or orjson.dumps(result.body), headers)
+
+
+async def _stream(
+    gateway: Gateway,
+    request: ChatRequest,
+    body: dict[str, Any],
+    model: str,
+    event: CallEvent,
+    headers: dict[str, str],
+    receive: Receive,
+    send: Send,
+) -> None:
+    attempt = Attempt()
+    # Always ask for the usage chunk, so streamed calls are costed exactly like the rest;
+    # it is passed on only to clients that asked for it.
+    upstream = {
+        **body,
+        "stream_options": {**(body.get("stream_options") or {}), "include_usage": True},
+    }
+
+    def start(deployment: Deployment) -> Any:
+        return gateway.provider(deployment).chat_stream(
+            deployment, {**upstream, "model": deployment.upstream_model}
+        )
+
+    try:
+        first, chunks = await gateway.router.open_stream(model, attempt, start)
+    finally:
+        _attribute_route(event, attempt)
+    headers["x-seamline-model"] = event.model_used or model
+    await start_stream(send, headers)
+    event.ttft_ms = (time.perf_counter() - event.started) * 1000
+    watcher = disconnect_watcher(receive)
+    text: list[str] = []
+    usage: Usage | None = None
+    try:
+        chunk: StreamChunk | None = first
+        while chunk is not None:
+            if watcher.done():
+                event.fail(
+                    STATUS_ERROR,
+                    CLIENT_CLOSED_REQUEST,
+                    "client_disconnected",
+                    "the client closed the stream; the upstream call was cancelled",
+                )
+                break
+            usage = Usage.from_openai(chunk.data.get("usage")) or usage
+            choices = chunk.data.get("choices") or []
+            if choices:
+                delta = choices[0].get("delta") or {}
+                if delta.get("content"):
+                    text.append(delta["content"])
+                event.finish_reason = choices[0].get("finish_reason") or event.finish_reason
+            if choices or request.include_usage:
+                await send_chunk(send, chunk.raw or _sse(chunk.data))
+            chunk = await anext(chunks, None)
+        else:
+            await send_chunk(send, b"data: [DONE]\n\n", more=False)
+    except UpstreamError as exc:
+        # Mid-stream: the status line is gone; end the stream with an error event.
+        event.fail(STATUS_ERROR, 502, "upstream_stream_error", exc.message)
+        error = {
+            "error": {
+                "type": "api_error",
+                "code": "upstream_stream_error",
+                "message": exc.message,
+                "param": None,
+            }
+        }
+        await send_chunk(send, _sse(error), more=False)
+    finally:
+        watcher.cancel()
+        await _close(chunks)
+        event.response_content = {"role": "assistant", "content": "".join(text)}
+        _account(gateway, event, attempt.deployment, body, usage, "".join(text))
+
+
+def _sse(data: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+async def _close(chunks: Any) -> None:
+    close = getattr(chunks, "aclose", None)
+    if close is not None:
+        with contextlib.suppress(UpstreamError, RuntimeError, asyncio.CancelledError):
+            await close()
+
+
+def _attribute_route(event: CallEvent, attempt: Attempt) -> None:
+    event.attempts = attempt.count
+    event.upstream_ms = attempt.upstream_ms
+    if attempt.deployment is not None:
+        event.model_used = attempt.model
+        event.provider = attempt.deployment.provider
+        event.replica = attempt.deployment.id
+
+
+def _account(
+    gateway: Gateway,
+    event: CallEvent,
+    deployment: Deployment | None,
+    body: dict[str, Any],
+    usage: Usage | None,
+    completion: str,
+) -> None:
+    """Tokens from the upstream's usage when it reports them, else counted; then cost."""
+    if deployment is None:
+        return
+    if usage is not None:
+        event.prompt_tokens, event.completion_tokens = usage.prompt_tokens, usage.completion_tokens
+        event.cached_tokens = usage.cached_tokens
+    else:
+        prompt_tokens, guessed_prompt = count_messages(
+            deployment.upstream_model, body.get("messages") or []
+        )
+        completion_tokens, guessed_completion = count_text(deployment.upstream_model, completion)
+        event.prompt_tokens, event.completion_tokens = prompt_tokens, completion_tokens
+        event.tokens_estimated = guessed_prompt or guessed_completion
+    event.cost_usd = gateway.catalog.price(deployment).cost(
+        event.prompt_tokens, event.completion_tokens, event.cached_tokens
+    )
+
+
+async def _shadow_call(
+    gateway: Gateway, actor: Actor, request: ChatRequest, prompt: Prompt, live: CallEvent
+) -> None:
+    """Call the shadow version with the live call's inputs; record it, return it to no one."""
+    event = CallEvent(
+        route=ROUTE, arm=SHADOW, parent_request_id=live.request_id, trace_id=live.trace_id
+    )
+    _attribute_key(event, actor)
+    event.user_id, event.session_id, event.use_case = live.user_id, live.session_id, live.use_case
+    event.prompt_name, event.prompt_version, event.prompt_alias = (
+        prompt.name,
+        prompt.version,
+        SHADOW,
+    )
+    try:
+        rendered = prompt.render(**request.variables)
+        if rendered.model is None:
+            raise PermissionDenied(f"prompt {prompt.ref} names no model to call")
+        body = upstream_body(
+            request.body,
+            model=rendered.model,
+            stream=False,
+            messages=rendered.messages + (request.body.get("messages") or []),
+            **rendered.parameters,
+        )
+        body.pop("stream_options", None)
+        event.model_requested = rendered.model
+        event.request_content = body["messages"]
+        await _complete(gateway, body, rendered.model, event, {}, _discard)
+    except SeamlineError as exc:
+        event.fail(STATUS_ERROR, exc.status, exc.code, exc.message)
+    except Exception as exc:
+        log.exception("shadow call failed")
+        event.fail(STATUS_ERROR, 500, "internal_error", repr(exc))
+    finally:
+        event.apply_content_policy(actor.project.content_logging)
+        gateway.emit(event)
+
+
+async def _discard(message: Any) -> None:
+    return None

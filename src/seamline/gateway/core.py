@@ -1,0 +1,83 @@
+"""The gateway's per-worker state: catalog, router, limiter, registry view, metrics, writer.
+
+One :class:`Gateway` per worker process. :meth:`start` and :meth:`stop` run in the ASGI
+lifespan; :meth:`stop` waits for background (shadow) calls and flushes every event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from seamline.core.settings import Settings
+from seamline.gateway.catalog import ModelCatalog
+from seamline.gateway.changes import ChangeProbe, probe_for
+from seamline.gateway.limits import LocalLimiter
+from seamline.gateway.metrics import GatewayMetrics
+from seamline.gateway.registry_view import RegistryView
+from seamline.gateway.router import Router
+from seamline.providers.base import Deployment, Provider
+from seamline.providers.openai_compat import OpenAICompatibleProvider
+from seamline.registry import Registry
+from seamline.telemetry.event import CallEvent
+from seamline.telemetry.writer import EventWriter
+
+log = logging.getLogger("seamline.gateway")
+SPILL_FILE_NAME = "events-spill.jsonl"
+
+
+class Gateway:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        *,
+        providers: dict[str, Provider] | None = None,
+        probe: ChangeProbe | None = None,
+        writer: EventWriter | None = None,
+    ) -> None:
+        self.settings = settings
+        self.config = settings.gateway
+        self.registry = registry
+        self.metrics = GatewayMetrics()
+        self.catalog = ModelCatalog(settings.models)
+        self.router = Router(self.catalog, self.config, on_breaker_change=self._breaker_changed)
+        self.limiter = LocalLimiter()
+        self.view = RegistryView(registry, probe or probe_for(registry.db))
+        self.writer = writer or EventWriter(registry.db, settings.home / SPILL_FILE_NAME)
+        self.providers: dict[str, Provider] = providers or {"openai": OpenAICompatibleProvider()}
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def provider(self, deployment: Deployment) -> Provider:
+        return self.providers[deployment.provider]
+
+    def emit(self, event: CallEvent) -> None:
+        """The one exit of every call: metrics now, the store in the background."""
+        event.finish()
+        try:
+            self.metrics.observe(event)
+        finally:
+            self.writer.submit(event)
+
+    def in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def start(self) -> None:
+        self.writer.start()
+
+    async def stop(self) -> None:
+        if self._background:
+            await asyncio.wait(self._background, timeout=30)
+        for provider in self.providers.values():
+            await provider.close()
+        await self.limiter.close()
+        await self.view.probe.close()
+        await asyncio.to_thread(self.writer.close)
+
+    def _breaker_changed(self, deployment: Deployment, state: str) -> None:
+        log.warning("circuit breaker of %s is now %s", deployment.id, state)
+        self.metrics.circuit_changed(deployment.id, state)

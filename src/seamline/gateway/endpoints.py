@@ -1,0 +1,104 @@
+"""The smaller ``/v1`` endpoints: embeddings and the model list."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+
+from seamline.core.errors import InvalidInput, PermissionDenied, SeamlineError
+from seamline.gateway.core import Gateway
+from seamline.gateway.http import (
+    Receive,
+    Scope,
+    Send,
+    bearer_token,
+    parse_json_object,
+    read_body,
+    send_bytes,
+    send_error,
+    send_json,
+)
+from seamline.gateway.limits import LimitScope
+from seamline.gateway.request import upstream_body
+from seamline.gateway.router import Attempt
+from seamline.providers.base import ChatResult, Deployment
+from seamline.registry.identity import Scope as KeyScope
+from seamline.telemetry.event import STATUS_BLOCKED, STATUS_ERROR, CallEvent
+from seamline.telemetry.tokens import count_text
+
+EMBEDDINGS = "/v1/embeddings"
+
+
+async def embeddings(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
+    event = CallEvent(route=EMBEDDINGS)
+    headers = {"x-seamline-request-id": event.request_id}
+    try:
+        body = parse_json_object(await read_body(receive, gateway.config.max_body_bytes))
+        actor, _ = await gateway.view.authenticate(bearer_token(scope))
+        event.project_id, event.project = actor.project.id, actor.project.name
+        event.api_key_id = actor.key_id
+        if not actor.can(KeyScope.INVOKE):
+            raise PermissionDenied("this API key lacks the 'invoke' scope", code="missing_scope")
+        model, text = body.get("model"), body.get("input")
+        if not isinstance(model, str) or not model:
+            raise InvalidInput("'model' is required and must be a string", param="model")
+        if not isinstance(text, (str, list)) or not text:
+            raise InvalidInput("'input' must be a string or a non-empty array", param="input")
+        event.model_requested = model
+        scopes = [
+            LimitScope(f"key:{actor.key_id}", gateway.config.key_limits),
+            LimitScope(f"project:{actor.project.id}", gateway.config.project_limits),
+        ]
+        headers.update((await gateway.limiter.admit(scopes)).headers())
+        attempt = Attempt()
+
+        async def call(deployment: Deployment) -> ChatResult:
+            return await gateway.provider(deployment).embeddings(
+                deployment, upstream_body(body, model=deployment.upstream_model)
+            )
+
+        try:
+            result = await gateway.router.call(model, attempt, call)
+        finally:
+            event.attempts, event.upstream_ms = attempt.count, attempt.upstream_ms
+            if attempt.deployment is not None:
+                event.model_used, event.replica = attempt.model, attempt.deployment.id
+                event.provider = attempt.deployment.provider
+        assert attempt.deployment is not None
+        if result.usage is not None:
+            event.prompt_tokens = result.usage.prompt_tokens
+        else:
+            texts = [text] if isinstance(text, str) else [str(t) for t in text]
+            counts = [count_text(attempt.deployment.upstream_model, t) for t in texts]
+            event.prompt_tokens = sum(c[0] for c in counts)
+            event.tokens_estimated = any(c[1] for c in counts)
+        event.cost_usd = gateway.catalog.price(attempt.deployment).cost(event.prompt_tokens, 0)
+        await gateway.limiter.add_tokens(scopes, event.prompt_tokens)
+        await send_bytes(send, 200, result.raw or orjson.dumps(result.body), headers)
+    except SeamlineError as exc:
+        status = STATUS_BLOCKED if exc.status in (401, 403, 429) else STATUS_ERROR
+        event.fail(status, exc.status, exc.code, exc.message)
+        await send_error(send, exc, headers)
+    finally:
+        gateway.emit(event)
+
+
+async def list_models(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
+    try:
+        await gateway.view.authenticate(bearer_token(scope))
+    except SeamlineError as exc:
+        await send_error(send, exc)
+        return
+    created = int(time.time())
+    data = [
+        {
+            "id": name,
+            "object": "model",
+            "created": created,
+            "owned_by": "seamline",
+            "kind": entry.kind,
+        }
+        for name, entry in sorted(gateway.catalog.entries.items())
+    ]
+    await send_json(send, 200, {"object": "list", "data": data})

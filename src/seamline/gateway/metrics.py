@@ -1,0 +1,89 @@
+"""Prometheus metrics of the gateway, in a registry of its own (one per app, so tests and
+several apps in one process do not collide)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from seamline.telemetry.event import CallEvent
+
+# Buckets in seconds: gateway calls range from cache hits (~1 ms) to long generations.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+class GatewayMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        labels = ("model", "provider", "project", "route", "status")
+        self.requests = Counter(
+            "seamline_requests_total", "Gateway calls", labels, registry=self.registry
+        )
+        self.latency = Histogram(
+            "seamline_request_latency_seconds",
+            "Whole call latency",
+            ("model", "route"),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.ttft = Histogram(
+            "seamline_time_to_first_token_seconds",
+            "Time to the first streamed token",
+            ("model",),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.upstream = Histogram(
+            "seamline_upstream_latency_seconds",
+            "Upstream call latency",
+            ("model", "provider"),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.tokens = Counter(
+            "seamline_tokens_total", "Tokens", ("model", "project", "type"), registry=self.registry
+        )
+        self.cost = Counter(
+            "seamline_cost_usd_total", "Cost in USD", ("model", "project"), registry=self.registry
+        )
+        self.cache_hits = Counter(
+            "seamline_cache_hits_total", "Response cache hits", ("model",), registry=self.registry
+        )
+        self.limit_rejections = Counter(
+            "seamline_limit_rejections_total",
+            "Calls refused by a rate limit or budget",
+            ("project", "reason"),
+            registry=self.registry,
+        )
+        self.circuit = Gauge(
+            "seamline_circuit_state",
+            "Circuit breaker per deployment: 0 closed, 1 half-open, 2 open",
+            ("deployment",),
+            registry=self.registry,
+        )
+
+    def observe(self, event: CallEvent) -> None:
+        model = event.model_used or event.model_requested or ""
+        project = event.project or ""
+        self.requests.labels(model, event.provider or "", project, event.route, event.status).inc()
+        self.latency.labels(model, event.route).observe(event.latency_ms / 1000)
+        if event.ttft_ms is not None:
+            self.ttft.labels(model).observe(event.ttft_ms / 1000)
+        if event.upstream_ms is not None:
+            self.upstream.labels(model, event.provider or "").observe(event.upstream_ms / 1000)
+        if event.prompt_tokens:
+            self.tokens.labels(model, project, "prompt").inc(event.prompt_tokens)
+        if event.completion_tokens:
+            self.tokens.labels(model, project, "completion").inc(event.completion_tokens)
+        if event.cost_usd:
+            self.cost.labels(model, project).inc(event.cost_usd)
+        if event.cache_hit:
+            self.cache_hits.labels(model).inc()
+        if event.http_status == 429:
+            self.limit_rejections.labels(project, event.error_type or "rate_limit").inc()
+
+    def circuit_changed(self, deployment: str, state: str) -> None:
+        self.circuit.labels(deployment).set(CIRCUIT_STATES[state])
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

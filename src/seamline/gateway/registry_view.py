@@ -1,0 +1,105 @@
+"""The gateway's read-through view of the registry: API keys and resolved prompts, cached per
+worker and invalidated by the project's change counter (see ``changes.py``).
+
+Cache hits cost a dictionary lookup and an HMAC. Misses and reloads read the database in a
+thread so the event loop never waits on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from seamline.core.errors import AuthenticationFailed, SeamlineError, Unavailable
+from seamline.gateway.changes import ChangeProbe
+from seamline.registry import Actor, Prompt, Registry
+from seamline.registry.identity import KEY_PREFIX, hash_key
+from seamline.registry.records import AliasRecord
+
+MAX_CACHED_KEYS = 10_000
+
+
+@dataclass
+class _CachedActor:
+    actor: Actor
+    generation: int
+
+
+@dataclass
+class _CachedPrompt:
+    prompt: Prompt
+    aliases: dict[str, AliasRecord]
+    generation: int
+
+
+class RegistryView:
+    def __init__(self, registry: Registry, probe: ChangeProbe) -> None:
+        self.registry = registry
+        self.probe = probe
+        self._actors: dict[str, _CachedActor] = {}
+        self._prompts: dict[tuple[int, str, str], _CachedPrompt] = {}
+
+    async def authenticate(self, bearer: str | None) -> tuple[Actor, int | None]:
+        """The key's actor and the project's current change counter."""
+        if not bearer:
+            raise AuthenticationFailed(
+                "You didn't provide an API key. Send 'Authorization: Bearer sk-seam-...'.",
+                code="missing_api_key",
+            )
+        if not bearer.startswith(KEY_PREFIX):
+            raise AuthenticationFailed(
+                "Incorrect API key provided: seamline keys start with 'sk-seam-'."
+            )
+        digest = hash_key(self.registry.key_secret, bearer)
+        cached = self._actors.get(digest)
+        if cached is not None:
+            generation = await self.probe.generation(cached.actor.project.id)
+            if generation is None or generation == cached.generation:
+                return cached.actor, generation
+        actor = await self._load_actor(bearer)
+        generation = await self.probe.generation(actor.project.id)
+        if len(self._actors) >= MAX_CACHED_KEYS:
+            self._actors.clear()
+        self._actors[digest] = _CachedActor(actor, generation or 0)
+        return actor, generation
+
+    async def _load_actor(self, bearer: str) -> Actor:
+        try:
+            return await asyncio.to_thread(self.registry.authenticate, bearer)
+        except SeamlineError:
+            raise
+        except Exception as exc:  # the database is down and the key is not cached
+            raise Unavailable("cannot check the API key right now; retry shortly") from exc
+
+    async def prompt(
+        self, actor: Actor, generation: int | None, name: str, ref: str
+    ) -> tuple[Prompt, dict[str, AliasRecord]]:
+        """The prompt version ``ref`` names (a number, an alias or ``latest``), with the
+        prompt's aliases (for canary and shadow arms)."""
+        key = (actor.project.id, name, ref)
+        cached = self._prompts.get(key)
+        if cached is not None and (generation is None or generation == cached.generation):
+            return cached.prompt, cached.aliases
+        try:
+            record, aliases = await asyncio.to_thread(self._load_prompt, actor, name, ref)
+        except SeamlineError:
+            raise
+        except Exception as exc:
+            if cached is not None:
+                return cached.prompt, cached.aliases
+            raise Unavailable("cannot resolve the prompt right now; retry shortly") from exc
+        alias = None if ref == "latest" or ref.isdigit() else ref
+        prompt = record.as_prompt(alias=alias)
+        self._prompts[key] = _CachedPrompt(prompt, aliases, generation or 0)
+        return prompt, aliases
+
+    def _load_prompt(self, actor: Actor, name: str, ref: str):  # type: ignore[no-untyped-def]
+        record = self.registry.get_version(actor, "prompt", name, ref)
+        aliases = {a.name: a for a in self.registry.aliases(actor, "prompt", name)}
+        return record, aliases
+
+    async def prompt_version(
+        self, actor: Actor, generation: int | None, name: str, version: int
+    ) -> Prompt:
+        prompt, _ = await self.prompt(actor, generation, name, str(version))
+        return prompt

@@ -1,0 +1,241 @@
+"""Which deployment serves a call, and what happens when it fails.
+
+Per call: the requested model, then its ordered fallbacks. Per model: up to
+``max_attempts`` tries over its deployments, chosen by weight, by fewest calls in flight, or
+by lowest recent latency, skipping deployments whose circuit breaker is open and preferring
+ones this call has not failed on. Retryable failures (429, 5xx, timeouts, connection
+errors) back off exponentially, honouring the upstream's ``Retry-After`` up to a cap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from seamline.core.errors import (
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    SeamlineError,
+    UpstreamFailed,
+    UpstreamTimeout,
+)
+from seamline.core.settings import GatewayConfig
+from seamline.gateway.catalog import ModelCatalog, ModelEntry
+from seamline.providers.base import Deployment, StreamChunk, UpstreamError
+
+T = TypeVar("T")
+LATENCY_EWMA_ALPHA = 0.2
+
+
+@dataclass
+class Breaker:
+    """Closed: calls flow. Open after ``threshold`` consecutive failures: calls skip this
+    deployment until ``cooldown`` passes. Then half-open: one probe call decides."""
+
+    threshold: int
+    cooldown: float
+    failures: int = 0
+    opened_at: float | None = None
+    probing: bool = False
+
+    @property
+    def state(self) -> str:
+        if self.opened_at is None:
+            return "closed"
+        return "half_open" if time.monotonic() - self.opened_at >= self.cooldown else "open"
+
+    def allows(self) -> bool:
+        state = self.state
+        if state == "closed":
+            return True
+        if state == "half_open" and not self.probing:
+            self.probing = True
+            return True
+        return False
+
+    def success(self) -> None:
+        self.failures, self.opened_at, self.probing = 0, None, False
+
+    def failure(self) -> None:
+        self.failures += 1
+        self.probing = False
+        if self.failures >= self.threshold:
+            self.opened_at = time.monotonic()
+
+
+@dataclass
+class DeploymentStats:
+    in_flight: int = 0
+    latency_ms: float | None = None
+
+
+@dataclass
+class Attempt:
+    """What the router did for one call, for the event."""
+
+    deployment: Deployment | None = None
+    model: str | None = None
+    count: int = 0
+    upstream_ms: float | None = None
+    failed: list[str] = field(default_factory=list)
+
+
+class Router:
+    def __init__(
+        self,
+        catalog: ModelCatalog,
+        config: GatewayConfig,
+        on_breaker_change: Callable[[Deployment, str], None] | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.config = config
+        self.breakers: dict[str, Breaker] = {}
+        self.stats: dict[str, DeploymentStats] = {}
+        self._on_breaker_change = on_breaker_change
+
+    def breaker(self, deployment: Deployment) -> Breaker:
+        breaker = self.breakers.get(deployment.id)
+        if breaker is None:
+            breaker = Breaker(self.config.breaker_failures, self.config.breaker_cooldown_s)
+            self.breakers[deployment.id] = breaker
+        return breaker
+
+    def chain(self, model: str) -> list[ModelEntry]:
+        """The model and its fallbacks, in order, each once."""
+        entries, seen = [self.catalog.get(model)], {model}
+        for name in entries[0].fallbacks:
+            if name not in seen:
+                seen.add(name)
+                try:
+                    entries.append(self.catalog.get(name))
+                except NotFound:
+                    continue  # a fallback named in config but not served: skip it
+        return entries
+
+    def choose(self, entry: ModelEntry, avoid: set[str]) -> Deployment | None:
+        candidates = [d for d in entry.deployments if d.id not in avoid] or entry.deployments
+        usable = [d for d in candidates if self.breaker(d).state != "open"]
+        if not usable:
+            return None
+        if len(usable) > 1:
+            strategy = self.config.routing
+            if strategy == "least-busy":
+                least = min(self._stats(d).in_flight for d in usable)
+                usable = [d for d in usable if self._stats(d).in_flight == least]
+            elif strategy == "lowest-latency":
+                known = [d for d in usable if self._stats(d).latency_ms is not None]
+                unknown = [d for d in usable if self._stats(d).latency_ms is None]
+                # Untried deployments first, so every one gets measured.
+                usable = unknown or [min(known, key=lambda d: self._stats(d).latency_ms or 0)]
+        chosen = random.choices(usable, weights=[d.weight for d in usable])[0]
+        return chosen if self.breaker(chosen).allows() else None
+
+    def _stats(self, deployment: Deployment) -> DeploymentStats:
+        stats = self.stats.get(deployment.id)
+        if stats is None:
+            stats = self.stats[deployment.id] = DeploymentStats()
+        return stats
+
+    async def call(
+        self, model: str, attempt: Attempt, send: Callable[[Deployment], Awaitable[T]]
+    ) -> T:
+        """Run ``send`` on deployments of ``model`` and its fallbacks until one succeeds."""
+        last: UpstreamError | None = None
+        for entry in self.chain(model):
+            avoid: set[str] = set()
+            for try_number in range(self.config.max_attempts):
+                deployment = self.choose(entry, avoid)
+                if deployment is None:
+                    last = last or UpstreamError(
+                        f"{entry.name}: every deployment's circuit breaker is open", retryable=True
+                    )
+                    break
+                attempt.deployment, attempt.model = deployment, entry.name
+                attempt.count += 1
+                stats = self._stats(deployment)
+                stats.in_flight += 1
+                started = time.perf_counter()
+                try:
+                    result = await send(deployment)
+                except UpstreamError as exc:
+                    self._record_failure(deployment)
+                    attempt.failed.append(deployment.id)
+                    if not exc.retryable:
+                        raise _as_gateway_error(exc) from exc
+                    last = exc
+                    avoid.add(deployment.id)
+                    if try_number + 1 < self.config.max_attempts:
+                        await asyncio.sleep(self._backoff(try_number, exc.retry_after))
+                    continue
+                finally:
+                    stats.in_flight -= 1
+                elapsed = (time.perf_counter() - started) * 1000
+                attempt.upstream_ms = elapsed
+                stats.latency_ms = (
+                    elapsed
+                    if stats.latency_ms is None
+                    else (
+                        LATENCY_EWMA_ALPHA * elapsed + (1 - LATENCY_EWMA_ALPHA) * stats.latency_ms
+                    )
+                )
+                self._record_success(deployment)
+                return result
+        assert last is not None
+        raise _as_gateway_error(last)
+
+    async def open_stream(
+        self,
+        model: str,
+        attempt: Attempt,
+        start: Callable[[Deployment], AsyncIterator[StreamChunk]],
+    ) -> tuple[StreamChunk | None, AsyncIterator[StreamChunk]]:
+        """Start a stream with the same retries and fallbacks as :meth:`call`; only the wait
+        for the first chunk is retried (after it, bytes have reached the client)."""
+
+        async def first_chunk(
+            deployment: Deployment,
+        ) -> tuple[StreamChunk | None, AsyncIterator[StreamChunk]]:
+            iterator = aiter(start(deployment))
+            try:
+                return await anext(iterator), iterator
+            except StopAsyncIteration:
+                return None, iterator
+
+        return await self.call(model, attempt, first_chunk)
+
+    def _backoff(self, try_number: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.config.max_backoff_s)
+        base = self.config.backoff_s * (2**try_number)
+        return float(min(base * random.uniform(0.5, 1.5), self.config.max_backoff_s))  # jitter
+
+    def _record_failure(self, deployment: Deployment) -> None:
+        breaker = self.breaker(deployment)
+        before = breaker.state
+        breaker.failure()
+        if breaker.state != before and self._on_breaker_change:
+            self._on_breaker_change(deployment, breaker.state)
+
+    def _record_success(self, deployment: Deployment) -> None:
+        breaker = self.breaker(deployment)
+        before = breaker.state
+        breaker.success()
+        if before != "closed" and self._on_breaker_change:
+            self._on_breaker_change(deployment, "closed")
+
+
+def _as_gateway_error(exc: UpstreamError) -> SeamlineError:
+    if exc.timeout:
+        return UpstreamTimeout(exc.message)
+    if exc.status == 429:
+        headers = {"Retry-After": str(int(exc.retry_after or 1))}
+        return RateLimited(f"upstream rate limit: {exc.message}", headers=headers)
+    if exc.status is not None and 400 <= exc.status < 500 and exc.status not in (401, 403):
+        # The upstream refused the request itself (a bad parameter): the caller's to fix.
+        return InvalidInput(exc.message, code="upstream_rejected_request")
+    return UpstreamFailed(exc.message)

@@ -1,0 +1,108 @@
+"""The one structured event every accepted gateway call leaves behind.
+
+A :class:`CallEvent` is created when a request is accepted, filled in by each stage of the
+request path, and emitted exactly once at the end, whatever happened. Field names follow
+DESIGN.md; exporters map them to OpenTelemetry's GenAI attribute names.
+"""
+
+from __future__ import annotations
+
+import secrets
+from time import perf_counter
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+STATUS_OK = "ok"
+STATUS_ERROR = "error"
+STATUS_BLOCKED = "blocked"
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(12)
+
+
+def new_trace_id() -> str:
+    return secrets.token_hex(16)
+
+
+@dataclass(slots=True)
+class CallEvent:
+    request_id: str = field(default_factory=new_request_id)
+    trace_id: str = field(default_factory=new_trace_id)
+    time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    project_id: int | None = None
+    project: str | None = None
+    api_key_id: str | None = None
+    user_id: str | None = None
+    session_id: str | None = None
+    use_case: str | None = None
+    route: str = ""
+    prompt_name: str | None = None
+    prompt_version: int | None = None
+    prompt_alias: str | None = None
+    arm: str | None = None  # control, canary or shadow
+    parent_request_id: str | None = None  # a shadow call's live call
+    model_requested: str | None = None
+    model_used: str | None = None
+    provider: str | None = None
+    replica: str | None = None
+    attempts: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    tokens_estimated: bool = False
+    cost_usd: float = 0.0
+    ttft_ms: float | None = None
+    latency_ms: float = 0.0
+    retrieval_ms: float | None = None
+    guard_ms: float | None = None
+    upstream_ms: float | None = None
+    index_version: str | None = None
+    chunk_ids: list[str] | None = None
+    rag_chunks_used: int | None = None
+    cache_hit: bool = False
+    guard_actions: list[str] | None = None
+    safety_pass: bool | None = None
+    status: str = STATUS_OK
+    http_status: int = 200
+    error_type: str | None = None
+    error_message: str | None = None
+    finish_reason: str | None = None
+    stream: bool = False
+    request_content: Any = None
+    response_content: Any = None
+    started: float = field(default_factory=perf_counter)
+
+    def fail(self, status: str, http_status: int, error_type: str, message: str) -> None:
+        self.status = status
+        self.http_status = http_status
+        self.error_type = error_type
+        self.error_message = message[:500]
+
+    def apply_content_policy(self, mode: str) -> None:
+        """The project's content logging: ``full`` keeps messages, ``redacted`` keeps their
+        roles and shape only, ``none`` keeps nothing."""
+        if mode == "full":
+            return
+        if mode == "redacted":
+            self.request_content = _redacted(self.request_content)
+            self.response_content = _redacted(self.response_content)
+        else:
+            self.request_content = self.response_content = None
+
+    def finish(self) -> None:
+        self.latency_ms = (perf_counter() - self.started) * 1000
+
+    def to_row(self) -> dict[str, Any]:
+        row = asdict(self)
+        row.pop("started")
+        return row
+
+
+def _redacted(content: Any) -> Any:
+    if isinstance(content, list):
+        return [_redacted(item) for item in content]
+    if isinstance(content, dict):
+        return {"role": content.get("role"), "content": "[redacted]"}
+    return None if content is None else "[redacted]"

@@ -1,0 +1,146 @@
+"""A real HTTP server on 127.0.0.1 that speaks OpenAI's chat and embeddings wire format,
+SSE included, standing in for a paid provider in tests. It can be told to add latency,
+answer 429 or 500, or cut a stream half-way."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from tests.live import free_port
+
+
+@dataclass
+class Faults:
+    """What the next calls should suffer; ``fail_next`` counts down."""
+
+    fail_next: int = 0
+    fail_status: int = 500
+    retry_after: str | None = None
+    latency_s: float = 0.0
+    cut_stream_after: int | None = None  # chunks sent before the connection drops
+    omit_usage: bool = False
+
+
+@dataclass
+class StubUpstream:
+    name: str = "stub"
+    port: int = field(default_factory=free_port)
+    faults: Faults = field(default_factory=Faults)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    cancelled_streams: int = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def reply_text(self, body: dict[str, Any]) -> str:
+        last = body["messages"][-1].get("content") if body.get("messages") else ""
+        return f"[{self.name}] echo: {last}"
+
+    async def _maybe_fail(self) -> web.Response | None:
+        if self.faults.latency_s:
+            await asyncio.sleep(self.faults.latency_s)
+        if self.faults.fail_next > 0:
+            self.faults.fail_next -= 1
+            headers = {"Retry-After": self.faults.retry_after} if self.faults.retry_after else {}
+            error = {"error": {"message": f"{self.name} injected {self.faults.fail_status}",
+                               "type": "server_error", "code": None}}
+            return web.json_response(error, status=self.faults.fail_status, headers=headers)
+        return None
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(body)
+        failure = await self._maybe_fail()
+        if failure is not None:
+            return failure
+        text = self.reply_text(body)
+        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(text.split()),
+                 "total_tokens": prompt_tokens + len(text.split())}
+        created = int(time.time())
+        if not body.get("stream"):
+            return web.json_response({
+                "id": "chatcmpl-stub", "object": "chat.completion", "created": created,
+                "model": body["model"], "usage": None if self.faults.omit_usage else usage,
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": text}}],
+            })
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        words = text.split(" ")
+        try:
+            for index, word in enumerate(words):
+                if self.faults.cut_stream_after is not None and index >= self.faults.cut_stream_after:
+                    request.transport.close()  # type: ignore[union-attr]
+                    return response
+                chunk = {"id": "chatcmpl-stub", "object": "chat.completion.chunk",
+                         "created": created, "model": body["model"],
+                         "choices": [{"index": 0, "delta": {"content": word + (
+                             " " if index < len(words) - 1 else "")}, "finish_reason": None}]}
+                await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                if self.faults.latency_s:
+                    await asyncio.sleep(self.faults.latency_s)
+            final = {"id": "chatcmpl-stub", "object": "chat.completion.chunk",
+                     "created": created, "model": body["model"],
+                     "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+            await response.write(f"data: {json.dumps(final)}\n\n".encode())
+            if (body.get("stream_options") or {}).get("include_usage") and not self.faults.omit_usage:
+                tail = {"id": "chatcmpl-stub", "object": "chat.completion.chunk",
+                        "created": created, "model": body["model"], "choices": [],
+                        "usage": usage}
+                await response.write(f"data: {json.dumps(tail)}\n\n".encode())
+            await response.write(b"data: [DONE]\n\n")
+        except (ConnectionResetError, asyncio.CancelledError):
+            self.cancelled_streams += 1
+            raise
+        return response
+
+    async def embeddings(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.requests.append(body)
+        failure = await self._maybe_fail()
+        if failure is not None:
+            return failure
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]}
+                for i in range(len(inputs))]
+        tokens = sum(len(str(t).split()) for t in inputs)
+        return web.json_response({"object": "list", "data": data, "model": body["model"],
+                                  "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
+    def start(self) -> StubUpstream:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self.chat)
+        app.router.add_post("/v1/embeddings", self.embeddings)
+        ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+
+        def run() -> None:
+            asyncio.set_event_loop(self._loop)
+            self._runner = web.AppRunner(app)
+            self._loop.run_until_complete(self._runner.setup())
+            site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+            self._loop.run_until_complete(site.start())
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        async def shutdown() -> None:
+            await self._runner.cleanup()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
