@@ -5,9 +5,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
 
 
 def free_port() -> int:
@@ -17,7 +17,7 @@ def free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, app: FastAPI, port: int | None = None) -> None:
+    def __init__(self, app: Any, port: int | None = None) -> None:
         self.app = app
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"

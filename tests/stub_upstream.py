@@ -50,8 +50,13 @@ class StubUpstream:
         if self.faults.fail_next > 0:
             self.faults.fail_next -= 1
             headers = {"Retry-After": self.faults.retry_after} if self.faults.retry_after else {}
-            error = {"error": {"message": f"{self.name} injected {self.faults.fail_status}",
-                               "type": "server_error", "code": None}}
+            error = {
+                "error": {
+                    "message": f"{self.name} injected {self.faults.fail_status}",
+                    "type": "server_error",
+                    "code": None,
+                }
+            }
             return web.json_response(error, status=self.faults.fail_status, headers=headers)
         return None
 
@@ -63,39 +68,75 @@ class StubUpstream:
             return failure
         text = self.reply_text(body)
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(text.split()),
-                 "total_tokens": prompt_tokens + len(text.split())}
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": len(text.split()),
+            "total_tokens": prompt_tokens + len(text.split()),
+        }
         created = int(time.time())
         if not body.get("stream"):
-            return web.json_response({
-                "id": "chatcmpl-stub", "object": "chat.completion", "created": created,
-                "model": body["model"], "usage": None if self.faults.omit_usage else usage,
-                "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": text}}],
-            })
+            return web.json_response(
+                {
+                    "id": "chatcmpl-stub",
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": body["model"],
+                    "usage": None if self.faults.omit_usage else usage,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": text},
+                        }
+                    ],
+                }
+            )
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         words = text.split(" ")
         try:
             for index, word in enumerate(words):
-                if self.faults.cut_stream_after is not None and index >= self.faults.cut_stream_after:
+                if (
+                    self.faults.cut_stream_after is not None
+                    and index >= self.faults.cut_stream_after
+                ):
                     request.transport.close()  # type: ignore[union-attr]
                     return response
-                chunk = {"id": "chatcmpl-stub", "object": "chat.completion.chunk",
-                         "created": created, "model": body["model"],
-                         "choices": [{"index": 0, "delta": {"content": word + (
-                             " " if index < len(words) - 1 else "")}, "finish_reason": None}]}
+                chunk = {
+                    "id": "chatcmpl-stub",
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": body["model"],
+                    "choices": [
+                        {
+                            "index": 0,
+                            "delta": {"content": word + (" " if index < len(words) - 1 else "")},
+                            "finish_reason": None,
+                        }
+                    ],
+                }
                 await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
                 if self.faults.latency_s:
                     await asyncio.sleep(self.faults.latency_s)
-            final = {"id": "chatcmpl-stub", "object": "chat.completion.chunk",
-                     "created": created, "model": body["model"],
-                     "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+            final = {
+                "id": "chatcmpl-stub",
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": body["model"],
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            }
             await response.write(f"data: {json.dumps(final)}\n\n".encode())
-            if (body.get("stream_options") or {}).get("include_usage") and not self.faults.omit_usage:
-                tail = {"id": "chatcmpl-stub", "object": "chat.completion.chunk",
-                        "created": created, "model": body["model"], "choices": [],
-                        "usage": usage}
+            if (body.get("stream_options") or {}).get(
+                "include_usage"
+            ) and not self.faults.omit_usage:
+                tail = {
+                    "id": "chatcmpl-stub",
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": body["model"],
+                    "choices": [],
+                    "usage": usage,
+                }
                 await response.write(f"data: {json.dumps(tail)}\n\n".encode())
             await response.write(b"data: [DONE]\n\n")
         except (ConnectionResetError, asyncio.CancelledError):
@@ -110,11 +151,19 @@ class StubUpstream:
         if failure is not None:
             return failure
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        data = [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]}
-                for i in range(len(inputs))]
+        data = [
+            {"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]}
+            for i in range(len(inputs))
+        ]
         tokens = sum(len(str(t).split()) for t in inputs)
-        return web.json_response({"object": "list", "data": data, "model": body["model"],
-                                  "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+        return web.json_response(
+            {
+                "object": "list",
+                "data": data,
+                "model": body["model"],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
 
     def start(self) -> StubUpstream:
         app = web.Application()

@@ -8,9 +8,9 @@ DESIGN.md; exporters map them to OpenTelemetry's GenAI attribute names.
 from __future__ import annotations
 
 import secrets
-from time import perf_counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from time import perf_counter
 from typing import Any
 
 STATUS_OK = "ok"
