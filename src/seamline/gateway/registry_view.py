@@ -8,13 +8,13 @@ thread so the event loop never waits on it.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from seamline.core.errors import AuthenticationFailed, SeamlineError, Unavailable
 from seamline.gateway.changes import ChangeProbe
 from seamline.registry import Actor, Prompt, Registry
-from seamline.registry.identity import KEY_PREFIX, hash_key
-from seamline.registry.records import AliasRecord
+from seamline.registry.identity import KEY_PREFIX, Scope, hash_key
+from seamline.registry.records import AliasRecord, VersionRecord
 
 MAX_CACHED_KEYS = 10_000
 
@@ -93,9 +93,14 @@ class RegistryView:
         self._prompts[key] = _CachedPrompt(prompt, aliases, generation or 0)
         return prompt, aliases
 
-    def _load_prompt(self, actor: Actor, name: str, ref: str):  # type: ignore[no-untyped-def]
-        record = self.registry.get_version(actor, "prompt", name, ref)
-        aliases = {a.name: a for a in self.registry.aliases(actor, "prompt", name)}
+    def _load_prompt(
+        self, actor: Actor, name: str, ref: str
+    ) -> tuple[VersionRecord, dict[str, AliasRecord]]:
+        # Calling a prompt through the gateway reads it: an ``invoke`` key may resolve the
+        # prompts of its own project without holding ``read`` for the registry API.
+        reader = replace(actor, scopes=actor.scopes | {Scope.READ})
+        record = self.registry.get_version(reader, "prompt", name, ref)
+        aliases = {a.name: a for a in self.registry.aliases(reader, "prompt", name)}
         return record, aliases
 
     async def prompt_version(

@@ -1,0 +1,122 @@
+"""Every refusal is OpenAI-shaped, has the right status, and still leaves its event."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from seamline.registry import Actor, Registry
+from seamline.registry.identity import Scope
+from tests.gateway.conftest import RunningGateway
+
+HELLO = [{"role": "user", "content": "hi"}]
+
+
+def _post(
+    gateway: RunningGateway, body: Any, key: str | None = None, **kwargs: Any
+) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {key or gateway.key}"} if key != "" else {}
+    if isinstance(body, bytes):
+        return httpx.post(
+            f"{gateway.url}/v1/chat/completions",
+            content=body,
+            headers={**headers, "content-type": "application/json"},
+            **kwargs,
+        )
+    return httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=headers, **kwargs)
+
+
+def _error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    error: dict[str, Any] = response.json()["error"]
+    assert set(error) == {"type", "code", "message", "param"} and error["code"] == code
+    return error
+
+
+CASES: list[tuple[Any, int, str]] = [
+    (b"{not json", 400, "invalid_json"),
+    (b"[1, 2]", 400, "invalid_json"),
+    ({"messages": HELLO}, 400, "missing_model"),
+    ({"model": 7, "messages": HELLO}, 400, "invalid_type"),
+    ({"model": "gpt-4o-mini"}, 400, "missing_messages"),
+    ({"model": "gpt-4o-mini", "messages": "hi"}, 400, "invalid_type"),
+    ({"model": "gpt-4o-mini", "messages": [{"content": "no role"}]}, 400, "invalid_message"),
+    ({"model": "gpt-4o-mini", "messages": HELLO, "stream": "yes"}, 400, "invalid_type"),
+    ({"model": "gpt-4o-mini", "messages": HELLO, "max_tokens": True}, 400, "invalid_type"),
+    ({"model": "no-such-model", "messages": HELLO}, 404, "model_not_found"),
+    ({"model": "prompt:", "messages": HELLO}, 400, "invalid_prompt_reference"),
+    ({"model": "prompt:ghost@production"}, 404, "artefact_not_found"),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "code"), CASES)
+def test_bad_requests(gateway: RunningGateway, body: Any, status: int, code: str) -> None:
+    _error(_post(gateway, body), status, code)
+    [event] = gateway.events()
+    assert (event["status"], event["http_status"], event["error_type"]) == ("error", status, code)
+
+
+def test_oversized_body_is_a_413(start_gateway: Callable[..., RunningGateway]) -> None:
+    gateway = start_gateway(max_body_bytes=1000)
+    _error(
+        _post(
+            gateway, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * 2000}]}
+        ),
+        413,
+        "payload_too_large",
+    )
+    assert gateway.events()[0]["http_status"] == 413
+
+
+def test_key_problems_are_401_or_403_and_leave_events(
+    gateway: RunningGateway, registry: Registry, alice: Actor
+) -> None:
+    body = {"model": "gpt-4o-mini", "messages": HELLO}
+    _error(_post(gateway, body, key=""), 401, "missing_api_key")
+    _error(_post(gateway, body, key="sk-seam-wrong"), 401, "invalid_api_key")
+    reader, _ = registry.create_key(
+        alice, owner="dash", scopes=frozenset({Scope.READ}), name="dash"
+    )
+    _error(_post(gateway, body, key=reader), 403, "missing_scope")
+    assert _post(gateway, body).status_code == 200
+    key_id = gateway.events(4)[-1]["api_key_id"]
+    registry.revoke_key(alice, key_id)
+    _error(_post(gateway, body), 401, "revoked_api_key")  # the very next request
+    statuses = [e["http_status"] for e in gateway.events(5)]
+    assert statuses == [401, 401, 403, 200, 401]
+
+
+def test_wrong_method_and_unknown_path(gateway: RunningGateway) -> None:
+    assert httpx.get(f"{gateway.url}/v1/chat/completions").status_code == 404
+    assert httpx.get(f"{gateway.url}/v1/nothing").json()["error"]["code"] == "not_found"
+
+
+def test_rate_limits_answer_429_with_headers(start_gateway: Callable[..., RunningGateway]) -> None:
+    gateway = start_gateway(key_limits={"requests_per_minute": 3})
+    client = gateway.client()
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=HELLO)
+    assert raw.headers["x-ratelimit-limit-requests"] == "3"
+    assert raw.headers["x-ratelimit-remaining-requests"] == "2"
+    client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+    client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+    with pytest.raises(openai.RateLimitError) as limited:
+        client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+    assert int(limited.value.response.headers["retry-after"]) >= 1
+    assert limited.value.body["code"] == "rate_limit_exceeded"  # type: ignore[index]
+    assert [e["status"] for e in gateway.events(4)] == ["ok", "ok", "ok", "blocked"]
+
+
+def test_token_limits_refuse_calls_once_the_window_is_spent(
+    start_gateway: Callable[..., RunningGateway],
+) -> None:
+    gateway = start_gateway(project_limits={"tokens_per_minute": 10})
+    client = gateway.client()
+    client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)  # 1 + 3 tokens
+    client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+    client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)  # window now at 12
+    with pytest.raises(openai.RateLimitError, match="tokens per minute"):
+        client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
