@@ -85,7 +85,9 @@ class EventWriter:
         stopping = False
         while not stopping:
             batch, stopping = self._collect()
-            if batch:
+            if stopping:  # the last chance: try the database whatever the retry timer says
+                self._retry_at = 0.0
+            if batch or stopping:
                 self._write(batch)
             elif self.spill_file.exists() and time.monotonic() >= self._retry_at:
                 self._write([])  # nothing new: try to replay the spill file
