@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from seamline.cli import admin, prompts
+from seamline.cli import admin, gateway, prompts
 from seamline.cli.context import AsUser, registry, settings
 from seamline.core.errors import SeamlineError
 from seamline.registry.identity import Scope
@@ -30,6 +30,9 @@ app.add_typer(admin.keys_app, name="keys")
 app.add_typer(admin.projects_app, name="projects")
 app.add_typer(admin.policies_app, name="policies")
 app.add_typer(admin.db_app, name="db")
+app.add_typer(gateway.traces_app, name="traces")
+app.add_typer(gateway.models_app, name="models")
+app.command()(gateway.cost)
 
 Host = Annotated[str | None, typer.Option("--host", help="default: 127.0.0.1")]
 Port = Annotated[int | None, typer.Option("--port", help="default: 8750")]

@@ -1,0 +1,89 @@
+"""``seamline traces``, ``cost`` and ``models`` read what a real gateway recorded."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+
+from seamline.core.settings import Settings
+from seamline.gateway.app import build_app
+from seamline.registry.identity import Scope
+from seamline.registry.workspace import initialise, local_actor, open_registry
+from tests.cli.test_cli import Run, _runner
+from tests.live import LiveServer
+from tests.stub_upstream import StubUpstream
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[Path]:
+    stub = StubUpstream("up").start()
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "seamline.toml").write_text(
+        f'[[models]]\nname = "gpt-4o-mini"\nbase_url = "{stub.base_url}"\n'
+        f'deployment = "stub"\nprices = {{input = 1.0, output = 2.0}}\n'
+    )
+    yield home
+    stub.stop()
+
+
+def test_traces_and_cost_show_the_calls(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEAMLINE_HOME", str(home))
+    monkeypatch.delenv("SEAMLINE_DATABASE_URL", raising=False)
+    settings = Settings()
+    registry = open_registry(settings)
+    initialise(settings, registry.db)
+    key, _ = registry.create_key(
+        local_actor(registry.db, "default", "ops"),
+        owner="svc",
+        scopes=frozenset({Scope.INVOKE}),
+        name="svc",
+    )
+    app = build_app(settings, registry)
+    server = LiveServer(app).start()
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0)
+    for _ in range(3):
+        client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "hi"}],
+            metadata={"use_case": "faq"},
+        )
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
+    server.stop()
+    run: Run = _runner({**os.environ, "SEAMLINE_HOME": str(home)})
+
+    listed = json.loads(run("traces", "list", "--last", "10", "--json").stdout)["data"]
+    assert [e["status"] for e in listed] == ["error", "ok", "ok", "ok"]
+    shown = json.loads(run("traces", "show", listed[1]["request_id"]).stdout)
+    assert shown["model_used"] == "gpt-4o-mini" and shown["use_case"] == "faq"
+    assert "REQUEST_ID" in run("traces", "list").stdout
+
+    by_model = json.loads(run("cost", "--by", "model", "--json").stdout)["data"]
+    served = next(row for row in by_model if row["group"] == "gpt-4o-mini")
+    assert (served["requests"], served["errors"]) == (3, 0)
+    assert served["cost_usd"] == pytest.approx(3 * (1 * 1.0 + 3 * 2.0) / 1e6)
+    by_use = json.loads(run("cost", "--by", "use_case", "--since", "1h", "--json").stdout)
+    assert {row["group"] for row in by_use["data"]} == {"faq", None}
+    assert (
+        "invalid duration" in run("cost", "--by", "model", "--since", "yesterday", ok=False).stderr
+    )
+    assert "cannot group by" in run("cost", "--by", "colour", ok=False).stderr
+
+    models = json.loads(run("models", "list", "--json").stdout)["data"]
+    assert models == [
+        {
+            "name": "gpt-4o-mini",
+            "kind": "chat",
+            "deployments": ["stub"],
+            "fallbacks": [],
+            "context_window": None,
+        }
+    ]
+    missing = run("traces", "show", "req_nope", ok=False)
+    assert "no call 'req_nope'" in missing.stderr
