@@ -95,9 +95,13 @@ def start_gateway(
     running: list[RunningGateway] = []
 
     def start(models: list[ModelConfig] | None = None, **gateway: Any) -> RunningGateway:
-        config = GatewayConfig(**{"backoff_s": 0.01, "max_backoff_s": 0.05, **gateway})
+        config = GatewayConfig(
+            **{"backoff_s": 0.01, "max_backoff_s": 0.05, "embedded_models": False, **gateway}
+        )
         settings = Settings(
-            home=tmp_path, models=models or default_models(upstreams), gateway=config
+            home=tmp_path,
+            models=default_models(upstreams) if models is None else models,
+            gateway=config,
         )
         app = build_app(settings, registry)
         key, _ = registry.create_key(

@@ -9,6 +9,7 @@ import typer
 from seamline.cli.context import JsonOption, ProjectOption, actor, registry, settings
 from seamline.cli.output import print_json, print_table
 from seamline.gateway.catalog import ModelCatalog
+from seamline.providers.local import LocalProvider
 from seamline.telemetry import traces
 
 traces_app = typer.Typer(no_args_is_help=True, help="Calls the gateway served, one event each.")
@@ -92,7 +93,9 @@ def cost(
 @models_app.command("list")
 def models_list(json_output: JsonOption = False) -> None:
     """Model names clients can call, with their deployments (from seamline.toml)."""
-    catalog = ModelCatalog(settings().models)
+    config = settings()
+    embedded = LocalProvider.available() if config.gateway.embedded_models else {}
+    catalog = ModelCatalog(config.models, embedded)
     rows = [
         {
             "name": name,

@@ -81,6 +81,9 @@ class LimitConfig(BaseModel):
 class GatewayConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    embedded_models: bool = Field(
+        default=True, description="serve local-smollm2 and local-minilm when installed"
+    )
     routing: Literal["weighted", "least-busy", "lowest-latency"] = "weighted"
     max_attempts: int = Field(default=3, ge=1, description="tries per deployment chain")
     backoff_s: float = Field(default=0.2, ge=0)

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from seamline.core.errors import NotFound
-from seamline.core.settings import ModelConfig
+from seamline.core.settings import ModelConfig, ModelPrices
 from seamline.providers.base import Deployment
 from seamline.telemetry.prices import FREE, Price, shipped_price
 
@@ -32,10 +32,25 @@ class ModelEntry:
 
 
 class ModelCatalog:
-    def __init__(self, configs: Iterable[ModelConfig]) -> None:
+    def __init__(
+        self, configs: Iterable[ModelConfig], embedded: dict[str, str] | None = None
+    ) -> None:
+        """``embedded``: the installed local models (name -> kind), served unless a
+        configured model takes the name."""
         self.entries: dict[str, ModelEntry] = {}
         for config in configs:
             self.add(config)
+        for name, kind in (embedded or {}).items():
+            if name not in self.entries:
+                self.add(
+                    ModelConfig(
+                        name=name,
+                        provider="local",
+                        kind=kind,
+                        deployment=f"local:{name}",
+                        prices=ModelPrices(input=0.0, output=0.0),
+                    )
+                )
 
     def add(self, config: ModelConfig) -> Deployment:
         upstream = config.upstream_model or config.name

@@ -19,6 +19,7 @@ from seamline.gateway.metrics import GatewayMetrics
 from seamline.gateway.registry_view import RegistryView
 from seamline.gateway.router import Router
 from seamline.providers.base import Deployment, Provider
+from seamline.providers.local import LocalProvider
 from seamline.providers.openai_compat import OpenAICompatibleProvider
 from seamline.registry import Registry
 from seamline.telemetry.event import CallEvent
@@ -42,12 +43,16 @@ class Gateway:
         self.config = settings.gateway
         self.registry = registry
         self.metrics = GatewayMetrics()
-        self.catalog = ModelCatalog(settings.models)
+        embedded = LocalProvider.available() if self.config.embedded_models else {}
+        self.catalog = ModelCatalog(settings.models, embedded)
         self.router = Router(self.catalog, self.config, on_breaker_change=self._breaker_changed)
         self.limiter = LocalLimiter()
         self.view = RegistryView(registry, probe or probe_for(registry.db))
         self.writer = writer or EventWriter(registry.db, settings.home / SPILL_FILE_NAME)
-        self.providers: dict[str, Provider] = providers or {"openai": OpenAICompatibleProvider()}
+        self.providers: dict[str, Provider] = providers or {
+            "openai": OpenAICompatibleProvider(),
+            "local": LocalProvider(),
+        }
         self._background: set[asyncio.Task[Any]] = set()
 
     def provider(self, deployment: Deployment) -> Provider:
