@@ -2,66 +2,106 @@
 
 Written here because the load generator shares the machine's 2 cores with the server: an
 httpx client spends ~2.5 ms CPU per request (FACTS.md) and would measure itself, not the
-server. This one sends a fixed GET and reads a Content-Length body; nothing more.
+server. This one sends a fixed request and reads a Content-Length or chunked body; for a
+streamed answer it also notes when the first body bytes arrived (time to first byte).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
-@dataclass(frozen=True)
+@dataclass
 class LoadResult:
-    requests: int
-    errors: int
-    seconds: float
-    latencies_ms: list[float]
+    requests: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+    first_byte_ms: list[float] = field(default_factory=list)
 
     @property
     def per_second(self) -> float:
-        return self.requests / self.seconds
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def build_request(
+    host: str, port: int, method: str, path: str, headers: dict[str, str], body: bytes = b""
+) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    if body:
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def _read_response(reader: asyncio.StreamReader, started: float, result: LoadResult) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length, chunked = 0, False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"transfer-encoding" and b"chunked" in value.lower():
+            chunked = True
+    if not chunked:
+        await reader.readexactly(length)
+        return status
+    first = True
+    while True:
+        size = int((await reader.readuntil(b"\r\n")).strip().split(b";")[0], 16)
+        await reader.readexactly(size + 2)
+        if first and size:
+            result.first_byte_ms.append((time.perf_counter() - started) * 1000)
+            first = False
+        if size == 0:
+            return status
 
 
 async def _worker(
-    host: str, port: int, request: bytes, stop_at: float, latencies: list[float], errors: list[int]
+    host: str, port: int, request: bytes, stop_at: float, limit: int | None, result: LoadResult
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
-        while time.perf_counter() < stop_at:
+        while time.perf_counter() < stop_at and (limit is None or result.requests < limit):
             started = time.perf_counter()
             writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head.split(b" ", 2)[1])
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
-            await reader.readexactly(length)
-            latencies.append((time.perf_counter() - started) * 1000)
+            status = await _read_response(reader, started, result)
+            result.latencies_ms.append((time.perf_counter() - started) * 1000)
+            result.requests += 1
             if status != 200:
-                errors.append(status)
+                result.errors += 1
     finally:
         writer.close()
 
 
 def run_load(
-    host: str, port: int, path: str, headers: dict[str, str], *, concurrency: int, seconds: float
+    host: str,
+    port: int,
+    request: bytes,
+    *,
+    concurrency: int,
+    seconds: float,
+    limit: int | None = None,
 ) -> LoadResult:
-    lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}"]
-    lines += [f"{k}: {v}" for k, v in headers.items()]
-    request = ("\r\n".join(lines) + "\r\n\r\n").encode()
-    latencies: list[float] = []
-    errors: list[int] = []
+    """``concurrency`` connections sending ``request`` back to back for ``seconds`` (or
+    until ``limit`` requests in all)."""
+    result = LoadResult()
 
-    async def main() -> float:
+    async def main() -> None:
         started = time.perf_counter()
         stop_at = started + seconds
         await asyncio.gather(
-            *(_worker(host, port, request, stop_at, latencies, errors) for _ in range(concurrency))
+            *(_worker(host, port, request, stop_at, limit, result) for _ in range(concurrency))
         )
-        return time.perf_counter() - started
+        result.seconds = time.perf_counter() - started
 
-    elapsed = asyncio.run(main())
-    return LoadResult(len(latencies), len(errors), elapsed, latencies)
+    asyncio.run(main())
+    return result
+
+
+def get(host: str, port: int, path: str, headers: dict[str, str]) -> bytes:
+    return build_request(host, port, "GET", path, headers)
