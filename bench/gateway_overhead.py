@@ -27,9 +27,8 @@ import time
 from pathlib import Path
 
 import httpx
-from tests.live import free_port
 
-from bench.loadgen import LoadResult, build_request, run_load
+from bench.loadgen import LoadResult, build_request, free_port, run_load
 from seamline.core.settings import Settings
 from seamline.registry.identity import Scope
 from seamline.registry.loader import draft_from_mapping

@@ -9,6 +9,7 @@ streamed answer it also notes when the first body bytes arrived (time to first b
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from dataclasses import dataclass, field
 
@@ -105,3 +106,9 @@ def run_load(
 
 def get(host: str, port: int, path: str, headers: dict[str, str]) -> bytes:
     return build_request(host, port, "GET", path, headers)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -79,7 +79,8 @@ def up(
     no_serve: Annotated[bool, typer.Option("--no-serve", help="set up, then exit")] = False,
     as_user: AsUser = None,
 ) -> None:
-    """The quick start: init, push the bundled example prompts, make a key, serve."""
+    """The quick start: init, push the bundled example prompts, make a key, and serve the
+    gateway on the embedded models."""
     current = settings()
     db = open_database(current)
     initialise(current, db)
@@ -97,15 +98,24 @@ def up(
         key, _ = registry().create_key(
             who, owner=who.user, scopes=frozenset({Scope.ADMIN}), name=QUICKSTART_KEY
         )
-    typer.echo(f"\nseamline registry API: {url}   (OpenAPI: {url}/docs)")
+    shown = key.split()[0]
+    typer.echo(f"\nseamline gateway: {url}/v1   registry API: {url}/api/v1   docs: {url}/docs")
     typer.echo(f"API key: {key}")
     typer.echo(
-        "\ntry:\n"
-        f"  curl -s {url}/api/v1/artefacts -H 'Authorization: Bearer {key.split()[0]}'\n"
-        '  python -c "from seamline import Client; '
-        f"c = Client(base_url='{url}', api_key='{key.split()[0]}'); "
-        "print(c.prompts.get('support-answer').render(question='Where is my order?', "
-        "context='Orders ship in 2 days.').messages)\"\n"
+        "\ntry it (the embedded model is SmolLM2-135M: small, local, free):\n"
+        "python - <<'PY'\n"
+        "from openai import OpenAI\n"
+        f"client = OpenAI(base_url='{url}/v1', api_key='{shown}')\n"
+        "reply = client.chat.completions.create(model='local-smollm2', max_tokens=40,\n"
+        "    messages=[{'role': 'user', 'content': 'Name three colours.'}])\n"
+        "print(reply.choices[0].message.content)\n"
+        "reply = client.chat.completions.create(model='prompt:support-answer@latest',\n"
+        "    messages=[], extra_body={'seamline': {'variables': {\n"
+        "        'question': 'When will my order ship?',\n"
+        "        'context': '[kb-3] Orders ship within 2 working days.'}}})\n"
+        "print(reply.choices[0].message.content)\n"
+        "PY\n"
+        f"curl -s {url}/v1/models -H 'Authorization: Bearer {shown}'\n"
     )
     if not no_serve:
         serve(host=host, port=port, workers=1)
