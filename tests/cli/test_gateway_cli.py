@@ -27,6 +27,7 @@ def home(tmp_path: Path) -> Iterator[Path]:
     (home / "seamline.toml").write_text(
         f'[[models]]\nname = "gpt-4o-mini"\nbase_url = "{stub.base_url}"\n'
         f'deployment = "stub"\nprices = {{input = 1.0, output = 2.0}}\n'
+        "[gateway]\nembedded_models = false\n"
     )
     yield home
     stub.stop()
