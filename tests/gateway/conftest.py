@@ -94,7 +94,13 @@ def start_gateway(
 ) -> Iterator[Callable[..., RunningGateway]]:
     running: list[RunningGateway] = []
 
-    def start(models: list[ModelConfig] | None = None, **gateway: Any) -> RunningGateway:
+    def start(
+        models: list[ModelConfig] | None = None,
+        *,
+        redis_url: str | None = None,
+        key: str | None = None,
+        **gateway: Any,
+    ) -> RunningGateway:
         config = GatewayConfig(
             **{"backoff_s": 0.01, "max_backoff_s": 0.05, "embedded_models": False, **gateway}
         )
@@ -102,11 +108,13 @@ def start_gateway(
             home=tmp_path,
             models=default_models(upstreams) if models is None else models,
             gateway=config,
+            redis_url=redis_url,
         )
         app = build_app(settings, registry)
-        key, _ = registry.create_key(
-            alice, owner="checkout-svc", scopes=frozenset({Scope.INVOKE}), name="svc"
-        )
+        if key is None:
+            key, _ = registry.create_key(
+                alice, owner="checkout-svc", scopes=frozenset({Scope.INVOKE}), name="svc"
+            )
         live = LiveServer(app).start()
         gw = RunningGateway(live, app, registry, key, upstreams)
         running.append(gw)

@@ -15,6 +15,7 @@ from seamline.core.settings import Settings
 from seamline.gateway.catalog import ModelCatalog
 from seamline.gateway.changes import ChangeProbe, probe_for
 from seamline.gateway.limits import LocalLimiter
+from seamline.gateway.limits_redis import RedisLimiter
 from seamline.gateway.metrics import GatewayMetrics
 from seamline.gateway.registry_view import RegistryView
 from seamline.gateway.router import Router
@@ -46,7 +47,9 @@ class Gateway:
         embedded = LocalProvider.available() if self.config.embedded_models else {}
         self.catalog = ModelCatalog(settings.models, embedded)
         self.router = Router(self.catalog, self.config, on_breaker_change=self._breaker_changed)
-        self.limiter = LocalLimiter()
+        self.limiter: LocalLimiter | RedisLimiter = (
+            RedisLimiter(settings.redis_url) if settings.redis_url else LocalLimiter()
+        )
         self.view = RegistryView(registry, probe or probe_for(registry.db))
         self.writer = writer or EventWriter(registry.db, settings.home / SPILL_FILE_NAME)
         self.providers: dict[str, Provider] = providers or {

@@ -82,7 +82,7 @@ class LocalLimiter:
         state = RateState(reset_s=reset)
         for scope, (window, requests, tokens) in zip(scopes, windows, strict=True):
             self._windows[scope.name] = (window, requests + 1, tokens)
-            state = _tighter(state, scope, requests + 1, tokens, reset)
+            state = tighter(state, scope, requests + 1, tokens, reset)
         return state
 
     async def add_tokens(self, scopes: list[LimitScope], tokens: int) -> None:
@@ -95,7 +95,7 @@ class LocalLimiter:
         return None
 
 
-def _tighter(
+def tighter(
     state: RateState, scope: LimitScope, requests: int, tokens: int, reset: float
 ) -> RateState:
     rpm, tpm = scope.limits.requests_per_minute, scope.limits.tokens_per_minute

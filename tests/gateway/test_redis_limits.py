@@ -1,0 +1,61 @@
+"""Limits shared through Redis (127.0.0.1:6379 here and in CI) by two gateway workers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+import openai
+import pytest
+import redis
+
+from tests.gateway.conftest import RunningGateway
+
+REDIS_URL = os.environ.get("SEAMLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+HELLO = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("Redis is not running at 127.0.0.1:6379")
+    before = set(client.scan_iter("seamline:rl:*"))
+    yield REDIS_URL
+    created = set(client.scan_iter("seamline:rl:*")) - before
+    if created:
+        client.delete(*created)
+    client.close()
+
+
+def test_two_workers_share_one_request_limit(
+    start_gateway: Callable[..., RunningGateway], redis_url: str
+) -> None:
+    first = start_gateway(redis_url=redis_url, key_limits={"requests_per_minute": 5})
+    second = start_gateway(
+        redis_url=redis_url, key=first.key, key_limits={"requests_per_minute": 5}
+    )
+    outcomes = []
+    for worker in (first, second, first, second, first, second, first, second):
+        try:
+            worker.client().chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+            outcomes.append("ok")
+        except openai.RateLimitError as limited:
+            assert int(limited.response.headers["retry-after"]) >= 1
+            outcomes.append("limited")
+    assert outcomes == ["ok"] * 5 + ["limited"] * 3
+
+
+def test_tokens_counted_by_one_worker_limit_the_other(
+    start_gateway: Callable[..., RunningGateway], redis_url: str
+) -> None:
+    first = start_gateway(redis_url=redis_url, key_limits={"tokens_per_minute": 5})
+    second = start_gateway(redis_url=redis_url, key=first.key, key_limits={"tokens_per_minute": 5})
+    first.client().chat.completions.create(model="gpt-4o-mini", messages=HELLO)  # 4 tokens
+    second.client().chat.completions.create(model="gpt-4o-mini", messages=HELLO)  # now 8
+    with pytest.raises(openai.RateLimitError, match="tokens per minute"):
+        first.client().chat.completions.create(model="gpt-4o-mini", messages=HELLO)
