@@ -35,6 +35,7 @@ class StubUpstream:
     faults: Faults = field(default_factory=Faults)
     requests: list[dict[str, Any]] = field(default_factory=list)
     cancelled_streams: int = 0
+    hooks: list[dict[str, Any]] = field(default_factory=list)  # webhook calls received
 
     @property
     def base_url(self) -> str:
@@ -165,10 +166,15 @@ class StubUpstream:
             }
         )
 
+    async def hook(self, request: web.Request) -> web.Response:
+        self.hooks.append(await request.json())
+        return web.json_response({"ok": True})
+
     def start(self) -> StubUpstream:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_post("/v1/embeddings", self.embeddings)
+        app.router.add_post("/hook", self.hook)
         ready = threading.Event()
         self._loop = asyncio.new_event_loop()
 

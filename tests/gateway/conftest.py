@@ -12,7 +12,7 @@ import openai
 import pytest
 from sqlalchemy import select
 
-from seamline.core.settings import GatewayConfig, ModelConfig, ModelPrices, Settings
+from seamline.core.settings import BudgetConfig, GatewayConfig, ModelConfig, ModelPrices, Settings
 from seamline.gateway.app import SeamlineServer, build_app
 from seamline.registry import Actor, Registry
 from seamline.registry.identity import Scope
@@ -99,6 +99,7 @@ def start_gateway(
         *,
         redis_url: str | None = None,
         key: str | None = None,
+        budgets: list[BudgetConfig] | None = None,
         **gateway: Any,
     ) -> RunningGateway:
         config = GatewayConfig(
@@ -109,6 +110,7 @@ def start_gateway(
             models=default_models(upstreams) if models is None else models,
             gateway=config,
             redis_url=redis_url,
+            budgets=budgets or [],
         )
         app = build_app(settings, registry)
         if key is None:

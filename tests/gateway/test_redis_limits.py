@@ -9,6 +9,7 @@ import openai
 import pytest
 import redis
 
+from seamline.core.settings import BudgetConfig
 from tests.gateway.conftest import RunningGateway
 
 REDIS_URL = os.environ.get("SEAMLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -59,3 +60,35 @@ def test_tokens_counted_by_one_worker_limit_the_other(
     second.client().chat.completions.create(model="gpt-4o-mini", messages=HELLO)  # now 8
     with pytest.raises(openai.RateLimitError, match="tokens per minute"):
         first.client().chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+
+
+def test_two_workers_share_one_budget(
+    start_gateway: Callable[..., RunningGateway], redis_url: str
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    budget = [BudgetConfig(scope="key", name="placeholder", period="day", limit_usd=30e-6)]
+    first = start_gateway(redis_url=redis_url, budgets=budget)
+    key_id = first.app.gateway.registry.authenticate(first.key).key_id
+    assert key_id is not None
+    budget = [BudgetConfig(scope="key", name=key_id, period="day", limit_usd=30e-6)]
+    first.server.stop()
+    first = start_gateway(redis_url=redis_url, key=first.key, budgets=budget)
+    second = start_gateway(redis_url=redis_url, key=first.key, budgets=budget)
+    outcomes = []
+    try:
+        for worker in (first, second, first, second):
+            try:
+                worker.client().chat.completions.create(
+                    model="gpt-4o-mini", messages=HELLO, max_tokens=4
+                )
+                outcomes.append("ok")
+            except openai.RateLimitError:
+                outcomes.append("refused")
+    finally:
+        stale = list(client.scan_iter(f"seamline:budget:key:{key_id}:*"))
+        if stale:
+            client.delete(*stale)
+        client.close()
+    # "hi" reserves 7 prompt tokens and a 4-token cap ($15e-6) and costs $7e-6 (1 + 3
+    # tokens): a call fits while the shared spend is at most $15e-6, so three do.
+    assert outcomes == ["ok", "ok", "ok", "refused"]

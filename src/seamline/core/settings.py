@@ -78,6 +78,20 @@ class LimitConfig(BaseModel):
     tokens_per_minute: int = Field(default=0, ge=0)
 
 
+class BudgetConfig(BaseModel):
+    """A spending cap in USD for a project or one API key, per UTC day or month."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scope: Literal["project", "key"] = "project"
+    name: str = Field(description="the project's name, or the key's id (key_...)")
+    period: Literal["day", "month"] = "month"
+    limit_usd: float = Field(gt=0)
+    alert_at: float = Field(default=0.8, gt=0, le=1, description="share of the limit")
+    mode: Literal["block", "soft"] = "block"
+    webhook: str | None = Field(default=None, description="POSTed a JSON alert")
+
+
 class GatewayConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -91,6 +105,9 @@ class GatewayConfig(BaseModel):
     breaker_failures: int = Field(default=5, ge=1)
     breaker_cooldown_s: float = Field(default=30.0, gt=0)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    budget_completion_tokens: int = Field(
+        default=4096, gt=0, description="completion tokens assumed when a call sets no max"
+    )
     key_limits: LimitConfig = Field(default_factory=LimitConfig)
     project_limits: LimitConfig = Field(default_factory=LimitConfig)
     model_limits: dict[str, LimitConfig] = Field(default_factory=dict)
@@ -116,6 +133,7 @@ class Settings(BaseSettings):
         default=None, description="shared limits and caches across workers and replicas"
     )
     models: list[ModelConfig] = Field(default_factory=list)
+    budgets: list[BudgetConfig] = Field(default_factory=list)
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
 
     @classmethod

@@ -68,6 +68,9 @@ async def chat_completions(gateway: Gateway, scope: Scope, receive: Receive, sen
         event.request_content = forwarded.get("messages")
         scopes = _limit_scopes(gateway, actor, model)
         headers.update((await gateway.limiter.admit(scopes)).headers())
+        reservation = await gateway.budgets.reserve(
+            actor, lambda: _most_it_can_cost(gateway, model, forwarded)
+        )
         if event.prompt_name:
             headers["x-seamline-prompt-version"] = f"{event.prompt_name}@{event.prompt_version}"
         try:
@@ -76,6 +79,7 @@ async def chat_completions(gateway: Gateway, scope: Scope, receive: Receive, sen
             else:
                 await _complete(gateway, forwarded, model, event, headers, send)
         finally:
+            await gateway.budgets.settle(reservation, event.cost_usd)
             await gateway.limiter.add_tokens(scopes, event.prompt_tokens + event.completion_tokens)
         if shadow is not None:
             gateway.in_background(_shadow_call(gateway, actor, request, shadow, event))
@@ -169,6 +173,20 @@ def _in_canary(canary: AliasRecord, request: ChatRequest, event: CallEvent) -> b
         return random.random() * 100 < (canary.weight or 0)
     digest = hashlib.blake2b(f"{request.prompt_name}:{sticky}".encode(), digest_size=4).digest()
     return int.from_bytes(digest) % 10_000 < (canary.weight or 0) * 100
+
+
+def _most_it_can_cost(gateway: Gateway, model: str, body: dict[str, Any]) -> float:
+    """An upper bound of the call's cost: its prompt and its completion cap, at the dearest
+    price of the model and its fallbacks."""
+    chain = gateway.router.chain(model)
+    deployments = [d for entry in chain for d in entry.deployments]
+    prompt_tokens, _ = count_messages(deployments[0].upstream_model, body.get("messages") or [])
+    completion = (
+        body.get("max_completion_tokens")
+        or body.get("max_tokens")
+        or gateway.config.budget_completion_tokens
+    )
+    return max(gateway.catalog.price(d).cost(prompt_tokens, int(completion)) for d in deployments)
 
 
 def _limit_scopes(gateway: Gateway, actor: Actor, model: str) -> list[LimitScope]:

@@ -12,6 +12,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from seamline.core.settings import Settings
+from seamline.gateway.budgets import Budgets, LocalBudgetStore, RedisBudgetStore
 from seamline.gateway.catalog import ModelCatalog
 from seamline.gateway.changes import ChangeProbe, probe_for
 from seamline.gateway.limits import LocalLimiter
@@ -50,6 +51,12 @@ class Gateway:
         self.limiter: LocalLimiter | RedisLimiter = (
             RedisLimiter(settings.redis_url) if settings.redis_url else LocalLimiter()
         )
+        self.budgets = Budgets(
+            settings.budgets,
+            registry.db,
+            RedisBudgetStore(settings.redis_url) if settings.redis_url else LocalBudgetStore(),
+            on_alert=self.metrics.budget_alert,
+        )
         self.view = RegistryView(registry, probe or probe_for(registry.db))
         self.writer = writer or EventWriter(registry.db, settings.home / SPILL_FILE_NAME)
         self.providers: dict[str, Provider] = providers or {
@@ -83,6 +90,7 @@ class Gateway:
         for provider in self.providers.values():
             await provider.close()
         await self.limiter.close()
+        await self.budgets.close()
         await self.view.probe.close()
         await asyncio.to_thread(self.writer.close)
 

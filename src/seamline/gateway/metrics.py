@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from seamline.core.settings import BudgetConfig
 from seamline.telemetry.event import CallEvent
 
 # Buckets in seconds: gateway calls range from cache hits (~1 ms) to long generations.
@@ -55,6 +56,12 @@ class GatewayMetrics:
             ("project", "reason"),
             registry=self.registry,
         )
+        self.budget_alerts = Counter(
+            "seamline_budget_alerts_total",
+            "Budgets crossing their alert share or their cap",
+            ("scope", "name", "level"),
+            registry=self.registry,
+        )
         self.circuit = Gauge(
             "seamline_circuit_state",
             "Circuit breaker per deployment: 0 closed, 1 half-open, 2 open",
@@ -81,6 +88,9 @@ class GatewayMetrics:
             self.cache_hits.labels(model).inc()
         if event.http_status == 429:
             self.limit_rejections.labels(project, event.error_type or "rate_limit").inc()
+
+    def budget_alert(self, budget: BudgetConfig, level: str, spent_usd: float) -> None:
+        self.budget_alerts.labels(budget.scope, budget.name, level).inc()
 
     def circuit_changed(self, deployment: str, state: str) -> None:
         self.circuit.labels(deployment).set(CIRCUIT_STATES[state])
