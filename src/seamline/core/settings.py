@@ -105,6 +105,8 @@ class GatewayConfig(BaseModel):
     breaker_failures: int = Field(default=5, ge=1)
     breaker_cooldown_s: float = Field(default=30.0, gt=0)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    cache_ttl_s: float = Field(default=0.0, ge=0, description="exact response cache; 0: off")
+    cache_max_entries: int = Field(default=10_000, gt=0, description="per worker, in memory")
     budget_completion_tokens: int = Field(
         default=4096, gt=0, description="completion tokens assumed when a call sets no max"
     )

@@ -204,8 +204,8 @@ class Budgets:
                 )
                 if spent is None:
                     raise BudgetExceeded(
-                        f"{budget.scope} {budget.name!r} has reached its {_ADJECTIVE[budget.period]} "
-                        f"budget of ${budget.limit_usd:g}",
+                        f"{budget.scope} {budget.name!r} has reached its "
+                        f"{_ADJECTIVE[budget.period]} budget of ${budget.limit_usd:g}",
                         headers={"Retry-After": str(_seconds_to_next(budget.period, now))},
                     )
                 reservation.holds.append((budget, key, amount))

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from seamline.core.errors import PermissionDenied, SeamlineError
+from seamline.gateway.cache import as_stream, cache_key
 from seamline.gateway.core import Gateway
 from seamline.gateway.http import (
     Receive,
@@ -40,7 +41,7 @@ from seamline.registry import Actor
 from seamline.registry.identity import Scope as KeyScope
 from seamline.registry.prompt import Prompt
 from seamline.registry.records import AliasRecord
-from seamline.telemetry.event import STATUS_BLOCKED, STATUS_ERROR, CallEvent
+from seamline.telemetry.event import STATUS_BLOCKED, STATUS_ERROR, STATUS_OK, CallEvent
 from seamline.telemetry.tokens import count_messages, count_text
 
 log = logging.getLogger("seamline.gateway")
@@ -68,19 +69,31 @@ async def chat_completions(gateway: Gateway, scope: Scope, receive: Receive, sen
         event.request_content = forwarded.get("messages")
         scopes = _limit_scopes(gateway, actor, model)
         headers.update((await gateway.limiter.admit(scopes)).headers())
+        if event.prompt_name:
+            headers["x-seamline-prompt-version"] = f"{event.prompt_name}@{event.prompt_version}"
+        key = None
+        if gateway.cache.enabled and request.use_cache:
+            key = cache_key(actor.project.id, forwarded)
+            cached = await gateway.cache.get(key)
+            if cached is not None:
+                await _replay(request, cached, event, headers, send)
+                return
+            headers["x-seamline-cache"] = "miss"
         reservation = await gateway.budgets.reserve(
             actor, lambda: _most_it_can_cost(gateway, model, forwarded)
         )
-        if event.prompt_name:
-            headers["x-seamline-prompt-version"] = f"{event.prompt_name}@{event.prompt_version}"
         try:
             if request.stream:
-                await _stream(gateway, request, forwarded, model, event, headers, receive, send)
+                answer = await _stream(
+                    gateway, request, forwarded, model, event, headers, receive, send
+                )
             else:
-                await _complete(gateway, forwarded, model, event, headers, send)
+                answer = await _complete(gateway, forwarded, model, event, headers, send)
         finally:
             await gateway.budgets.settle(reservation, event.cost_usd)
             await gateway.limiter.add_tokens(scopes, event.prompt_tokens + event.completion_tokens)
+        if key is not None and answer is not None and event.status == STATUS_OK:
+            await gateway.cache.put(key, answer)
         if shadow is not None:
             gateway.in_background(_shadow_call(gateway, actor, request, shadow, event))
     except SeamlineError as exc:
@@ -207,7 +220,8 @@ async def _complete(
     event: CallEvent,
     headers: dict[str, str],
     send: Send,
-) -> None:
+) -> dict[str, Any]:
+    """Answer a non-streamed call; returns the upstream's chat.completion."""
     attempt = Attempt()
 
     async def call(deployment: Deployment) -> ChatResult:
@@ -226,6 +240,7 @@ async def _complete(
     _account(gateway, event, attempt.deployment, body, result.usage, message.get("content") or "")
     headers["x-seamline-model"] = event.model_used or model
     await send_bytes(send, 200, result.raw or orjson.dumps(result.body), headers)
+    return result.body
 
 
 async def _stream(
@@ -237,7 +252,9 @@ async def _stream(
     headers: dict[str, str],
     receive: Receive,
     send: Send,
-) -> None:
+) -> dict[str, Any] | None:
+    """Answer a streamed call; returns the answer as one chat.completion (for the cache)
+    when it completed and holds text only."""
     attempt = Attempt()
     # Always ask for the usage chunk, so streamed calls are costed exactly like the rest;
     # it is passed on only to clients that asked for it.
@@ -261,6 +278,7 @@ async def _stream(
     watcher = disconnect_watcher(receive)
     text: list[str] = []
     usage: Usage | None = None
+    cacheable = True
     try:
         chunk: StreamChunk | None = first
         while chunk is not None:
@@ -278,6 +296,7 @@ async def _stream(
                 delta = choices[0].get("delta") or {}
                 if delta.get("content"):
                     text.append(delta["content"])
+                cacheable = cacheable and not delta.get("tool_calls")
                 event.finish_reason = choices[0].get("finish_reason") or event.finish_reason
             if choices or request.include_usage:
                 await send_chunk(send, chunk.raw or _sse(chunk.data))
@@ -301,6 +320,50 @@ async def _stream(
         await _close(chunks)
         event.response_content = {"role": "assistant", "content": "".join(text)}
         _account(gateway, event, attempt.deployment, body, usage, "".join(text))
+    if not cacheable or event.status != STATUS_OK:
+        return None
+    return {
+        "id": (first.data.get("id") if first else None) or "chatcmpl-seamline",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": event.model_used,
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": event.finish_reason,
+                "message": {"role": "assistant", "content": "".join(text)},
+            }
+        ],
+        "usage": {
+            "prompt_tokens": event.prompt_tokens,
+            "completion_tokens": event.completion_tokens,
+            "total_tokens": event.prompt_tokens + event.completion_tokens,
+        },
+    }
+
+
+async def _replay(
+    request: ChatRequest,
+    answer: dict[str, Any],
+    event: CallEvent,
+    headers: dict[str, str],
+    send: Send,
+) -> None:
+    """Serve a cached answer: no upstream call, no cost; the event says it was a hit."""
+    event.cache_hit = True
+    event.model_used = answer.get("model")
+    choice = (answer.get("choices") or [{}])[0]
+    event.finish_reason = choice.get("finish_reason")
+    event.response_content = choice.get("message")
+    headers["x-seamline-cache"] = "hit"
+    if not request.stream:
+        await send_bytes(send, 200, orjson.dumps(answer), headers)
+        return
+    await start_stream(send, headers)
+    event.ttft_ms = (time.perf_counter() - event.started) * 1000
+    for chunk in as_stream(answer, request.include_usage):
+        await send_chunk(send, _sse(chunk))
+    await send_chunk(send, b"data: [DONE]\n\n", more=False)
 
 
 def _sse(data: dict[str, Any]) -> bytes:

@@ -13,6 +13,7 @@ from typing import Any
 
 from seamline.core.settings import Settings
 from seamline.gateway.budgets import Budgets, LocalBudgetStore, RedisBudgetStore
+from seamline.gateway.cache import ResponseCache
 from seamline.gateway.catalog import ModelCatalog
 from seamline.gateway.changes import ChangeProbe, probe_for
 from seamline.gateway.limits import LocalLimiter
@@ -57,6 +58,9 @@ class Gateway:
             RedisBudgetStore(settings.redis_url) if settings.redis_url else LocalBudgetStore(),
             on_alert=self.metrics.budget_alert,
         )
+        self.cache = ResponseCache(
+            self.config.cache_ttl_s, self.config.cache_max_entries, settings.redis_url
+        )
         self.view = RegistryView(registry, probe or probe_for(registry.db))
         self.writer = writer or EventWriter(registry.db, settings.home / SPILL_FILE_NAME)
         self.providers: dict[str, Provider] = providers or {
@@ -91,6 +95,7 @@ class Gateway:
             await provider.close()
         await self.limiter.close()
         await self.budgets.close()
+        await self.cache.close()
         await self.view.probe.close()
         await asyncio.to_thread(self.writer.close)
 

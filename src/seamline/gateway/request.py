@@ -30,6 +30,7 @@ class ChatRequest:
     user_id: str | None = None
     session_id: str | None = None
     use_case: str | None = None
+    use_cache: bool = True
 
 
 def _expect(body: dict[str, Any], name: str, types: tuple[type, ...], what: str) -> Any:
@@ -89,6 +90,7 @@ def parse_chat_request(body: dict[str, Any]) -> ChatRequest:
         user_id=_text(metadata.get("user_id")) or body.get("user"),
         session_id=_text(metadata.get("session_id")),
         use_case=_text(metadata.get("use_case")),
+        use_cache=extension.get("cache", True) is not False,
     )
     if is_prompt:
         reference = model[len(PROMPT_PREFIX) :]
