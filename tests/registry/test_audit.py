@@ -2,9 +2,12 @@ from __future__ import annotations
 
 import itertools
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 
+from seamline.core.clock import as_utc
 from seamline.registry import Actor, Registry
+from seamline.registry.audit import chain_hash
+from seamline.store.schema import audit_log
 from tests.factories import prompt_draft
 
 
@@ -60,9 +63,18 @@ def test_rewriting_an_entry_with_its_own_hash_still_breaks_the_next_link(
 ) -> None:
     registry.push(alice, [prompt_draft()])
     registry.push(alice, [prompt_draft(text="Bye {{ who }}")])
-    _tamper(registry, "UPDATE audit_log SET hash = 'f' || substr(hash, 2) WHERE seq = 2")
+    # entries: 1 project.create, 2 and 3 version.create. Forge entry 2 completely: new
+    # actor and a hash recomputed over it, as someone who knows the scheme would.
+    with registry.db.read() as conn:
+        row = conn.execute(select(audit_log).where(audit_log.c.seq == 2)).mappings().one()
+    forged = {**row, "actor": "mallory", "at": as_utc(row["at"])}
+    forged_hash = chain_hash(row["prev_hash"], forged)
+    _tamper(
+        registry, f"UPDATE audit_log SET actor = 'mallory', hash = '{forged_hash}' WHERE seq = 2"
+    )
     report = registry.verify_audit(alice)
-    assert report.first_bad_seq == 2
+    assert report.first_bad_seq == 3
+    assert "link" in report.problem
 
 
 def test_chains_are_per_project(registry: Registry, alice: Actor) -> None:
