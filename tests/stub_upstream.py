@@ -166,6 +166,123 @@ class StubUpstream:
             }
         )
 
+    async def messages(self, request: web.Request) -> web.StreamResponse:
+        """Anthropic's Messages API: text echo, or a tool_use block when tools are offered."""
+        body = await request.json()
+        self.requests.append({"headers": dict(request.headers), **body})
+        failure = await self._maybe_fail()
+        if failure is not None:
+            return failure
+        if request.headers.get("anthropic-version") != "2023-06-01" or "max_tokens" not in body:
+            return web.json_response(
+                {
+                    "type": "error",
+                    "error": {"type": "invalid_request_error", "message": "bad request"},
+                },
+                status=400,
+            )
+        last = body["messages"][-1]["content"]
+        text = (
+            last
+            if isinstance(last, str)
+            else " ".join(b.get("text", "") or str(b.get("content", "")) for b in last)
+        )
+        usage = {"input_tokens": 11, "output_tokens": 5, "cache_read_input_tokens": 3}
+        tool = body.get("tools", [None])[0]
+        content: list[dict[str, Any]] = [{"type": "text", "text": f"[{self.name}] {text}"}]
+        stop = "end_turn"
+        if tool is not None:
+            content = [
+                {
+                    "type": "tool_use",
+                    "id": "toolu_1",
+                    "name": tool["name"],
+                    "input": {"city": "Oslo"},
+                }
+            ]
+            stop = "tool_use"
+        if not body.get("stream"):
+            return web.json_response(
+                {
+                    "id": "msg_1",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": body["model"],
+                    "content": content,
+                    "stop_reason": stop,
+                    "usage": usage,
+                }
+            )
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+
+        async def event(name: str, data: dict[str, Any]) -> None:
+            await response.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
+
+        await event(
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "id": "msg_1",
+                    "type": "message",
+                    "role": "assistant",
+                    "content": [],
+                    "model": body["model"],
+                    "usage": {"input_tokens": 11, "output_tokens": 1, "cache_read_input_tokens": 3},
+                },
+            },
+        )
+        await event("ping", {"type": "ping"})
+        block = content[0]
+        if block["type"] == "text":
+            await event(
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+            )
+            for word in block["text"].split(" "):
+                await event(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "text_delta", "text": word + " "},
+                    },
+                )
+        else:
+            await event(
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {**block, "input": {}},
+                },
+            )
+            for part in ('{"city": ', '"Oslo"}'):
+                await event(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "input_json_delta", "partial_json": part},
+                    },
+                )
+        await event("content_block_stop", {"type": "content_block_stop", "index": 0})
+        await event(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop},
+                "usage": {"output_tokens": 5},
+            },
+        )
+        await event("message_stop", {"type": "message_stop"})
+        return response
+
     async def hook(self, request: web.Request) -> web.Response:
         self.hooks.append(await request.json())
         return web.json_response({"ok": True})
@@ -175,6 +292,7 @@ class StubUpstream:
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_post("/v1/embeddings", self.embeddings)
         app.router.add_post("/hook", self.hook)
+        app.router.add_post("/v1/messages", self.messages)
         ready = threading.Event()
         self._loop = asyncio.new_event_loop()
 

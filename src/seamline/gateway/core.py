@@ -21,6 +21,7 @@ from seamline.gateway.limits_redis import RedisLimiter
 from seamline.gateway.metrics import GatewayMetrics
 from seamline.gateway.registry_view import RegistryView
 from seamline.gateway.router import Router
+from seamline.providers.anthropic import AnthropicProvider
 from seamline.providers.base import Deployment, Provider
 from seamline.providers.local import LocalProvider
 from seamline.providers.openai_compat import OpenAICompatibleProvider
@@ -65,6 +66,7 @@ class Gateway:
         self.writer = writer or EventWriter(registry.db, settings.home / SPILL_FILE_NAME)
         self.providers: dict[str, Provider] = providers or {
             "openai": OpenAICompatibleProvider(),
+            "anthropic": AnthropicProvider(),
             "local": LocalProvider(),
         }
         self._background: set[asyncio.Task[Any]] = set()
