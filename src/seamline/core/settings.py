@@ -92,6 +92,23 @@ class BudgetConfig(BaseModel):
     webhook: str | None = Field(default=None, description="POSTed a JSON alert")
 
 
+class TierRule(BaseModel):
+    """Send calls for a model name to another model when every condition given holds.
+
+    Rules for one name are tried in order; the first that matches wins. The name can be a
+    virtual one (``auto``) that only rules serve."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    target: str
+    use_case: str | None = None
+    project: str | None = None
+    key: str | None = Field(default=None, description="an API key id (key_...)")
+    min_prompt_tokens: int | None = Field(default=None, ge=0)
+    max_prompt_tokens: int | None = Field(default=None, ge=0)
+
+
 class GatewayConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -110,6 +127,7 @@ class GatewayConfig(BaseModel):
     budget_completion_tokens: int = Field(
         default=4096, gt=0, description="completion tokens assumed when a call sets no max"
     )
+    tier_rules: list[TierRule] = Field(default_factory=list)
     key_limits: LimitConfig = Field(default_factory=LimitConfig)
     project_limits: LimitConfig = Field(default_factory=LimitConfig)
     model_limits: dict[str, LimitConfig] = Field(default_factory=dict)

@@ -36,6 +36,7 @@ from seamline.gateway.http import (
 from seamline.gateway.limits import LimitScope
 from seamline.gateway.request import ChatRequest, parse_chat_request, upstream_body
 from seamline.gateway.router import Attempt
+from seamline.gateway.tiers import choose_model
 from seamline.providers.base import ChatResult, Deployment, StreamChunk, UpstreamError, Usage
 from seamline.registry import Actor
 from seamline.registry.identity import Scope as KeyScope
@@ -66,6 +67,9 @@ async def chat_completions(gateway: Gateway, scope: Scope, receive: Receive, sen
         event.user_id, event.session_id = request.user_id, request.session_id
         event.use_case = request.use_case
         forwarded, model, shadow = await _resolve(gateway, actor, generation, request, event)
+        model = choose_model(
+            gateway.config, gateway.catalog, model, actor, request.use_case, forwarded
+        )
         event.request_content = forwarded.get("messages")
         scopes = _limit_scopes(gateway, actor, model)
         headers.update((await gateway.limiter.admit(scopes)).headers())
