@@ -23,7 +23,6 @@ class ModelEntry:
     deployments: list[Deployment] = field(default_factory=list)
     fallbacks: list[str] = field(default_factory=list)
     context_fallback: str | None = None
-    prices: dict[str, Price] = field(default_factory=dict)  # by deployment id
 
     @property
     def context_window(self) -> int | None:
@@ -58,6 +57,10 @@ class ModelCatalog:
         deployment_id = config.deployment or (
             f"{config.provider}:{upstream}@{config.base_url or 'local'}#{len(entry.deployments)}"
         )
+        if config.prices is not None:
+            price = Price(config.prices.input, config.prices.output, config.prices.cached_input)
+        else:
+            price = shipped_price(upstream) or FREE
         api_key = config.api_key.get_secret_value() if config.api_key else None
         if api_key is None and config.api_key_env:
             api_key = os.environ.get(config.api_key_env)
@@ -75,15 +78,11 @@ class ModelCatalog:
             read_timeout_s=config.read_timeout_s,
             total_timeout_s=config.total_timeout_s,
             stream_idle_timeout_s=config.stream_idle_timeout_s,
+            price=price,
         )
         entry.deployments.append(deployment)
         entry.fallbacks = entry.fallbacks or list(config.fallbacks)
         entry.context_fallback = entry.context_fallback or config.context_fallback
-        if config.prices is not None:
-            price = Price(config.prices.input, config.prices.output, config.prices.cached_input)
-        else:
-            price = shipped_price(upstream) or FREE
-        entry.prices[deployment_id] = price
         return deployment
 
     def get(self, name: str) -> ModelEntry:
@@ -96,5 +95,11 @@ class ModelCatalog:
             )
         return entry
 
-    def price(self, deployment: Deployment) -> Price:
-        return self.entries[deployment.model].prices.get(deployment.id, FREE)
+    def extended(self, configs: Iterable[ModelConfig]) -> ModelCatalog:
+        """This catalog plus ``configs`` (a project's registry models), leaving this one as
+        it is."""
+        catalog = ModelCatalog([])
+        catalog.entries = dict(self.entries)
+        for config in configs:
+            catalog.add(config)
+        return catalog

@@ -19,6 +19,7 @@ import orjson
 
 from seamline.core.errors import PermissionDenied, SeamlineError
 from seamline.gateway.cache import as_stream, cache_key
+from seamline.gateway.catalog import ModelCatalog
 from seamline.gateway.core import Gateway
 from seamline.gateway.http import (
     Receive,
@@ -67,9 +68,8 @@ async def chat_completions(gateway: Gateway, scope: Scope, receive: Receive, sen
         event.user_id, event.session_id = request.user_id, request.session_id
         event.use_case = request.use_case
         forwarded, model, shadow = await _resolve(gateway, actor, generation, request, event)
-        model = choose_model(
-            gateway.config, gateway.catalog, model, actor, request.use_case, forwarded
-        )
+        catalog = await gateway.catalog_for(actor, generation, model)
+        model = choose_model(gateway.config, catalog, model, actor, request.use_case, forwarded)
         event.request_content = forwarded.get("messages")
         scopes = _limit_scopes(gateway, actor, model)
         headers.update((await gateway.limiter.admit(scopes)).headers())
@@ -84,15 +84,15 @@ async def chat_completions(gateway: Gateway, scope: Scope, receive: Receive, sen
                 return
             headers["x-seamline-cache"] = "miss"
         reservation = await gateway.budgets.reserve(
-            actor, lambda: _most_it_can_cost(gateway, model, forwarded)
+            actor, lambda: _most_it_can_cost(gateway, catalog, model, forwarded)
         )
         try:
             if request.stream:
                 answer = await _stream(
-                    gateway, request, forwarded, model, event, headers, receive, send
+                    gateway, request, forwarded, model, event, headers, receive, send, catalog
                 )
             else:
-                answer = await _complete(gateway, forwarded, model, event, headers, send)
+                answer = await _complete(gateway, forwarded, model, event, headers, send, catalog)
         finally:
             await gateway.budgets.settle(reservation, event.cost_usd)
             await gateway.limiter.add_tokens(scopes, event.prompt_tokens + event.completion_tokens)
@@ -192,10 +192,12 @@ def _in_canary(canary: AliasRecord, request: ChatRequest, event: CallEvent) -> b
     return int.from_bytes(digest) % 10_000 < (canary.weight or 0) * 100
 
 
-def _most_it_can_cost(gateway: Gateway, model: str, body: dict[str, Any]) -> float:
+def _most_it_can_cost(
+    gateway: Gateway, catalog: ModelCatalog, model: str, body: dict[str, Any]
+) -> float:
     """An upper bound of the call's cost: its prompt and its completion cap, at the dearest
     price of the model and its fallbacks."""
-    chain = gateway.router.chain(model)
+    chain = gateway.router.chain(model, catalog)
     deployments = [d for entry in chain for d in entry.deployments]
     prompt_tokens, _ = count_messages(deployments[0].upstream_model, body.get("messages") or [])
     completion = (
@@ -203,7 +205,7 @@ def _most_it_can_cost(gateway: Gateway, model: str, body: dict[str, Any]) -> flo
         or body.get("max_tokens")
         or gateway.config.budget_completion_tokens
     )
-    return max(gateway.catalog.price(d).cost(prompt_tokens, int(completion)) for d in deployments)
+    return max(d.price.cost(prompt_tokens, int(completion)) for d in deployments)
 
 
 def _limit_scopes(gateway: Gateway, actor: Actor, model: str) -> list[LimitScope]:
@@ -224,6 +226,7 @@ async def _complete(
     event: CallEvent,
     headers: dict[str, str],
     send: Send,
+    catalog: ModelCatalog | None = None,
 ) -> dict[str, Any]:
     """Answer a non-streamed call; returns the upstream's chat.completion."""
     attempt = Attempt()
@@ -234,7 +237,7 @@ async def _complete(
         )
 
     try:
-        result = await gateway.router.call(model, attempt, call)
+        result = await gateway.router.call(model, attempt, call, catalog)
     finally:
         _attribute_route(event, attempt)
     choice = (result.body.get("choices") or [{}])[0]
@@ -256,6 +259,7 @@ async def _stream(
     headers: dict[str, str],
     receive: Receive,
     send: Send,
+    catalog: ModelCatalog | None = None,
 ) -> dict[str, Any] | None:
     """Answer a streamed call; returns the answer as one chat.completion (for the cache)
     when it completed and holds text only."""
@@ -273,7 +277,7 @@ async def _stream(
         )
 
     try:
-        first, chunks = await gateway.router.open_stream(model, attempt, start)
+        first, chunks = await gateway.router.open_stream(model, attempt, start, catalog)
     finally:
         _attribute_route(event, attempt)
     headers["x-seamline-model"] = event.model_used or model
@@ -411,7 +415,7 @@ def _account(
         completion_tokens, guessed_completion = count_text(deployment.upstream_model, completion)
         event.prompt_tokens, event.completion_tokens = prompt_tokens, completion_tokens
         event.tokens_estimated = guessed_prompt or guessed_completion
-    event.cost_usd = gateway.catalog.price(deployment).cost(
+    event.cost_usd = deployment.price.cost(
         event.prompt_tokens, event.completion_tokens, event.cached_tokens
     )
 
@@ -444,7 +448,8 @@ async def _shadow_call(
         body.pop("stream_options", None)
         event.model_requested = rendered.model
         event.request_content = body["messages"]
-        await _complete(gateway, body, rendered.model, event, {}, _discard)
+        catalog = await gateway.catalog_for(actor, None, rendered.model)
+        await _complete(gateway, body, rendered.model, event, {}, _discard, catalog)
     except SeamlineError as exc:
         event.fail(STATUS_ERROR, exc.status, exc.code, exc.message)
     except Exception as exc:

@@ -25,7 +25,7 @@ from seamline.providers.anthropic import AnthropicProvider
 from seamline.providers.base import Deployment, Provider
 from seamline.providers.local import LocalProvider
 from seamline.providers.openai_compat import OpenAICompatibleProvider
-from seamline.registry import Registry
+from seamline.registry import Actor, Registry
 from seamline.telemetry.event import CallEvent
 from seamline.telemetry.writer import EventWriter
 
@@ -70,6 +70,16 @@ class Gateway:
             "local": LocalProvider(),
         }
         self._background: set[asyncio.Task[Any]] = set()
+
+    async def catalog_for(self, actor: Actor, generation: int | None, model: str) -> ModelCatalog:
+        """The configured catalog, extended with the project's registry model of that name
+        when no configured model has it."""
+        if model in self.catalog.entries:
+            return self.catalog
+        config = await self.view.model_config(actor, generation, model)
+        if config is None:
+            return self.catalog
+        return self.catalog.extended([config])
 
     def provider(self, deployment: Deployment) -> Provider:
         return self.providers[deployment.provider]

@@ -73,7 +73,7 @@ async def embeddings(gateway: Gateway, scope: Scope, receive: Receive, send: Sen
             counts = [count_text(attempt.deployment.upstream_model, t) for t in texts]
             event.prompt_tokens = sum(c[0] for c in counts)
             event.tokens_estimated = any(c[1] for c in counts)
-        event.cost_usd = gateway.catalog.price(attempt.deployment).cost(event.prompt_tokens, 0)
+        event.cost_usd = attempt.deployment.price.cost(event.prompt_tokens, 0)
         await gateway.limiter.add_tokens(scopes, event.prompt_tokens)
         await send_bytes(send, 200, result.raw or orjson.dumps(result.body), headers)
     except SeamlineError as exc:

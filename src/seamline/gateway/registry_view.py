@@ -10,11 +10,19 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, replace
 
-from seamline.core.errors import AuthenticationFailed, SeamlineError, Unavailable
+from seamline.core.errors import (
+    AuthenticationFailed,
+    InvalidInput,
+    NotFound,
+    SeamlineError,
+    Unavailable,
+)
+from seamline.core.settings import ModelConfig, ModelPrices
 from seamline.gateway.changes import ChangeProbe
 from seamline.registry import Actor, Prompt, Registry
 from seamline.registry.identity import KEY_PREFIX, Scope, hash_key
 from seamline.registry.records import AliasRecord, VersionRecord
+from seamline.registry.specs import ModelSpec
 
 MAX_CACHED_KEYS = 10_000
 
@@ -38,6 +46,7 @@ class RegistryView:
         self.probe = probe
         self._actors: dict[str, _CachedActor] = {}
         self._prompts: dict[tuple[int, str, str], _CachedPrompt] = {}
+        self._models: dict[tuple[int, str], tuple[ModelConfig | None, int]] = {}
 
     async def authenticate(self, bearer: str | None) -> tuple[Actor, int | None]:
         """The key's actor and the project's current change counter."""
@@ -103,8 +112,60 @@ class RegistryView:
         aliases = {a.name: a for a in self.registry.aliases(reader, "prompt", name)}
         return record, aliases
 
+    async def model_config(
+        self, actor: Actor, generation: int | None, name: str
+    ) -> ModelConfig | None:
+        """A ``model`` artefact of the project as a deployment: its ``production`` version,
+        else its latest. None when the project has no model of that name."""
+        key = (actor.project.id, name)
+        cached = self._models.get(key)
+        if cached is not None and (generation is None or generation == cached[1]):
+            return cached[0]
+        reader = replace(actor, scopes=actor.scopes | {Scope.READ})
+
+        def load() -> ModelConfig | None:
+            try:
+                record = self.registry.get_version(reader, "model", name, "production")
+            except NotFound:
+                try:
+                    record = self.registry.get_version(reader, "model", name)
+                except NotFound:
+                    return None
+            return model_config_from(actor.project.name, record)
+
+        config = await asyncio.to_thread(load)
+        self._models[key] = (config, generation or 0)
+        return config
+
     async def prompt_version(
         self, actor: Actor, generation: int | None, name: str, version: int
     ) -> Prompt:
         prompt, _ = await self.prompt(actor, generation, name, str(version))
         return prompt
+
+
+def model_config_from(project: str, record: VersionRecord) -> ModelConfig:
+    """A registry model configuration as the gateway's deployment settings. Its key comes
+    from the environment variable it names: secrets never live in the registry."""
+    spec = ModelSpec.model_validate(record.content)
+    if spec.provider not in ("openai", "anthropic", "local"):
+        raise InvalidInput(
+            f"model {spec.name} v{record.number}: provider {spec.provider!r} is "
+            "not served (openai, anthropic or local)",
+            code="unsupported_provider",
+        )
+    return ModelConfig(
+        name=spec.name,
+        provider=spec.provider,
+        upstream_model=spec.upstream_model,
+        base_url=spec.base_url,
+        api_key_env=spec.api_key_env,
+        prices=ModelPrices(
+            input=spec.prices.input,
+            output=spec.prices.output,
+            cached_input=spec.prices.cached_input,
+        ),
+        context_window=spec.context_window,
+        tier=spec.tier,
+        deployment=f"registry:{project}:{spec.name}@v{record.number}",
+    )

@@ -105,14 +105,15 @@ class Router:
             self.breakers[deployment.id] = breaker
         return breaker
 
-    def chain(self, model: str) -> list[ModelEntry]:
+    def chain(self, model: str, catalog: ModelCatalog | None = None) -> list[ModelEntry]:
         """The model and its fallbacks, in order, each once."""
-        entries, seen = [self.catalog.get(model)], {model}
+        catalog = catalog or self.catalog
+        entries, seen = [catalog.get(model)], {model}
         for name in entries[0].fallbacks:
             if name not in seen:
                 seen.add(name)
                 try:
-                    entries.append(self.catalog.get(name))
+                    entries.append(catalog.get(name))
                 except NotFound:
                     continue  # a fallback named in config but not served: skip it
         return entries
@@ -142,11 +143,15 @@ class Router:
         return stats
 
     async def call(
-        self, model: str, attempt: Attempt, send: Callable[[Deployment], Awaitable[T]]
+        self,
+        model: str,
+        attempt: Attempt,
+        send: Callable[[Deployment], Awaitable[T]],
+        catalog: ModelCatalog | None = None,
     ) -> T:
         """Run ``send`` on deployments of ``model`` and its fallbacks until one succeeds."""
         last: UpstreamError | None = None
-        for entry in self.chain(model):
+        for entry in self.chain(model, catalog):
             avoid: set[str] = set()
             for try_number in range(self.config.max_attempts):
                 deployment = self.choose(entry, avoid)
@@ -193,6 +198,7 @@ class Router:
         model: str,
         attempt: Attempt,
         start: Callable[[Deployment], AsyncIterator[StreamChunk]],
+        catalog: ModelCatalog | None = None,
     ) -> tuple[StreamChunk | None, AsyncIterator[StreamChunk]]:
         """Start a stream with the same retries and fallbacks as :meth:`call`; only the wait
         for the first chunk is retried (after it, bytes have reached the client)."""
@@ -206,7 +212,7 @@ class Router:
             except StopAsyncIteration:
                 return None, iterator
 
-        return await self.call(model, attempt, first_chunk)
+        return await self.call(model, attempt, first_chunk, catalog)
 
     def _backoff(self, try_number: int, retry_after: float | None) -> float:
         if retry_after is not None:

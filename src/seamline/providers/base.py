@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from seamline.telemetry.prices import FREE, Price
+
 
 @dataclass(frozen=True)
 class Deployment:
@@ -31,6 +33,7 @@ class Deployment:
     total_timeout_s: float = 600.0
     stream_idle_timeout_s: float = 60.0
     extra_headers: dict[str, str] = field(default_factory=dict)
+    price: Price = FREE  # USD per million tokens, what the call is costed at
 
 
 @dataclass(frozen=True)
