@@ -19,6 +19,7 @@ from seamline.gateway.chat import chat_completions
 from seamline.gateway.core import Gateway
 from seamline.gateway.endpoints import embeddings, list_models
 from seamline.gateway.http import Receive, Scope, Send, send_bytes, send_error
+from seamline.gateway.openapi import document_gateway
 from seamline.providers.base import Provider
 from seamline.registry import Registry
 from seamline.registry.workspace import open_registry
@@ -96,7 +97,9 @@ def build_app(
 ) -> SeamlineServer:
     registry = registry or open_registry(settings)
     gateway = Gateway(settings, registry, providers=providers)
-    return SeamlineServer(gateway, create_app(settings, registry=registry))
+    api = create_app(settings, registry=registry)
+    document_gateway(api)
+    return SeamlineServer(gateway, api)
 
 
 def app_from_env() -> SeamlineServer:
