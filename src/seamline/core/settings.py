@@ -152,6 +152,10 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, description="shared limits and caches across workers and replicas"
     )
+    otel_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP traces endpoint, e.g. http://collector:4318/v1/traces"
+    )
+    otel_service_name: str = "seamline-gateway"
     models: list[ModelConfig] = Field(default_factory=list)
     budgets: list[BudgetConfig] = Field(default_factory=list)
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)

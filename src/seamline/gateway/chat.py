@@ -27,6 +27,7 @@ from seamline.gateway.http import (
     Send,
     bearer_token,
     disconnect_watcher,
+    new_event,
     parse_json_object,
     read_body,
     send_bytes,
@@ -53,7 +54,7 @@ CLIENT_CLOSED_REQUEST = 499  # nginx's convention for a client that went away
 
 
 async def chat_completions(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
-    event = CallEvent(route=ROUTE)
+    event = new_event(scope, ROUTE)
     headers: dict[str, str] = {"x-seamline-request-id": event.request_id}
     content_logging = "none"  # until the key tells whose policy applies
     try:

@@ -27,6 +27,7 @@ from seamline.providers.local import LocalProvider
 from seamline.providers.openai_compat import OpenAICompatibleProvider
 from seamline.registry import Actor, Registry
 from seamline.telemetry.event import CallEvent
+from seamline.telemetry.otel import SpanExporter, exporter_from
 from seamline.telemetry.writer import EventWriter
 
 log = logging.getLogger("seamline.gateway")
@@ -70,6 +71,9 @@ class Gateway:
             "local": LocalProvider(),
         }
         self._background: set[asyncio.Task[Any]] = set()
+        self.spans: SpanExporter | None = exporter_from(
+            settings.otel_endpoint, settings.otel_service_name
+        )
 
     async def catalog_for(self, actor: Actor, generation: int | None, model: str) -> ModelCatalog:
         """The configured catalog, extended with the project's registry model of that name
@@ -89,6 +93,8 @@ class Gateway:
         event.finish()
         try:
             self.metrics.observe(event)
+            if self.spans is not None:
+                self.spans.export(event, event.parent_span_id)
         finally:
             self.writer.submit(event)
 
@@ -110,6 +116,8 @@ class Gateway:
         await self.cache.close()
         await self.view.probe.close()
         await asyncio.to_thread(self.writer.close)
+        if self.spans is not None:
+            await asyncio.to_thread(self.spans.shutdown)
 
     def _breaker_changed(self, deployment: Deployment, state: str) -> None:
         log.warning("circuit breaker of %s is now %s", deployment.id, state)

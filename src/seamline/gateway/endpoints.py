@@ -13,6 +13,7 @@ from seamline.gateway.http import (
     Scope,
     Send,
     bearer_token,
+    new_event,
     parse_json_object,
     read_body,
     send_bytes,
@@ -24,14 +25,14 @@ from seamline.gateway.request import upstream_body
 from seamline.gateway.router import Attempt
 from seamline.providers.base import ChatResult, Deployment
 from seamline.registry.identity import Scope as KeyScope
-from seamline.telemetry.event import STATUS_BLOCKED, STATUS_ERROR, CallEvent
+from seamline.telemetry.event import STATUS_BLOCKED, STATUS_ERROR
 from seamline.telemetry.tokens import count_text
 
 EMBEDDINGS = "/v1/embeddings"
 
 
 async def embeddings(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
-    event = CallEvent(route=EMBEDDINGS)
+    event = new_event(scope, EMBEDDINGS)
     headers = {"x-seamline-request-id": event.request_id}
     try:
         body = parse_json_object(await read_body(receive, gateway.config.max_body_bytes))

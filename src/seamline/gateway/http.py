@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 
 from seamline.core.errors import InvalidInput, PayloadTooLarge, SeamlineError
+from seamline.telemetry.event import CallEvent
+from seamline.telemetry.otel import parse_traceparent
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -129,3 +131,12 @@ async def wait_for_disconnect(receive: Receive) -> None:
 
 def disconnect_watcher(receive: Receive) -> asyncio.Task[None]:
     return asyncio.create_task(wait_for_disconnect(receive))
+
+
+def new_event(scope: Scope, route: str) -> CallEvent:
+    """The event of an arriving call, in the caller's trace when it sent a traceparent."""
+    event = CallEvent(route=route)
+    parent = parse_traceparent(header(scope, b"traceparent"))
+    if parent is not None:
+        event.trace_id, event.parent_span_id = parent
+    return event

@@ -73,6 +73,7 @@ class CallEvent:
     request_content: Any = None
     response_content: Any = None
     started: float = field(default_factory=perf_counter)
+    parent_span_id: str | None = None  # the caller's span, from its traceparent header
 
     def fail(self, status: str, http_status: int, error_type: str, message: str) -> None:
         self.status = status
@@ -97,6 +98,7 @@ class CallEvent:
     def to_row(self) -> dict[str, Any]:
         row = asdict(self)
         row.pop("started")
+        row.pop("parent_span_id")
         return row
 
 
