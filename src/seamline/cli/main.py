@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -57,11 +59,26 @@ def serve(
     port: Port = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="worker processes")] = 1,
 ) -> None:
-    """Start the HTTP API (registry under /api/v1, /healthz, /readyz, /openapi.json)."""
+    """Start the gateway (/v1), the registry API (/api/v1), /metrics, /healthz, /readyz.
+
+    Example: seamline serve --port 8750 --workers 2
+    """
     import uvicorn
 
     registry()  # fail here, in one line, if the database is not initialised
     current = settings()
+    if workers > 1:
+        # Every worker writes its metrics here; /metrics sums them (see gateway/metrics.py).
+        metrics_dir = current.home / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+        if not current.redis_url:
+            typer.echo(
+                "note: without SEAMLINE_REDIS_URL each worker keeps its own rate limits, "
+                "budgets and cache",
+                err=True,
+            )
     uvicorn.run(
         "seamline.gateway.app:app_from_env",
         factory=True,

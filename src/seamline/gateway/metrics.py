@@ -1,9 +1,16 @@
 """Prometheus metrics of the gateway, in a registry of its own (one per app, so tests and
-several apps in one process do not collide)."""
+several apps in one process do not collide).
+
+With several worker processes (``seamline serve --workers N``) each worker writes its
+values to files in ``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` sums every worker's, so a
+scrape sees the whole server whichever worker answers it."""
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from seamline.core.settings import BudgetConfig
 from seamline.telemetry.event import CallEvent
@@ -67,6 +74,7 @@ class GatewayMetrics:
             "Circuit breaker per deployment: 0 closed, 1 half-open, 2 open",
             ("deployment",),
             registry=self.registry,
+            multiprocess_mode="max",
         )
 
     def observe(self, event: CallEvent) -> None:
@@ -96,4 +104,8 @@ class GatewayMetrics:
         self.circuit.labels(deployment).set(CIRCUIT_STATES[state])
 
     def render(self) -> bytes:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            merged = CollectorRegistry()
+            MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+            return generate_latest(merged)
         return generate_latest(self.registry)
