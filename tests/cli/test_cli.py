@@ -159,6 +159,7 @@ BAD_INPUT = [
     (["prompts", "push", "missing.yaml"], "no such file"),
     (["prompts", "render", "greeter", "-v", "city=Oslo"], "unknown variables: city"),
     (["prompts", "render", "greeter"], "missing required variable 'who'"),
+    (["projects", "logging", "everything"], "content logging must be one of"),
 ]
 
 

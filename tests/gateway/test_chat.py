@@ -109,3 +109,23 @@ def test_metrics_count_calls(gateway: RunningGateway) -> None:
         'route="/v1/chat/completions",status="ok"} 1.0' in text
     )
     assert "seamline_cost_usd_total" in text and "seamline_upstream_latency_seconds" in text
+
+
+@pytest.mark.parametrize(
+    ("mode", "stored"),
+    [
+        ("redacted", [{"role": "user", "content": "[redacted]"}]),
+        ("none", None),
+    ],
+)
+def test_content_logging_follows_the_project_policy(
+    gateway: RunningGateway, mode: str, stored: object
+) -> None:
+    from seamline.registry.workspace import local_actor
+
+    registry = gateway.registry
+    registry.set_content_logging(local_actor(registry.db, "acme", "admin"), mode)
+    gateway.client().chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+    [event] = gateway.events()
+    assert event["request_content"] == stored
+    assert "[primary]" not in str(event["response_content"])

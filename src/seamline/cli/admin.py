@@ -119,6 +119,18 @@ def projects_create(name: str, as_user: AsUser = None) -> None:
     typer.echo(f"created project {name}" if created else f"project {name} already exists")
 
 
+@projects_app.command("logging")
+def projects_logging(
+    mode: Annotated[str, typer.Argument(help="full, redacted (roles only) or none")],
+    project: ProjectOption = None,
+    as_user: AsUser = None,
+) -> None:
+    """What the gateway stores of prompts and answers. Example:
+    seamline projects logging redacted --project checkout"""
+    updated = registry().set_content_logging(actor(project, as_user), mode)
+    typer.echo(f"project {updated.name}: content logging {updated.content_logging}")
+
+
 @policies_app.command("list")
 def policies_list(project: ProjectOption = None, json_output: JsonOption = False) -> None:
     """Alias policies in force (production's default shows when none is set)."""

@@ -131,6 +131,25 @@ def ensure_project(conn: Connection, name: str, *, actor: str) -> tuple[Project,
     return Project(project_id, name, "full"), True
 
 
+CONTENT_LOGGING = ("full", "redacted", "none")
+
+
+def set_content_logging(conn: Connection, project: Project, mode: str, *, actor: str) -> Project:
+    """What the gateway keeps of request and response content for this project."""
+    if mode not in CONTENT_LOGGING:
+        raise InvalidInput(f"content logging must be one of {', '.join(CONTENT_LOGGING)}")
+    conn.execute(projects.update().where(projects.c.id == project.id).values(content_logging=mode))
+    audit.append(
+        conn,
+        project_id=project.id,
+        actor=actor,
+        action="project.content_logging",
+        target=project.name,
+        details={"from": project.content_logging, "to": mode},
+    )
+    return Project(project.id, project.name, mode)
+
+
 def ensure_user(conn: Connection, name: str) -> int:
     row = conn.execute(select(users.c.id).where(users.c.name == name)).first()
     if row is not None:

@@ -176,6 +176,12 @@ class Registry:
         with self.db.read() as conn:
             return identity.list_keys(conn, actor.project)
 
+    def set_content_logging(self, actor: Actor, mode: str) -> Project:
+        require(actor, Scope.ADMIN)
+        with self.db.write() as conn:
+            lock_project(conn, actor.project)
+            return identity.set_content_logging(conn, actor.project, mode, actor=actor.user)
+
     def list_policies(self, actor: Actor) -> list[AliasPolicy]:
         require(actor, Scope.READ)
         with self.db.read() as conn:
