@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,7 +12,7 @@ from sqlalchemy import create_engine, text
 
 from seamline.store import Database
 from tests.gateway.conftest import RunningGateway
-from tests.live import free_port
+from tests.served import serve
 from tests.stub_upstream import StubUpstream
 
 HELLO = [{"role": "user", "content": "hi"}]
@@ -45,48 +41,16 @@ def test_calls_during_a_database_outage_are_stored_once_it_returns(
 def test_sigterm_under_load_leaves_one_event_per_answered_call(tmp_path: Path) -> None:
     stub = StubUpstream("slow").start()
     stub.faults.latency_s = 0.3
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "seamline.toml").write_text(f'[[models]]\nname = "m"\nbase_url = "{stub.base_url}"\n')
-    env = {**os.environ, "SEAMLINE_HOME": str(home), "SEAMLINE_USER": "ops"}
-    env.pop("SEAMLINE_DATABASE_URL", None)
-    run = [sys.executable, "-m", "seamline"]
-    subprocess.run([*run, "init"], env=env, check=True, capture_output=True, cwd=tmp_path)
-    key = json.loads(
-        subprocess.run(
-            [*run, "keys", "create", "--scopes", "invoke", "--json"],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-        ).stdout
-    )["key"]
-    port = free_port()
-    server = subprocess.Popen(
-        [*run, "serve", "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+    server = serve(tmp_path, f'[[models]]\nname = "m"\nbase_url = "{stub.base_url}"\n')
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
 
         def call(i: int) -> int | None:
             time.sleep(i * 0.01)
             try:
                 return httpx.post(
-                    f"{url}/v1/chat/completions",
+                    f"{server.url}/v1/chat/completions",
                     timeout=30,
-                    headers={"Authorization": f"Bearer {key}"},
+                    headers={"Authorization": f"Bearer {server.key}"},
                     json={"model": "m", "messages": HELLO, "stream": i % 2 == 0},
                 ).status_code
             except httpx.HTTPError:
@@ -97,17 +61,16 @@ def test_sigterm_under_load_leaves_one_event_per_answered_call(tmp_path: Path) -
             deadline = time.monotonic() + 20
             while len(stub.requests) < 20 and time.monotonic() < deadline:
                 time.sleep(0.01)  # under load: at least 20 calls are with the upstream
-            server.send_signal(signal.SIGTERM)
+            status = server.stop()
             answered = [f.result() for f in futures]
         # uvicorn shuts down gracefully, then re-raises the signal it caught: -SIGTERM.
-        assert server.wait(30) in (0, -signal.SIGTERM)
+        assert status in (0, -signal.SIGTERM)
     finally:
-        if server.poll() is None:
-            server.kill()
+        server.stop()
         stub.stop()
     accepted = [s for s in answered if s is not None]
     assert len(accepted) >= 20
-    engine = create_engine(f"sqlite:///{home / 'seamline.db'}")
+    engine = create_engine(f"sqlite:///{server.home / 'seamline.db'}")
     with engine.connect() as conn:
         stored = conn.execute(text("SELECT request_id FROM events")).scalars().all()
     engine.dispose()

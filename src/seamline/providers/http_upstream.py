@@ -7,7 +7,8 @@ of CPU per request at concurrency 16 on this kind of machine, aiohttp's ClientSe
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -43,24 +44,18 @@ class HttpUpstream:
         self, deployment: Deployment, url: str, body: dict[str, Any], headers: dict[str, str]
     ) -> tuple[dict[str, Any], bytes]:
         """The parsed answer and its bytes; every failure is an :class:`UpstreamError`."""
-        try:
-            async with self._client().post(
+        async with (
+            _as_upstream_errors(deployment),
+            self._client().post(
                 url,
                 data=orjson.dumps(body),
                 headers=headers,
                 timeout=self._timeout(deployment, stream=False),
-            ) as response:
-                raw = await response.read()
-                if response.status != 200:
-                    raise error_from(response.status, raw, response.headers)
-        except TimeoutError as exc:
-            raise UpstreamError(
-                f"{deployment.id}: timed out", retryable=True, timeout=True
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(
-                f"{deployment.id}: {exc.__class__.__name__}: {exc}", retryable=True
-            ) from exc
+            ) as response,
+        ):
+            raw = await response.read()
+            if response.status != 200:
+                raise error_from(response.status, raw, response.headers)
         try:
             parsed = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -75,41 +70,48 @@ class HttpUpstream:
         self, deployment: Deployment, url: str, body: dict[str, Any], headers: dict[str, str]
     ) -> AsyncGenerator[tuple[str | None, bytes], None]:
         """Server-sent events as (event name, data) pairs, in order."""
-        try:
-            async with self._client().post(
+        async with (
+            _as_upstream_errors(deployment),
+            self._client().post(
                 url,
                 data=orjson.dumps(body),
                 headers=headers,
                 timeout=self._timeout(deployment, stream=True),
-            ) as response:
-                if response.status != 200:
-                    raise error_from(response.status, await response.read(), response.headers)
-                name: str | None = None
-                data: list[bytes] = []
-                async for line in response.content:
-                    line = line.rstrip(b"\r\n")
-                    if not line:
-                        if data:
-                            yield name, b"\n".join(data)
-                        name, data = None, []
-                    elif line.startswith(b"data:"):
-                        data.append(line[5:].lstrip())
-                    elif line.startswith(b"event:"):
-                        name = line[6:].strip().decode()
-                if data:
-                    yield name, b"\n".join(data)
-        except TimeoutError as exc:
-            raise UpstreamError(
-                f"{deployment.id}: stream timed out", retryable=True, timeout=True
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(
-                f"{deployment.id}: {exc.__class__.__name__}: {exc}", retryable=True
-            ) from exc
+            ) as response,
+        ):
+            if response.status != 200:
+                raise error_from(response.status, await response.read(), response.headers)
+            name: str | None = None
+            data: list[bytes] = []
+            async for line in response.content:
+                line = line.rstrip(b"\r\n")
+                if not line:
+                    if data:
+                        yield name, b"\n".join(data)
+                    name, data = None, []
+                elif line.startswith(b"data:"):
+                    data.append(line[5:].lstrip())
+                elif line.startswith(b"event:"):
+                    name = line[6:].strip().decode()
+            if data:
+                yield name, b"\n".join(data)
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+@asynccontextmanager
+async def _as_upstream_errors(deployment: Deployment) -> AsyncIterator[None]:
+    """Timeouts and connection failures, as retryable :class:`UpstreamError`."""
+    try:
+        yield
+    except TimeoutError as exc:
+        raise UpstreamError(f"{deployment.id}: timed out", retryable=True, timeout=True) from exc
+    except aiohttp.ClientError as exc:
+        raise UpstreamError(
+            f"{deployment.id}: {exc.__class__.__name__}: {exc}", retryable=True
+        ) from exc
 
 
 def error_from(status: int, raw: bytes, headers: Any) -> UpstreamError:

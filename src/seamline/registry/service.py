@@ -533,14 +533,8 @@ class Registry:
     def _push_one(self, conn: Connection, actor: Actor, draft: Draft, message: str) -> PushedItem:
         project = actor.project
         digest = content_hash(draft.content)
-        row = conn.execute(
-            select(artefacts.c.id).where(
-                artefacts.c.project_id == project.id,
-                artefacts.c.kind == draft.kind,
-                artefacts.c.name == draft.name,
-            )
-        ).first()
-        if row is None:
+        found = _find_artefact(conn, project, draft.kind, draft.name)
+        if found is None:
             artefact_id = insert_returning_id(
                 conn,
                 artefacts.insert().values(
@@ -549,7 +543,7 @@ class Registry:
             )
             latest = None
         else:
-            artefact_id = row.id
+            artefact_id = found
             latest = (
                 conn.execute(
                     select(artefact_versions)
@@ -632,13 +626,7 @@ class Registry:
                 links.append((LineageLink(relation, target_kind, value, None), None))
                 continue
             target_name, ref = match.group("name"), match.group("ref")
-            found = conn.execute(
-                select(artefacts.c.id).where(
-                    artefacts.c.project_id == project.id,
-                    artefacts.c.kind == target_kind,
-                    artefacts.c.name == target_name,
-                )
-            ).first()
+            found = _find_artefact(conn, project, target_kind, target_name)
             if found is None:
                 if ref is not None:
                     raise InvalidInput(
@@ -649,7 +637,7 @@ class Registry:
                 links.append((LineageLink(relation, target_kind, target_name, None), None))
                 continue
             try:
-                target = self._version_row(conn, found.id, target_kind, target_name, parse_ref(ref))
+                target = self._version_row(conn, found, target_kind, target_name, parse_ref(ref))
             except NotFound as exc:
                 raise InvalidInput(
                     f"{draft.source}: {field_name}: {exc.message}", code="reference_not_found"
@@ -785,18 +773,12 @@ class Registry:
         return _alias_record(row)
 
     def _artefact_id(self, conn: Connection, project: Project, kind: str, name: str) -> int:
-        row = conn.execute(
-            select(artefacts.c.id).where(
-                artefacts.c.project_id == project.id,
-                artefacts.c.kind == kind,
-                artefacts.c.name == name,
-            )
-        ).first()
-        if row is None:
+        found = _find_artefact(conn, project, kind, name)
+        if found is None:
             raise NotFound(
                 f"no {kind} named {name!r} in project {project.name!r}", code="artefact_not_found"
             )
-        return int(row.id)
+        return found
 
     def _version_row(
         self, conn: Connection, artefact_id: int, kind: str, name: str, ref: int | str | None
@@ -902,6 +884,17 @@ class Registry:
             )
             for row in rows
         ]
+
+
+def _find_artefact(conn: Connection, project: Project, kind: str, name: str) -> int | None:
+    row = conn.execute(
+        select(artefacts.c.id).where(
+            artefacts.c.project_id == project.id,
+            artefacts.c.kind == kind,
+            artefacts.c.name == name,
+        )
+    ).first()
+    return None if row is None else int(row.id)
 
 
 def _audit(
