@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import openai
 import pytest
 
@@ -12,18 +14,27 @@ from tests.gateway.conftest import RunningGateway
 from tests.stub_upstream import StubUpstream
 
 
-def _model(upstream: StubUpstream, upstream_model: str) -> object:
+def _model(upstream: StubUpstream | str, upstream_model: str, **extra: object) -> object:
+    base_url = upstream if isinstance(upstream, str) else upstream.base_url
     return draft_from_mapping(
         {
             "kind": "model",
             "name": "team-model",
             "provider": "openai",
             "upstream_model": upstream_model,
-            "base_url": upstream.base_url,
+            "base_url": base_url,
             "prices": {"input": 4.0, "output": 8.0},
             "context_window": 8000,
+            **extra,
         },
         source="team-model.yaml",
+    )
+
+
+@pytest.fixture
+def gateway(start_gateway: Callable[..., RunningGateway]) -> RunningGateway:
+    return start_gateway(
+        registry_model_base_urls=["http://127.0.0.1:"], registry_model_key_envs=["TEAM_MODEL_KEY"]
     )
 
 
@@ -58,3 +69,32 @@ def test_another_projects_model_is_not_found(
         gateway.client().chat.completions.create(
             model="team-model", messages=[{"role": "user", "content": "hi"}]
         )
+
+
+@pytest.mark.parametrize(
+    ("extra", "code"),
+    [
+        ({"base_url": "http://169.254.169.254/latest"}, "base_url_not_allowed"),
+        ({"api_key_env": "SEAMLINE_SECRET_KEY"}, "key_env_not_allowed"),
+    ],
+)
+def test_registry_models_only_reach_where_the_operator_allows(
+    gateway: RunningGateway,
+    registry: Registry,
+    alice: Actor,
+    upstreams: dict[str, StubUpstream],
+    extra: dict[str, str],
+    code: str,
+) -> None:
+    model = _model(
+        extra.get("base_url", upstreams["secondary"].base_url),
+        "x",
+        **{k: v for k, v in extra.items() if k != "base_url"},
+    )
+    registry.push(alice, [model])  # type: ignore[list-item]
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        gateway.client().chat.completions.create(
+            model="team-model", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert refused.value.body["code"] == code  # type: ignore[index]
+    assert upstreams["secondary"].requests == []

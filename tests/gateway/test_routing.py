@@ -158,3 +158,39 @@ def test_client_disconnect_mid_stream_cancels_the_upstream_call(
     while primary.cancelled_streams == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert primary.cancelled_streams == 1
+
+
+def test_a_callers_bad_requests_do_not_open_the_breaker(
+    start_gateway: Callable[..., RunningGateway], upstreams: dict[str, StubUpstream]
+) -> None:
+    gateway = start_gateway(breaker_failures=3)
+    faults = upstreams["primary"].faults
+    faults.fail_next, faults.fail_status = 5, 400
+    client = gateway.client()
+    for _ in range(5):
+        with pytest.raises(openai.BadRequestError):
+            client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+    reply = client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+    assert reply.choices[0].message.content.startswith("[primary]")  # type: ignore[union-attr]
+
+
+def test_a_probing_replica_does_not_turn_calls_away_from_healthy_ones() -> None:
+    from seamline.core.settings import GatewayConfig
+    from seamline.gateway.catalog import ModelCatalog
+    from seamline.gateway.router import Router
+
+    catalog = ModelCatalog(
+        [
+            ModelConfig(name="m", base_url="http://a", deployment="a"),
+            ModelConfig(name="m", base_url="http://b", deployment="b"),
+        ]
+    )
+    router = Router(catalog, GatewayConfig(breaker_failures=1, breaker_cooldown_s=0.01))
+    entry = catalog.get("m")
+    a = entry.deployments[0]
+    router.breaker(a).failure()
+    import time
+
+    time.sleep(0.02)  # a is half-open now
+    router.breaker(a).start()  # and its one probe is out
+    assert all(router.choose(entry, set()) is entry.deployments[1] for _ in range(200))

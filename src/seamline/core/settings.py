@@ -68,6 +68,9 @@ class ModelConfig(BaseModel):
     read_timeout_s: float = Field(default=120.0, gt=0)
     total_timeout_s: float = Field(default=600.0, gt=0)
     stream_idle_timeout_s: float = Field(default=60.0, gt=0)
+    stream_usage: bool = Field(
+        default=True, description="ask streams for OpenAI's usage chunk (stream_options)"
+    )
     deployment: str | None = Field(default=None, description="label of this replica")
 
 
@@ -128,6 +131,17 @@ class GatewayConfig(BaseModel):
         default=4096, gt=0, description="completion tokens assumed when a call sets no max"
     )
     tier_rules: list[TierRule] = Field(default_factory=list)
+    registry_model_base_urls: list[str] = Field(
+        default_factory=list,
+        description="URL prefixes a project's model artefacts may call (none: local only)",
+    )
+    registry_model_key_envs: list[str] = Field(
+        default_factory=list,
+        description="environment variables a project's model artefacts may use as keys",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="bearer token /metrics requires (none: open, as usual)"
+    )
     key_limits: LimitConfig = Field(default_factory=LimitConfig)
     project_limits: LimitConfig = Field(default_factory=LimitConfig)
     model_limits: dict[str, LimitConfig] = Field(default_factory=dict)

@@ -80,7 +80,7 @@ class Gateway:
         when no configured model has it."""
         if model in self.catalog.entries:
             return self.catalog
-        config = await self.view.model_config(actor, generation, model)
+        config = await self.view.model_config(actor, generation, model, self.config)
         if config is None:
             return self.catalog
         return self.catalog.extended([config])

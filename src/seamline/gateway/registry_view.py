@@ -14,10 +14,11 @@ from seamline.core.errors import (
     AuthenticationFailed,
     InvalidInput,
     NotFound,
+    PermissionDenied,
     SeamlineError,
     Unavailable,
 )
-from seamline.core.settings import ModelConfig, ModelPrices
+from seamline.core.settings import GatewayConfig, ModelConfig, ModelPrices
 from seamline.gateway.changes import ChangeProbe
 from seamline.registry import Actor, Prompt, Registry
 from seamline.registry.identity import KEY_PREFIX, Scope, hash_key
@@ -25,6 +26,7 @@ from seamline.registry.records import AliasRecord, VersionRecord
 from seamline.registry.specs import ModelSpec
 
 MAX_CACHED_KEYS = 10_000
+MAX_CACHED_MODELS = 10_000
 
 
 @dataclass
@@ -113,7 +115,7 @@ class RegistryView:
         return record, aliases
 
     async def model_config(
-        self, actor: Actor, generation: int | None, name: str
+        self, actor: Actor, generation: int | None, name: str, policy: GatewayConfig
     ) -> ModelConfig | None:
         """A ``model`` artefact of the project as a deployment: its ``production`` version,
         else its latest. None when the project has no model of that name."""
@@ -121,6 +123,8 @@ class RegistryView:
         cached = self._models.get(key)
         if cached is not None and (generation is None or generation == cached[1]):
             return cached[0]
+        if len(self._models) >= MAX_CACHED_MODELS:  # unknown names are cached too: bound it
+            self._models.clear()
         reader = replace(actor, scopes=actor.scopes | {Scope.READ})
 
         def load() -> ModelConfig | None:
@@ -131,9 +135,16 @@ class RegistryView:
                     record = self.registry.get_version(reader, "model", name)
                 except NotFound:
                     return None
-            return model_config_from(actor.project.name, record)
+            return model_config_from(actor.project.name, record, policy)
 
-        config = await asyncio.to_thread(load)
+        try:
+            config = await asyncio.to_thread(load)
+        except SeamlineError:
+            raise
+        except Exception as exc:
+            if cached is not None:
+                return cached[0]
+            raise Unavailable("cannot read the project's models right now") from exc
         self._models[key] = (config, generation or 0)
         return config
 
@@ -144,15 +155,32 @@ class RegistryView:
         return prompt
 
 
-def model_config_from(project: str, record: VersionRecord) -> ModelConfig:
-    """A registry model configuration as the gateway's deployment settings. Its key comes
-    from the environment variable it names: secrets never live in the registry."""
+def model_config_from(project: str, record: VersionRecord, policy: GatewayConfig) -> ModelConfig:
+    """A registry model configuration as the gateway's deployment settings.
+
+    Anyone who may push to a project writes these, so they may only point where the operator
+    allows: a base URL under one of ``registry_model_base_urls`` and a key from one of
+    ``registry_model_key_envs``. Otherwise a tenant could send the gateway's own secrets
+    (any environment variable) to a server of theirs, or make it call internal hosts."""
     spec = ModelSpec.model_validate(record.content)
+    where = f"model {spec.name} v{record.number}"
     if spec.provider not in ("openai", "anthropic", "local"):
         raise InvalidInput(
-            f"model {spec.name} v{record.number}: provider {spec.provider!r} is "
-            "not served (openai, anthropic or local)",
+            f"{where}: provider {spec.provider!r} is not served (openai, anthropic or local)",
             code="unsupported_provider",
+        )
+    if spec.base_url and not any(
+        spec.base_url.startswith(prefix) for prefix in policy.registry_model_base_urls
+    ):
+        raise PermissionDenied(
+            f"{where}: base_url is not one this gateway allows (gateway.registry_model_base_urls)",
+            code="base_url_not_allowed",
+        )
+    if spec.api_key_env and spec.api_key_env not in policy.registry_model_key_envs:
+        raise PermissionDenied(
+            f"{where}: api_key_env is not one this gateway allows "
+            "(gateway.registry_model_key_envs)",
+            code="key_env_not_allowed",
         )
     return ModelConfig(
         name=spec.name,

@@ -30,6 +30,8 @@ from seamline.providers.base import Deployment, StreamChunk, UpstreamError
 
 T = TypeVar("T")
 LATENCY_EWMA_ALPHA = 0.2
+# Refusals that say the deployment itself is misconfigured (its key), not the request.
+UNHEALTHY_REFUSALS = frozenset({401, 403})
 
 
 @dataclass
@@ -50,13 +52,17 @@ class Breaker:
         return "half_open" if time.monotonic() - self.opened_at >= self.cooldown else "open"
 
     def allows(self) -> bool:
+        """Whether a call may go here now (a half-open breaker lets one probe through)."""
         state = self.state
-        if state == "closed":
-            return True
-        if state == "half_open" and not self.probing:
+        return state == "closed" or (state == "half_open" and not self.probing)
+
+    def start(self) -> None:
+        if self.state == "half_open":
             self.probing = True
-            return True
-        return False
+
+    def release(self) -> None:
+        """A call ended with neither verdict (cancelled, or a bug): let another probe."""
+        self.probing = False
 
     def success(self) -> None:
         self.failures, self.opened_at, self.probing = 0, None, False
@@ -120,9 +126,11 @@ class Router:
 
     def choose(self, entry: ModelEntry, avoid: set[str]) -> Deployment | None:
         candidates = [d for d in entry.deployments if d.id not in avoid] or entry.deployments
-        usable = [d for d in candidates if self.breaker(d).state != "open"]
+        usable = [d for d in candidates if self.breaker(d).allows()]
         if not usable:
             return None
+        closed = [d for d in usable if self.breaker(d).state == "closed"]
+        usable = closed or usable  # probe a recovering replica only when no healthy one is left
         if len(usable) > 1:
             strategy = self.config.routing
             if strategy == "least-busy":
@@ -134,7 +142,8 @@ class Router:
                 # Untried deployments first, so every one gets measured.
                 usable = unknown or [min(known, key=lambda d: self._stats(d).latency_ms or 0)]
         chosen = random.choices(usable, weights=[d.weight for d in usable])[0]
-        return chosen if self.breaker(chosen).allows() else None
+        self.breaker(chosen).start()
+        return chosen
 
     def _stats(self, deployment: Deployment) -> DeploymentStats:
         stats = self.stats.get(deployment.id)
@@ -168,15 +177,24 @@ class Router:
                 try:
                     result = await send(deployment)
                 except UpstreamError as exc:
-                    self._record_failure(deployment)
                     attempt.failed.append(deployment.id)
                     if not exc.retryable:
+                        # The request was refused, not the deployment: a caller's bad
+                        # parameters must not open the breaker for every tenant.
+                        if exc.status in UNHEALTHY_REFUSALS:
+                            self._record_failure(deployment)
+                        else:
+                            self.breaker(deployment).release()
                         raise _as_gateway_error(exc) from exc
+                    self._record_failure(deployment)
                     last = exc
                     avoid.add(deployment.id)
                     if try_number + 1 < self.config.max_attempts:
                         await asyncio.sleep(self._backoff(try_number, exc.retry_after))
                     continue
+                except BaseException:
+                    self.breaker(deployment).release()
+                    raise
                 finally:
                     stats.in_flight -= 1
                 elapsed = (time.perf_counter() - started) * 1000
