@@ -73,3 +73,37 @@ def test_close_drains_the_queue(db: Database, tmp_path: Path) -> None:
         writer.submit(CallEvent(route="/test"))
     writer.close()
     assert _count(db) == 10
+
+
+def test_a_torn_spill_line_is_set_aside_and_the_rest_replayed(db: Database, tmp_path: Path) -> None:
+    spill = tmp_path / "spill.jsonl"
+    down = EventWriter(Database(UNREACHABLE), spill)
+    down.start()
+    for _ in range(3):
+        down.submit(CallEvent(route="/test"))
+    down.close()
+    with spill.open("a") as handle:
+        handle.write('{"request_id": "req_torn", "ti')  # the crash cut this line short
+    up = EventWriter(db, spill)
+    up.start()
+    up.close()
+    assert _count(db) == 3 and not spill.exists()
+    assert "req_torn" in up.rejected_file.read_text()
+
+
+def test_rows_the_database_refuses_do_not_block_the_others(db: Database, tmp_path: Path) -> None:
+    writer = EventWriter(db, tmp_path / "spill.jsonl")
+    writer.start()
+    good = [CallEvent(route="/test", user_id="nul\x00in the middle") for _ in range(3)]
+    bad = CallEvent(route="/test", request_id="req_" + "x" * 60)  # over the column's 40
+    for event in [good[0], bad, *good[1:]]:
+        writer.submit(event)
+    writer.close()
+    with db.read() as conn:
+        stored = set(conn.execute(select(events.c.request_id)).scalars())
+        users = set(conn.execute(select(events.c.user_id)).scalars())
+    assert {e.request_id for e in good} <= stored
+    assert users >= {"nulin the middle"}
+    if db.is_postgres:  # SQLite does not enforce VARCHAR lengths
+        assert bad.request_id not in stored
+        assert bad.request_id in writer.rejected_file.read_text()

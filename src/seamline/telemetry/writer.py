@@ -4,7 +4,9 @@ Request handlers hand events to :meth:`EventWriter.submit` (a lock-free queue pu
 microseconds). A background thread writes them in batches. When the database cannot be
 reached, a batch is appended to a local spill file (JSON lines, fsync'd) instead; once the
 database answers again the spill file is replayed before new events. Inserts ignore a
-``request_id`` already stored, so a replay interrupted half-way can simply run again.
+``request_id`` already stored, so a replay interrupted half-way can simply run again. A row
+the database refuses (not its connection: its data) is set aside, with a line cut short by a
+crash, in ``events-spill-rejected.jsonl``, so that it cannot hold back the events behind it.
 :meth:`close` drains the queue, so a graceful shutdown loses nothing.
 """
 
@@ -23,7 +25,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from seamline.core.errors import Unavailable
 from seamline.store import Database
@@ -63,9 +65,10 @@ class EventWriter:
             self._thread.start()
 
     def submit(self, event: CallEvent) -> None:
+        """Queue an event (turned into a row on the writer thread, not the request's)."""
         with self._idle:
             self._pending += 1
-        self._queue.put(event.to_row())
+        self._queue.put(event)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every submitted event is stored or spilled; False on timeout."""
@@ -84,13 +87,16 @@ class EventWriter:
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            batch, stopping = self._collect()
-            if stopping:  # the last chance: try the database whatever the retry timer says
-                self._retry_at = 0.0
-            if batch or stopping:
-                self._write(batch)
-            elif self.spill_file.exists() and time.monotonic() >= self._retry_at:
-                self._write([])  # nothing new: try to replay the spill file
+            try:
+                batch, stopping = self._collect()
+                if stopping:  # the last chance: try the database whatever the retry timer says
+                    self._retry_at = 0.0
+                if batch or stopping:
+                    self._write(batch)
+                elif self.spill_file.exists() and time.monotonic() >= self._retry_at:
+                    self._write([])  # nothing new: try to replay the spill file
+            except Exception:  # a bug must not stop the thread: every later event would be lost
+                log.exception("event writer error")
 
     def _collect(self) -> tuple[list[dict[str, Any]], bool]:
         batch: list[dict[str, Any]] = []
@@ -107,8 +113,8 @@ class EventWriter:
                     except queue.Empty:
                         return batch, True
                     if rest is not _STOP:
-                        batch.append(rest)
-            batch.append(item)
+                        batch.append(_row(rest))
+            batch.append(_row(item))
         return batch, False
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
@@ -118,9 +124,8 @@ class EventWriter:
             if self.spill_file.exists():
                 self._replay()
             if batch:
-                with self.db.write() as conn:
-                    _insert(conn, self.db, batch)
-        except (SQLAlchemyError, Unavailable, OSError) as exc:
+                self._insert_or_set_aside(batch)
+        except (OperationalError, InterfaceError, Unavailable, OSError) as exc:
             if batch:
                 self._spill(batch)
             if time.monotonic() >= self._retry_at:
@@ -132,23 +137,80 @@ class EventWriter:
                     self._pending -= len(batch)
                     self._idle.notify_all()
 
+    def _insert_or_set_aside(self, rows: list[dict[str, Any]]) -> None:
+        """Insert a batch; if the database refuses its data (not its connection), insert the
+        rows one by one and set aside the ones it refuses, so one bad row cannot block every
+        event behind it."""
+        try:
+            with self.db.write() as conn:
+                _insert(conn, self.db, rows)
+            return
+        except (OperationalError, InterfaceError):
+            raise
+        except SQLAlchemyError:
+            pass
+        for row in rows:
+            try:
+                with self.db.write() as conn:
+                    _insert(conn, self.db, [row])
+            except (OperationalError, InterfaceError):
+                raise
+            except SQLAlchemyError as exc:
+                log.error(
+                    "event %s refused by the database (%s); set aside in %s",
+                    row.get("request_id"),
+                    exc.__class__.__name__,
+                    self.rejected_file,
+                )
+                self._append(self.rejected_file, [row])
+
+    @property
+    def rejected_file(self) -> Path:
+        return self.spill_file.with_name(self.spill_file.stem + "-rejected.jsonl")
+
     def _spill(self, batch: list[dict[str, Any]]) -> None:
-        self.spill_file.parent.mkdir(parents=True, exist_ok=True)
-        with self.spill_file.open("a", encoding="utf-8") as handle:
-            for row in batch:
+        self._append(self.spill_file, batch)
+
+    @staticmethod
+    def _append(path: Path, rows: list[dict[str, Any]]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as handle:
+            for row in rows:
                 handle.write(json.dumps(row, default=_json_default) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
 
     def _replay(self) -> None:
-        rows = [_from_json(line) for line in self.spill_file.read_text().splitlines() if line]
-        with self.db.write() as conn:
-            for start in range(0, len(rows), self.batch_size):
-                _insert(conn, self.db, rows[start : start + self.batch_size])
+        rows: list[dict[str, Any]] = []
+        for line in self.spill_file.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                rows.append(_from_json(line))
+            except (ValueError, KeyError, TypeError):
+                # A line cut by a crash mid-write: keep it for a person, replay the rest.
+                with self.rejected_file.open("a", encoding="utf-8") as handle:
+                    handle.write(line + "\n")
+        for start in range(0, len(rows), self.batch_size):
+            self._insert_or_set_aside(rows[start : start + self.batch_size])
         # Removed only once committed: a crash in between replays again, and the inserts
         # skip what is already stored.
         self.spill_file.unlink()
         log.info("replayed %d spilled events", len(rows))
+
+
+def _row(event: CallEvent) -> dict[str, Any]:
+    row: dict[str, Any] = _scrubbed(event.to_row())
+    return row
+
+
+def _scrubbed(value: Any) -> Any:
+    """Without NUL characters, which PostgreSQL text and json refuse (and SQLite keeps)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {k: _scrubbed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(v) for v in value]
+    return value
 
 
 def _insert(conn: Connection, db: Database, rows: list[dict[str, Any]]) -> None:
