@@ -95,7 +95,9 @@ def test_wrong_method_and_unknown_path(gateway: RunningGateway) -> None:
     assert httpx.get(f"{gateway.url}/v1/nothing").json()["error"]["code"] == "not_found"
 
 
-def test_rate_limits_answer_429_with_headers(start_gateway: Callable[..., RunningGateway]) -> None:
+def test_rate_limits_answer_429_with_headers(
+    start_gateway: Callable[..., RunningGateway], fresh_window: None
+) -> None:
     gateway = start_gateway(key_limits={"requests_per_minute": 3})
     client = gateway.client()
     raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=HELLO)
@@ -111,7 +113,7 @@ def test_rate_limits_answer_429_with_headers(start_gateway: Callable[..., Runnin
 
 
 def test_token_limits_refuse_calls_once_the_window_is_spent(
-    start_gateway: Callable[..., RunningGateway],
+    start_gateway: Callable[..., RunningGateway], fresh_window: None
 ) -> None:
     gateway = start_gateway(project_limits={"tokens_per_minute": 10})
     client = gateway.client()

@@ -34,7 +34,7 @@ def redis_url() -> Iterator[str]:
 
 
 def test_two_workers_share_one_request_limit(
-    start_gateway: Callable[..., RunningGateway], redis_url: str
+    start_gateway: Callable[..., RunningGateway], redis_url: str, fresh_window: None
 ) -> None:
     first = start_gateway(redis_url=redis_url, key_limits={"requests_per_minute": 5})
     second = start_gateway(
@@ -52,7 +52,7 @@ def test_two_workers_share_one_request_limit(
 
 
 def test_tokens_counted_by_one_worker_limit_the_other(
-    start_gateway: Callable[..., RunningGateway], redis_url: str
+    start_gateway: Callable[..., RunningGateway], redis_url: str, fresh_window: None
 ) -> None:
     first = start_gateway(redis_url=redis_url, key_limits={"tokens_per_minute": 5})
     second = start_gateway(redis_url=redis_url, key=first.key, key_limits={"tokens_per_minute": 5})
