@@ -47,6 +47,17 @@ CASES: list[tuple[Any, int, str]] = [
     ({"model": "gpt-4o-mini", "messages": [{"content": "no role"}]}, 400, "invalid_message"),
     ({"model": "gpt-4o-mini", "messages": HELLO, "stream": "yes"}, 400, "invalid_type"),
     ({"model": "gpt-4o-mini", "messages": HELLO, "max_tokens": True}, 400, "invalid_type"),
+    (
+        {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": 5}]},
+        400,
+        "invalid_message",
+    ),
+    (
+        {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": ["hi"]}]},
+        400,
+        "invalid_message",
+    ),
+    ({"model": "gpt-4o-mini", "messages": HELLO, "tools": ["lookup"]}, 400, "invalid_type"),
     ({"model": "no-such-model", "messages": HELLO}, 404, "model_not_found"),
     ({"model": "prompt:", "messages": HELLO}, 400, "invalid_prompt_reference"),
     ({"model": "prompt:ghost@production"}, 404, "artefact_not_found"),

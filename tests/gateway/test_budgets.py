@@ -83,3 +83,16 @@ def test_alerts_fire_once_at_their_share_and_soft_budgets_do_not_block(
         'seamline_budget_alerts_total{level="warning",name="acme",scope="project"} 1.0' in metrics
     )
     assert all(e["status"] == "ok" for e in gateway.events(8))
+
+
+def test_embeddings_spend_counts_against_the_budget(
+    start_gateway: Callable[..., RunningGateway],
+) -> None:
+    # "a b c" costs 3 tokens at $1 per million; with no exact tokenizer for this model a
+    # call reserves one token a character (5): calls fit while spend stays under $4e-6.
+    gateway = start_gateway(budgets=_budget(10e-6))
+    client = gateway.client()
+    for _ in range(2):
+        client.embeddings.create(model="embed-small", input="a b c")
+    with pytest.raises(openai.RateLimitError, match="daily budget"):
+        client.embeddings.create(model="embed-small", input="a b c")

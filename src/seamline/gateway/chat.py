@@ -26,13 +26,14 @@ from seamline.gateway.http import (
     Scope,
     Send,
     bearer_token,
+    cancelled,
     disconnect_watcher,
+    fail_call,
     new_event,
     parse_json_object,
     read_body,
     send_bytes,
     send_chunk,
-    send_error,
     start_stream,
 )
 from seamline.gateway.limits import LimitScope
@@ -44,7 +45,7 @@ from seamline.registry import Actor
 from seamline.registry.identity import Scope as KeyScope
 from seamline.registry.prompt import Prompt
 from seamline.registry.records import AliasRecord
-from seamline.telemetry.event import STATUS_BLOCKED, STATUS_ERROR, STATUS_OK, CallEvent
+from seamline.telemetry.event import STATUS_ERROR, STATUS_OK, CallEvent
 from seamline.telemetry.tokens import count_messages, count_text
 
 log = logging.getLogger("seamline.gateway")
@@ -101,30 +102,11 @@ async def chat_completions(gateway: Gateway, scope: Scope, receive: Receive, sen
             await gateway.cache.put(key, answer)
         if shadow is not None:
             gateway.in_background(_shadow_call(gateway, actor, request, shadow, event))
-    except SeamlineError as exc:
-        status = STATUS_BLOCKED if exc.status in (401, 403, 429) else STATUS_ERROR
-        event.fail(status, exc.status, exc.code, exc.message)
-        if not event.ttft_ms:  # nothing sent yet: answer with the error
-            await send_error(send, exc, headers)
-    except Exception as exc:  # a bug: say so in the API's format, keep the event
-        log.exception("unexpected error in %s", ROUTE)
-        event.fail(STATUS_ERROR, 500, "internal_error", repr(exc))
-        if not event.ttft_ms:
-            await send_bytes(
-                send,
-                500,
-                orjson.dumps(
-                    {
-                        "error": {
-                            "type": "api_error",
-                            "code": "internal_error",
-                            "param": None,
-                            "message": f"internal error; request id {event.request_id}",
-                        }
-                    }
-                ),
-                headers,
-            )
+    except asyncio.CancelledError:
+        cancelled(event)
+        raise
+    except Exception as exc:
+        await fail_call(send, event, exc, headers, response_started=event.ttft_ms is not None)
     finally:
         event.apply_content_policy(content_logging)
         gateway.emit(event)
@@ -200,7 +182,9 @@ def _most_it_can_cost(
     price of the model and its fallbacks."""
     chain = gateway.router.chain(model, catalog)
     deployments = [d for entry in chain for d in entry.deployments]
-    prompt_tokens, _ = count_messages(deployments[0].upstream_model, body.get("messages") or [])
+    prompt_tokens, _ = count_messages(
+        deployments[0].upstream_model, body.get("messages") or [], upper_bound=True
+    )
     completion = (
         body.get("max_completion_tokens")
         or body.get("max_tokens")

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import orjson
 
 from seamline.core.errors import InvalidInput, PermissionDenied, SeamlineError
+from seamline.gateway.catalog import ModelCatalog
 from seamline.gateway.core import Gateway
 from seamline.gateway.http import (
     Receive,
     Scope,
     Send,
     bearer_token,
+    cancelled,
+    fail_call,
     new_event,
     parse_json_object,
     read_body,
@@ -25,7 +29,6 @@ from seamline.gateway.request import upstream_body
 from seamline.gateway.router import Attempt
 from seamline.providers.base import ChatResult, Deployment
 from seamline.registry.identity import Scope as KeyScope
-from seamline.telemetry.event import STATUS_BLOCKED, STATUS_ERROR
 from seamline.telemetry.tokens import count_text
 
 EMBEDDINGS = "/v1/embeddings"
@@ -36,7 +39,7 @@ async def embeddings(gateway: Gateway, scope: Scope, receive: Receive, send: Sen
     headers = {"x-seamline-request-id": event.request_id}
     try:
         body = parse_json_object(await read_body(receive, gateway.config.max_body_bytes))
-        actor, _ = await gateway.view.authenticate(bearer_token(scope))
+        actor, generation = await gateway.view.authenticate(bearer_token(scope))
         event.project_id, event.project = actor.project.id, actor.project.name
         event.api_key_id = actor.key_id
         if not actor.can(KeyScope.INVOKE):
@@ -52,6 +55,11 @@ async def embeddings(gateway: Gateway, scope: Scope, receive: Receive, send: Sen
             LimitScope(f"project:{actor.project.id}", gateway.config.project_limits),
         ]
         headers.update((await gateway.limiter.admit(scopes)).headers())
+        texts = [text] if isinstance(text, str) else [str(t) for t in text]
+        catalog = await gateway.catalog_for(actor, generation, model)
+        reservation = await gateway.budgets.reserve(
+            actor, lambda: _most_it_can_cost(gateway, catalog, model, texts)
+        )
         attempt = Attempt()
 
         async def call(deployment: Deployment) -> ChatResult:
@@ -60,29 +68,43 @@ async def embeddings(gateway: Gateway, scope: Scope, receive: Receive, send: Sen
             )
 
         try:
-            result = await gateway.router.call(model, attempt, call)
+            result = await gateway.router.call(model, attempt, call, catalog)
+            assert attempt.deployment is not None
+            if result.usage is not None:
+                event.prompt_tokens = result.usage.prompt_tokens
+            else:
+                event.prompt_tokens, event.tokens_estimated = _count(
+                    attempt.deployment.upstream_model, texts
+                )
+            event.cost_usd = attempt.deployment.price.cost(event.prompt_tokens, 0)
         finally:
             event.attempts, event.upstream_ms = attempt.count, attempt.upstream_ms
             if attempt.deployment is not None:
                 event.model_used, event.replica = attempt.model, attempt.deployment.id
                 event.provider = attempt.deployment.provider
-        assert attempt.deployment is not None
-        if result.usage is not None:
-            event.prompt_tokens = result.usage.prompt_tokens
-        else:
-            texts = [text] if isinstance(text, str) else [str(t) for t in text]
-            counts = [count_text(attempt.deployment.upstream_model, t) for t in texts]
-            event.prompt_tokens = sum(c[0] for c in counts)
-            event.tokens_estimated = any(c[1] for c in counts)
-        event.cost_usd = attempt.deployment.price.cost(event.prompt_tokens, 0)
-        await gateway.limiter.add_tokens(scopes, event.prompt_tokens)
+            await gateway.budgets.settle(reservation, event.cost_usd)
+            await gateway.limiter.add_tokens(scopes, event.prompt_tokens)
         await send_bytes(send, 200, result.raw or orjson.dumps(result.body), headers)
-    except SeamlineError as exc:
-        status = STATUS_BLOCKED if exc.status in (401, 403, 429) else STATUS_ERROR
-        event.fail(status, exc.status, exc.code, exc.message)
-        await send_error(send, exc, headers)
+    except asyncio.CancelledError:
+        cancelled(event)
+        raise
+    except Exception as exc:
+        await fail_call(send, event, exc, headers, response_started=False)
     finally:
         gateway.emit(event)
+
+
+def _count(model: str, texts: list[str], *, upper_bound: bool = False) -> tuple[int, bool]:
+    counts = [count_text(model, t, upper_bound=upper_bound) for t in texts]
+    return sum(c[0] for c in counts), any(c[1] for c in counts)
+
+
+def _most_it_can_cost(
+    gateway: Gateway, catalog: ModelCatalog, model: str, texts: list[str]
+) -> float:
+    deployments = [d for e in gateway.router.chain(model, catalog) for d in e.deployments]
+    tokens, _ = _count(deployments[0].upstream_model, texts, upper_bound=True)
+    return max(d.price.cost(tokens, 0) for d in deployments)
 
 
 async def list_models(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:

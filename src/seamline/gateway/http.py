@@ -9,19 +9,22 @@ uvloop, httptools and aiohttp measured 0.6 ms per pass-through call).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
 
 from seamline.core.errors import InvalidInput, PayloadTooLarge, SeamlineError
-from seamline.telemetry.event import CallEvent
+from seamline.telemetry.event import STATUS_BLOCKED, STATUS_ERROR, CallEvent
 from seamline.telemetry.otel import parse_traceparent
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+
+log = logging.getLogger("seamline.gateway")
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
 SSE_HEADERS = [
@@ -140,3 +143,34 @@ def new_event(scope: Scope, route: str) -> CallEvent:
     if parent is not None:
         event.trace_id, event.parent_span_id = parent
     return event
+
+
+async def fail_call(
+    send: Send, event: CallEvent, exc: Exception, headers: dict[str, str], *, response_started: bool
+) -> None:
+    """Record why a call failed on its event and, if nothing was sent yet, answer with the
+    OpenAI-style error. An unexpected exception is a bug: logged, and a 500 that names the
+    request id, never a traceback."""
+    if isinstance(exc, SeamlineError):
+        status = STATUS_BLOCKED if exc.status in (401, 403, 429) else STATUS_ERROR
+        event.fail(status, exc.status, exc.code, exc.message)
+        if not response_started:
+            await send_error(send, exc, headers)
+        return
+    log.exception("unexpected error in %s", event.route)
+    event.fail(STATUS_ERROR, 500, "internal_error", repr(exc))
+    if not response_started:
+        body = {
+            "error": {
+                "type": "api_error",
+                "code": "internal_error",
+                "param": None,
+                "message": f"internal error; request id {event.request_id}",
+            }
+        }
+        await send_json(send, 500, body, headers)
+
+
+def cancelled(event: CallEvent) -> None:
+    """The server is stopping under a call (or its task was cancelled): say so."""
+    event.fail(STATUS_ERROR, 499, "cancelled", "the call was cancelled before it finished")

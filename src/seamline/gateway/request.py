@@ -67,6 +67,17 @@ def parse_chat_request(body: dict[str, Any]) -> ChatRequest:
                     param=f"messages[{index}]",
                     code="invalid_message",
                 )
+            content = message.get("content")
+            if (
+                content is not None
+                and not isinstance(content, str)
+                and not (isinstance(content, list) and all(isinstance(p, dict) for p in content))
+            ):
+                raise InvalidInput(
+                    f"messages[{index}].content must be a string or an array of parts",
+                    param=f"messages[{index}].content",
+                    code="invalid_message",
+                )
     stream = _expect(body, "stream", (bool,), "a boolean") or False
     options = _expect(body, "stream_options", (dict,), "an object") or {}
     _expect(body, "max_tokens", (int,), "an integer")
@@ -74,7 +85,11 @@ def parse_chat_request(body: dict[str, Any]) -> ChatRequest:
     _expect(body, "n", (int,), "an integer")
     _expect(body, "temperature", (int, float), "a number")
     _expect(body, "top_p", (int, float), "a number")
-    _expect(body, "tools", (list,), "an array")
+    tools = _expect(body, "tools", (list,), "an array") or []
+    if not all(isinstance(t, dict) and isinstance(t.get("function", {}), dict) for t in tools):
+        raise InvalidInput(
+            "'tools' must be an array of tool objects", param="tools", code="invalid_type"
+        )
     _expect(body, "user", (str,), "a string")
     metadata = _expect(body, "metadata", (dict,), "an object") or {}
     extension = _expect(body, "seamline", (dict,), "an object") or {}

@@ -138,12 +138,12 @@ def to_anthropic(body: dict[str, Any]) -> dict[str, Any]:
     if body.get("tools"):
         request["tools"] = [
             {
-                "name": t["function"]["name"],
+                "name": t["function"].get("name", ""),
                 "description": t["function"].get("description", ""),
                 "input_schema": t["function"].get("parameters") or {"type": "object"},
             }
             for t in body["tools"]
-            if t.get("type") == "function"
+            if t.get("type") == "function" and isinstance(t.get("function"), dict)
         ]
         choice = _tool_choice(body.get("tool_choice"))
         if choice:
@@ -290,7 +290,11 @@ def _usage(usage: dict[str, Any]) -> dict[str, Any]:
 
 def _text(content: Any) -> str:
     if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        return "".join(
+            p if isinstance(p, str) else str(p.get("text", ""))
+            for p in content
+            if isinstance(p, str | dict)
+        )
     return "" if content is None else str(content)
 
 
@@ -301,6 +305,11 @@ def _blocks(content: Any) -> list[dict[str, Any]]:
         return [{"type": "text", "text": content}] if content else []
     blocks: list[dict[str, Any]] = []
     for part in content:
+        if isinstance(part, str):
+            blocks.append({"type": "text", "text": part})
+            continue
+        if not isinstance(part, dict):
+            continue
         if part.get("type") == "text":
             blocks.append({"type": "text", "text": part.get("text", "")})
         elif part.get("type") == "image_url":

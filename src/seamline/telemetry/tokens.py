@@ -3,7 +3,8 @@
 OpenAI-family models are counted exactly with ``bpe-openai`` (tiktoken-compatible, tables
 inside the package: plain ``tiktoken`` downloads its tables at run time, which seamline does
 not allow). Other models fall back to a marked estimate of 4 characters per token, the
-usual rule of thumb for English; the event says when a count is an estimate.
+usual rule of thumb for English (OpenAI's tokenizer guide); the event says when a count is
+an estimate.
 """
 
 from __future__ import annotations
@@ -33,21 +34,27 @@ def encoder_for(model: str) -> Encoder | None:
         return None
 
 
-def count_text(model: str, text: str) -> tuple[int, bool]:
-    """(tokens, estimated)."""
+def count_text(model: str, text: str, *, upper_bound: bool = False) -> tuple[int, bool]:
+    """(tokens, estimated). Without an exact tokenizer the estimate is 4 characters a token,
+    or, with ``upper_bound`` (budgets reserving the most a call can cost), one a character:
+    no tokenizer in use makes more tokens than characters of ordinary text."""
     encoder = encoder_for(model)
     if encoder is None:
-        return max(1, len(text) // CHARS_PER_TOKEN_ESTIMATE) if text else 0, True
+        if not text:
+            return 0, True
+        return (len(text) if upper_bound else max(1, len(text) // CHARS_PER_TOKEN_ESTIMATE)), True
     return len(encoder.encode(text)), False
 
 
-def count_messages(model: str, messages: Iterable[dict[str, Any]]) -> tuple[int, bool]:
+def count_messages(
+    model: str, messages: Iterable[dict[str, Any]], *, upper_bound: bool = False
+) -> tuple[int, bool]:
     total, estimated = TOKENS_REPLY_PRIMER, False
     for message in messages:
         total += TOKENS_PER_MESSAGE
         content = message.get("content")
         text = content if isinstance(content, str) else _text_parts(content)
-        tokens, guessed = count_text(model, text)
+        tokens, guessed = count_text(model, text, upper_bound=upper_bound)
         total += tokens
         estimated = estimated or guessed
     return total, estimated
