@@ -92,3 +92,38 @@ def test_two_workers_share_one_budget(
     # "hi" reserves 7 prompt tokens and a 4-token cap ($15e-6) and costs $7e-6 (1 + 3
     # tokens): a call fits while the shared spend is at most $15e-6, so three do.
     assert outcomes == ["ok", "ok", "ok", "refused"]
+
+
+def test_a_hold_left_by_a_dead_worker_expires(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import uuid
+
+    from seamline.gateway import budgets
+
+    key = f"test:{uuid.uuid4().hex}"
+
+    async def nothing_spent() -> int:
+        return 0
+
+    async def scenario() -> tuple[str | None, str | None, str | None]:
+        store = budgets.RedisBudgetStore(redis_url)
+        try:
+            monkeypatch.setattr(budgets, "HOLD_S", 0)  # this worker "dies" holding 20
+            orphan = await store.reserve(key, 20, 30, nothing_spent)
+            monkeypatch.setattr(budgets, "HOLD_S", 900)
+            await asyncio.sleep(0.01)
+            after_expiry = await store.reserve(key, 20, 30, nothing_spent)
+            refused = await store.reserve(key, 20, 30, nothing_spent)  # 20 held of 30
+            return orphan, after_expiry, refused
+        finally:
+            client = redis.asyncio.Redis.from_url(redis_url)
+            stale = [k async for k in client.scan_iter(f"seamline:budget:{key}:*")]
+            if stale:
+                await client.delete(*stale)
+            await client.aclose()
+            await store.close()
+
+    orphan, after_expiry, refused = asyncio.run(scenario())
+    assert orphan is not None and after_expiry is not None and refused is None

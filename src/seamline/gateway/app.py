@@ -7,18 +7,19 @@ uvicorn imports in each worker process.
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI
 
 from seamline.api.app import create_app
-from seamline.core.errors import NotFound
+from seamline.core.errors import AuthenticationFailed, NotFound
 from seamline.core.settings import Settings
 from seamline.gateway.chat import chat_completions
 from seamline.gateway.core import Gateway
 from seamline.gateway.endpoints import embeddings, list_models
-from seamline.gateway.http import Receive, Scope, Send, send_bytes, send_error
+from seamline.gateway.http import Receive, Scope, Send, bearer_token, send_bytes, send_error
 from seamline.gateway.openapi import document_gateway
 from seamline.providers.base import Provider
 from seamline.registry import Registry
@@ -30,6 +31,15 @@ Handler = Callable[[Gateway, Scope, Receive, Send], Awaitable[None]]
 
 
 async def metrics(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
+    token = gateway.config.metrics_token
+    if token is not None and not hmac.compare_digest(
+        bearer_token(scope) or "", token.get_secret_value()
+    ):
+        await send_error(
+            send,
+            AuthenticationFailed("/metrics needs the metrics token", code="invalid_metrics_token"),
+        )
+        return
     await send_bytes(
         send,
         200,

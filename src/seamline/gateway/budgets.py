@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
+import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,6 +30,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from seamline.core.clock import isoformat, utcnow
 from seamline.core.errors import BudgetExceeded, Unavailable
@@ -48,7 +51,8 @@ def period_start(period: str, now: datetime) -> datetime:
 
 @dataclass
 class Reservation:
-    holds: list[tuple[BudgetConfig, str, int]] = field(default_factory=list)  # budget, key, nano
+    # budget, store key, hold id, nano-dollars held
+    holds: list[tuple[BudgetConfig, str, str, int]] = field(default_factory=list)
 
 
 class BudgetStore(Protocol):
@@ -58,13 +62,13 @@ class BudgetStore(Protocol):
         amount: int,
         limit: int | None,
         initial: Callable[[], Coroutine[Any, Any, int]],
-    ) -> int | None:
-        """Add ``amount`` to the reserved total unless spent + reserved would pass ``limit``
-        (None: no check). Returns the spend so far, or None when refused."""
+    ) -> str | None:
+        """Hold ``amount`` unless spent + held would pass ``limit`` (None: no check).
+        Returns the hold's id, or None when refused."""
         ...
 
-    async def settle(self, key: str, reserved: int, spent: int) -> int:
-        """Release a reservation and record the real spend; returns the new spend."""
+    async def settle(self, key: str, hold: str, spent: int) -> int:
+        """Release a hold and record the real spend; returns the new spend."""
         ...
 
     async def close(self) -> None: ...
@@ -73,7 +77,7 @@ class BudgetStore(Protocol):
 class LocalBudgetStore:
     def __init__(self) -> None:
         self._spent: dict[str, int] = {}
-        self._reserved: dict[str, int] = {}
+        self._holds: dict[str, dict[str, int]] = {}
         self._lock = asyncio.Lock()
 
     async def reserve(
@@ -82,19 +86,20 @@ class LocalBudgetStore:
         amount: int,
         limit: int | None,
         initial: Callable[[], Coroutine[Any, Any, int]],
-    ) -> int | None:
+    ) -> str | None:
         async with self._lock:
             if key not in self._spent:
                 self._spent[key] = await initial()
-            spent, reserved = self._spent[key], self._reserved.get(key, 0)
-            if limit is not None and spent + reserved + amount > limit:
+            holds = self._holds.setdefault(key, {})
+            if limit is not None and self._spent[key] + sum(holds.values()) + amount > limit:
                 return None
-            self._reserved[key] = reserved + amount
-            return spent
+            hold = uuid.uuid4().hex
+            holds[hold] = amount
+            return hold
 
-    async def settle(self, key: str, reserved: int, spent: int) -> int:
+    async def settle(self, key: str, hold: str, spent: int) -> int:
         async with self._lock:
-            self._reserved[key] = self._reserved.get(key, 0) - reserved
+            self._holds.get(key, {}).pop(hold, None)
             self._spent[key] = self._spent.get(key, 0) + spent
             return self._spent[key]
 
@@ -102,18 +107,30 @@ class LocalBudgetStore:
         return None
 
 
-# KEYS: spent, reserved. ARGV: amount, limit (-1: none), ttl. Returns spent, or -1 refused.
+# Holds expire on their own, so a worker that dies mid-call cannot leave money reserved
+# forever. KEYS: spent, hold expiries (sorted set), hold amounts (hash).
+# ARGV: amount, limit (-1: none), now (ms), this hold's expiry (ms), hold id, key TTL (s).
+# Returns the spend so far, or -1 when refused.
 _RESERVE = """
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
+if #expired > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
+  redis.call('HDEL', KEYS[3], unpack(expired))
+end
+local held = 0
+for _, value in ipairs(redis.call('HVALS', KEYS[3])) do held = held + tonumber(value) end
 local spent = tonumber(redis.call('GET', KEYS[1]) or '0')
-local reserved = tonumber(redis.call('GET', KEYS[2]) or '0')
 local amount = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
-if limit >= 0 and spent + reserved + amount > limit then return -1 end
-redis.call('INCRBY', KEYS[2], amount)
-redis.call('EXPIRE', KEYS[2], ARGV[3])
+if limit >= 0 and spent + held + amount > limit then return -1 end
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
+redis.call('HSET', KEYS[3], ARGV[5], amount)
+redis.call('EXPIRE', KEYS[2], ARGV[6])
+redis.call('EXPIRE', KEYS[3], ARGV[6])
 return spent
 """
 PERIOD_TTL_S = 32 * 24 * 3600
+HOLD_S = 15 * 60  # longer than any call the gateway lets run (total timeout: 10 minutes)
 
 
 class RedisBudgetStore:
@@ -122,37 +139,58 @@ class RedisBudgetStore:
         self._prefix = prefix
         self._reserve = self._redis.register_script(_RESERVE)
 
+    def _keys(self, key: str) -> list[str]:
+        base = f"{self._prefix}:{key}"
+        return [f"{base}:spent", f"{base}:holds", f"{base}:held"]
+
     async def reserve(
         self,
         key: str,
         amount: int,
         limit: int | None,
         initial: Callable[[], Coroutine[Any, Any, int]],
-    ) -> int | None:
-        spent_key, reserved_key = f"{self._prefix}:{key}:spent", f"{self._prefix}:{key}:reserved"
+    ) -> str | None:
+        keys = self._keys(key)
+        hold = uuid.uuid4().hex
+        now_ms = int(time.time() * 1000)
         try:
-            if not await self._redis.exists(spent_key):
-                await self._redis.set(spent_key, await initial(), nx=True, ex=PERIOD_TTL_S)
+            if not await self._redis.exists(keys[0]):
+                await self._redis.set(keys[0], await initial(), nx=True, ex=PERIOD_TTL_S)
             result = int(
                 await self._reserve(
-                    keys=[spent_key, reserved_key],
-                    args=[amount, -1 if limit is None else limit, PERIOD_TTL_S],
+                    keys=keys,
+                    args=[
+                        amount,
+                        -1 if limit is None else limit,
+                        now_ms,
+                        now_ms + HOLD_S * 1000,
+                        hold,
+                        PERIOD_TTL_S,
+                    ],
                 )
             )
         except RedisError as exc:
             raise Unavailable(f"budget store unreachable: {exc}") from exc
-        return None if result < 0 else result
+        return None if result < 0 else hold
 
-    async def settle(self, key: str, reserved: int, spent: int) -> int:
-        try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.decrby(f"{self._prefix}:{key}:reserved", reserved)
-                pipe.incrby(f"{self._prefix}:{key}:spent", spent)
-                _, total = await pipe.execute()
-            return int(total)
-        except RedisError:
-            log.exception("could not record spend of %s in Redis", key)
-            return 0
+    async def settle(self, key: str, hold: str, spent: int) -> int:
+        spent_key, holds_key, held_key = self._keys(key)
+        for attempt in range(3):
+            try:
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    pipe.zrem(holds_key, hold)
+                    pipe.hdel(held_key, hold)
+                    pipe.incrby(spent_key, spent)
+                    *_, total = await pipe.execute()
+                return int(total)
+            except RedisError:
+                if attempt == 2:
+                    # The hold expires by itself; the spend is in the event, and a restart
+                    # reads it back. Log it, never fail the finished call.
+                    log.exception("could not record spend of %s in Redis", key)
+                    return 0
+                await asyncio.sleep(0.05 * (attempt + 1))
+        return 0
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -199,16 +237,16 @@ class Budgets:
                 start = period_start(budget.period, now)
                 key = self._key(budget, start)
                 limit = int(budget.limit_usd * NANO) if budget.mode == "block" else None
-                spent = await self.store.reserve(
+                hold = await self.store.reserve(
                     key, amount, limit, functools.partial(self._stored_spend, budget, start)
                 )
-                if spent is None:
+                if hold is None:
                     raise BudgetExceeded(
                         f"{budget.scope} {budget.name!r} has reached its "
                         f"{_ADJECTIVE[budget.period]} budget of ${budget.limit_usd:g}",
                         headers={"Retry-After": str(_seconds_to_next(budget.period, now))},
                     )
-                reservation.holds.append((budget, key, amount))
+                reservation.holds.append((budget, key, hold, amount))
         except Exception:
             await self.settle(reservation, 0.0)
             raise
@@ -216,8 +254,8 @@ class Budgets:
 
     async def settle(self, reservation: Reservation, cost_usd: float) -> None:
         spent_nano = round(cost_usd * NANO)
-        for budget, key, amount in reservation.holds:
-            total = await self.store.settle(key, amount, spent_nano) / NANO
+        for budget, key, hold, _ in reservation.holds:
+            total = await self.store.settle(key, hold, spent_nano) / NANO
             self._check_alert(budget, key, total)
         reservation.holds.clear()
 
@@ -274,7 +312,10 @@ class Budgets:
             with self.db.read() as conn:
                 return float(conn.execute(query).scalar_one())
 
-        return round(await asyncio.to_thread(read) * NANO)
+        try:
+            return round(await asyncio.to_thread(read) * NANO)
+        except (SQLAlchemyError, Unavailable) as exc:
+            raise Unavailable("cannot read this period's spend; retry shortly") from exc
 
     async def close(self) -> None:
         await self.store.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from seamline.core.errors import NotFound
 from seamline.core.settings import ModelConfig, ModelPrices
@@ -55,7 +56,7 @@ class ModelCatalog:
         upstream = config.upstream_model or config.name
         entry = self.entries.setdefault(config.name, ModelEntry(config.name, config.kind))
         deployment_id = config.deployment or (
-            f"{config.provider}:{upstream}@{config.base_url or 'local'}#{len(entry.deployments)}"
+            f"{config.provider}:{upstream}@{_host(config.base_url)}#{len(entry.deployments)}"
         )
         if config.prices is not None:
             price = Price(config.prices.input, config.prices.output, config.prices.cached_input)
@@ -79,6 +80,7 @@ class ModelCatalog:
             total_timeout_s=config.total_timeout_s,
             stream_idle_timeout_s=config.stream_idle_timeout_s,
             price=price,
+            stream_usage=config.stream_usage,
         )
         entry.deployments.append(deployment)
         entry.fallbacks = entry.fallbacks or list(config.fallbacks)
@@ -103,3 +105,12 @@ class ModelCatalog:
         for config in configs:
             catalog.add(config)
         return catalog
+
+
+def _host(base_url: str | None) -> str:
+    """The host (and port) of a base URL: deployment ids appear in errors and metrics, and
+    must not carry credentials a URL may hold."""
+    if not base_url:
+        return "local"
+    parts = urlsplit(base_url)
+    return parts.hostname + (f":{parts.port}" if parts.port else "") if parts.hostname else "?"

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from seamline.core.errors import PermissionDenied, SeamlineError
+from seamline.core.errors import PermissionDenied
 from seamline.gateway.cache import as_stream, cache_key
 from seamline.gateway.catalog import ModelCatalog
 from seamline.gateway.core import Gateway
@@ -79,7 +79,7 @@ async def chat_completions(gateway: Gateway, scope: Scope, receive: Receive, sen
             headers["x-seamline-prompt-version"] = f"{event.prompt_name}@{event.prompt_version}"
         key = None
         if gateway.cache.enabled and request.use_cache:
-            key = cache_key(actor.project.id, forwarded)
+            key = cache_key(actor.project.id, {**forwarded, "model": model})
             cached = await gateway.cache.get(key)
             if cached is not None:
                 await _replay(request, cached, event, headers, send)
@@ -159,7 +159,8 @@ async def _resolve(
         changes["tools"] = rendered.tools
     shadow = None
     shadow_alias = aliases.get(SHADOW)
-    if shadow_alias is not None and random.random() * 100 < (shadow_alias.weight or 100):
+    share = 100 if shadow_alias is None or shadow_alias.weight is None else shadow_alias.weight
+    if shadow_alias is not None and random.random() * 100 < share:
         shadow = await gateway.view.prompt_version(
             actor, generation, request.prompt_name, shadow_alias.version
         )
@@ -251,12 +252,13 @@ async def _stream(
     attempt = Attempt()
     # Always ask for the usage chunk, so streamed calls are costed exactly like the rest;
     # it is passed on only to clients that asked for it.
-    upstream = {
+    with_usage = {
         **body,
         "stream_options": {**(body.get("stream_options") or {}), "include_usage": True},
     }
 
     def start(deployment: Deployment) -> Any:
+        upstream = with_usage if deployment.stream_usage else body
         return gateway.provider(deployment).chat_stream(
             deployment, {**upstream, "model": deployment.upstream_model}
         )
@@ -285,12 +287,15 @@ async def _stream(
                 break
             usage = Usage.from_openai(chunk.data.get("usage")) or usage
             choices = chunk.data.get("choices") or []
-            if choices:
-                delta = choices[0].get("delta") or {}
+            for choice in choices:
+                if choice.get("index", 0) != 0:  # n > 1: the record keeps the first answer
+                    cacheable = False
+                    continue
+                delta = choice.get("delta") or {}
                 if delta.get("content"):
                     text.append(delta["content"])
                 cacheable = cacheable and not delta.get("tool_calls")
-                event.finish_reason = choices[0].get("finish_reason") or event.finish_reason
+                event.finish_reason = choice.get("finish_reason") or event.finish_reason
             if choices or request.include_usage:
                 await send_chunk(send, chunk.raw or _sse(chunk.data))
             chunk = await anext(chunks, None)
@@ -434,12 +439,19 @@ async def _shadow_call(
         event.model_requested = rendered.model
         event.request_content = body["messages"]
         catalog = await gateway.catalog_for(actor, None, rendered.model)
-        await _complete(gateway, body, rendered.model, event, {}, _discard, catalog)
-    except SeamlineError as exc:
-        event.fail(STATUS_ERROR, exc.status, exc.code, exc.message)
+        # A shadow spends real money: it is held to the same budgets as the live call.
+        reservation = await gateway.budgets.reserve(
+            actor, lambda: _most_it_can_cost(gateway, catalog, rendered.model or "", body)
+        )
+        try:
+            await _complete(gateway, body, rendered.model, event, {}, _discard, catalog)
+        finally:
+            await gateway.budgets.settle(reservation, event.cost_usd)
+    except asyncio.CancelledError:
+        cancelled(event)
+        raise
     except Exception as exc:
-        log.exception("shadow call failed")
-        event.fail(STATUS_ERROR, 500, "internal_error", repr(exc))
+        await fail_call(_discard, event, exc, {}, response_started=True)
     finally:
         event.apply_content_policy(actor.project.content_logging)
         gateway.emit(event)

@@ -78,7 +78,9 @@ class GatewayMetrics:
         )
 
     def observe(self, event: CallEvent) -> None:
-        model = event.model_used or event.model_requested or ""
+        # Only served names become labels: a requested name is whatever a client typed, and
+        # every distinct label value is a new time series for Prometheus to keep.
+        model = event.model_used or ""
         project = event.project or ""
         self.requests.labels(model, event.provider or "", project, event.route, event.status).inc()
         self.latency.labels(model, event.route).observe(event.latency_ms / 1000)

@@ -24,7 +24,7 @@ class Deployment:
     provider: str
     upstream_model: str
     base_url: str | None = None
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)
     weight: float = 1.0
     tier: str | None = None
     context_window: int | None = None
@@ -34,6 +34,7 @@ class Deployment:
     stream_idle_timeout_s: float = 60.0
     extra_headers: dict[str, str] = field(default_factory=dict)
     price: Price = FREE  # USD per million tokens, what the call is costed at
+    stream_usage: bool = True  # whether the upstream accepts stream_options.include_usage
 
 
 @dataclass(frozen=True)

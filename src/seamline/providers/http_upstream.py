@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from aiohttp.http_exceptions import HttpProcessingError
 
 from seamline.providers.base import Deployment, UpstreamError
 
@@ -108,7 +109,7 @@ async def _as_upstream_errors(deployment: Deployment) -> AsyncIterator[None]:
         yield
     except TimeoutError as exc:
         raise UpstreamError(f"{deployment.id}: timed out", retryable=True, timeout=True) from exc
-    except aiohttp.ClientError as exc:
+    except (aiohttp.ClientError, HttpProcessingError) as exc:
         raise UpstreamError(
             f"{deployment.id}: {exc.__class__.__name__}: {exc}", retryable=True
         ) from exc
