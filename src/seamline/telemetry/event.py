@@ -8,7 +8,7 @@ DESIGN.md; exporters map them to OpenTelemetry's GenAI attribute names.
 from __future__ import annotations
 
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from time import perf_counter
 from typing import Any
@@ -96,10 +96,9 @@ class CallEvent:
         self.latency_ms = (perf_counter() - self.started) * 1000
 
     def to_row(self) -> dict[str, Any]:
-        row = asdict(self)
-        row.pop("started")
-        row.pop("parent_span_id")
-        return row
+        """The stored columns. Shallow on purpose (``asdict`` deep-copies every message, and
+        nothing changes an event once it is emitted)."""
+        return {name: getattr(self, name) for name in _STORED}
 
 
 def _redacted(content: Any) -> Any:
@@ -108,3 +107,6 @@ def _redacted(content: Any) -> Any:
     if isinstance(content, dict):
         return {"role": content.get("role"), "content": "[redacted]"}
     return None if content is None else "[redacted]"
+
+
+_STORED = tuple(f.name for f in fields(CallEvent) if f.name not in ("started", "parent_span_id"))

@@ -34,7 +34,8 @@ from seamline.telemetry.event import CallEvent
 
 log = logging.getLogger("seamline.events")
 
-BATCH_SIZE = 500
+# Small batches keep each insert's hold on the GIL short, so request latency stays even.
+BATCH_SIZE = 100
 FLUSH_INTERVAL_S = 0.2
 RETRY_INTERVAL_S = 1.0
 _STOP = object()
