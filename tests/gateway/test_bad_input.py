@@ -133,3 +133,22 @@ def test_token_limits_refuse_calls_once_the_window_is_spent(
     client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)  # window now at 12
     with pytest.raises(openai.RateLimitError, match="tokens per minute"):
         client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+
+
+def test_a_key_limited_to_some_models_cannot_call_others(
+    gateway: RunningGateway, registry: Registry, alice: Actor
+) -> None:
+    key, _ = registry.create_key(
+        alice,
+        owner="svc",
+        scopes=frozenset({Scope.INVOKE}),
+        name="narrow",
+        models=["gpt-4o-*", "embed-small"],
+    )
+    client = gateway.client(key)
+    assert client.chat.completions.create(model="gpt-4o-mini", messages=HELLO).choices
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        client.chat.completions.create(model="backup-model", messages=HELLO)
+    assert refused.value.body["code"] == "model_not_allowed"  # type: ignore[index]
+    assert {m.id for m in client.models.list()} == {"gpt-4o-mini", "embed-small"}
+    assert gateway.events(2)[-1]["http_status"] == 403

@@ -6,6 +6,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError
 
+from seamline.core.clock import utcnow
 from seamline.registry import Registry
 from seamline.registry.identity import ensure_project
 from seamline.store import Database, metadata
@@ -37,3 +38,33 @@ def test_database_refuses_to_change_or_delete_audit_entries(registry: Registry) 
             conn.execute(text(statement))
     with registry.db.read() as conn:
         assert conn.execute(text("SELECT actor FROM audit_log")).scalar_one() == "alice"
+
+
+def test_upgrading_from_the_first_revision_keeps_the_data(empty_db: Database) -> None:
+    """A database made by the first release upgrades in place, and its keys still work.
+    Rows are written with the first revision's columns, as that release wrote them."""
+    from seamline.registry.identity import KEY_PREFIX, hash_key
+
+    upgrade(empty_db, "0001")
+    with empty_db.write() as conn:
+        project, _ = ensure_project(conn, "acme", actor="ops")
+        conn.execute(
+            text("INSERT INTO users (name, created_at) VALUES ('svc', :now)"), {"now": utcnow()}
+        )
+        conn.execute(
+            text(
+                "INSERT INTO api_keys (public_id, project_id, user_id, name, prefix, key_hash,"
+                " scopes, created_at) VALUES ('key_old', :project, 1, 'old', 'sk-seam-abcd',"
+                " :hash, '[\"read\"]', :now)"
+            ),
+            {
+                "project": project.id,
+                "hash": hash_key(b"secret", KEY_PREFIX + "old-key"),
+                "now": utcnow(),
+            },
+        )
+    assert upgrade(empty_db)[-1] == head_revision(empty_db)
+    registry = Registry(empty_db, key_secret=b"secret")
+    actor = registry.authenticate(KEY_PREFIX + "old-key")
+    assert (actor.user, actor.key_id, actor.models) == ("svc", "key_old", None)
+    assert registry.verify_audit(actor).ok

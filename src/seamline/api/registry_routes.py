@@ -54,6 +54,9 @@ class KeyBody(BaseModel):
     scopes: list[str]
     name: str = "api"
     owner: str | None = Field(default=None, description="default: the calling key's owner")
+    models: list[str] | None = Field(
+        default=None, description="model names or patterns it may call (default: any)"
+    )
 
 
 class PolicyBody(BaseModel):
@@ -218,7 +221,11 @@ def get_keys(actor: ActorDep, registry: RegistryDep) -> dict[str, Any]:
 def post_key(actor: ActorDep, registry: RegistryDep, body: KeyBody) -> dict[str, Any]:
     """Create a key in the caller's project. The plaintext is in this response only."""
     plaintext, info = registry.create_key(
-        actor, owner=body.owner or actor.user, scopes=parse_scopes(body.scopes), name=body.name
+        actor,
+        owner=body.owner or actor.user,
+        scopes=parse_scopes(body.scopes),
+        name=body.name,
+        models=body.models,
     )
     return {**info.to_dict(), "key": plaintext}
 

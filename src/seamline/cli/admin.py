@@ -70,14 +70,21 @@ def keys_create(
     project: ProjectOption = None,
     name: Annotated[str, typer.Option("--name", help="what the key is for")] = "api",
     owner: Annotated[str | None, typer.Option("--owner", help="default: the acting user")] = None,
+    models: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--models", help="models it may call, e.g. 'gpt-4o-mini,local-*' (default: any)"
+        ),
+    ] = None,
     as_user: AsUser = None,
     json_output: JsonOption = False,
 ) -> None:
     """Create an API key and print it once. Example:
     seamline keys create --project default --scopes invoke,read --name checkout-service"""
     who = actor(project, as_user)
+    allowed = [m.strip() for v in models for m in v.split(",") if m.strip()] if models else None
     plaintext, info = registry().create_key(
-        who, owner=owner or who.user, scopes=parse_scopes(scopes), name=name
+        who, owner=owner or who.user, scopes=parse_scopes(scopes), name=name, models=allowed
     )
     if json_output:
         print_json({**info.to_dict(), "key": plaintext})

@@ -70,6 +70,12 @@ async def chat_completions(gateway: Gateway, scope: Scope, receive: Receive, sen
         event.user_id, event.session_id = request.user_id, request.session_id
         event.use_case = request.use_case
         forwarded, model, shadow = await _resolve(gateway, actor, generation, request, event)
+        if not actor.may_call(model):
+            raise PermissionDenied(
+                f"this API key may not call the model `{model}`",
+                code="model_not_allowed",
+                param="model",
+            )
         catalog = await gateway.catalog_for(actor, generation, model)
         model = choose_model(gateway.config, catalog, model, actor, request.use_case, forwarded)
         event.request_content = forwarded.get("messages")

@@ -50,6 +50,12 @@ async def embeddings(gateway: Gateway, scope: Scope, receive: Receive, send: Sen
         if not isinstance(text, (str, list)) or not text:
             raise InvalidInput("'input' must be a string or a non-empty array", param="input")
         event.model_requested = model
+        if not actor.may_call(model):
+            raise PermissionDenied(
+                f"this API key may not call the model `{model}`",
+                code="model_not_allowed",
+                param="model",
+            )
         scopes = [
             LimitScope(f"key:{actor.key_id}", gateway.config.key_limits),
             LimitScope(f"project:{actor.project.id}", gateway.config.project_limits),
@@ -109,7 +115,7 @@ def _most_it_can_cost(
 
 async def list_models(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
     try:
-        await gateway.view.authenticate(bearer_token(scope))
+        actor, _ = await gateway.view.authenticate(bearer_token(scope))
     except SeamlineError as exc:
         await send_error(send, exc)
         return
@@ -123,5 +129,6 @@ async def list_models(gateway: Gateway, scope: Scope, receive: Receive, send: Se
             "kind": entry.kind,
         }
         for name, entry in sorted(gateway.catalog.entries.items())
+        if actor.may_call(name)
     ]
     await send_json(send, 200, {"object": "list", "data": data})

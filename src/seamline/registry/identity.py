@@ -14,6 +14,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from fnmatch import fnmatchcase
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping, bindparam, select
@@ -79,9 +80,14 @@ class Actor:
     project: Project
     scopes: frozenset[Scope]
     key_id: str | None = None
+    models: tuple[str, ...] | None = None  # what the key may call; None: any model
 
     def can(self, scope: Scope) -> bool:
         return scope in self.scopes
+
+    def may_call(self, model: str) -> bool:
+        """Whether the key may call ``model`` (patterns as in ``gpt-4o*``)."""
+        return self.models is None or any(fnmatchcase(model, p) for p in self.models)
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,7 @@ class ApiKeyInfo:
     scopes: list[str]
     created_at: datetime
     revoked_at: datetime | None
+    models: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -101,6 +108,7 @@ class ApiKeyInfo:
             "prefix": self.prefix,
             "owner": self.owner,
             "scopes": self.scopes,
+            "models": self.models,
             "created_at": isoformat(self.created_at),
             "revoked_at": isoformat(self.revoked_at) if self.revoked_at else None,
         }
@@ -170,8 +178,10 @@ def create_key(
     scopes: frozenset[Scope],
     name: str,
     actor: str,
+    models: list[str] | None = None,
 ) -> tuple[str, ApiKeyInfo]:
-    """Create a key; returns its plaintext (never stored) and its description."""
+    """Create a key; returns its plaintext (never stored) and its description. ``models``
+    limits what it may call through the gateway (None: any model)."""
     plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
     public_id = "key_" + secrets.token_hex(8)
     now = utcnow()
@@ -186,6 +196,7 @@ def create_key(
             prefix=prefix,
             key_hash=hash_key(secret, plaintext),
             scopes=scope_list,
+            models=models,
             created_at=now,
         )
     )
@@ -195,9 +206,9 @@ def create_key(
         actor=actor,
         action="key.create",
         target=public_id,
-        details={"name": name, "owner": owner, "scopes": scope_list},
+        details={"name": name, "owner": owner, "scopes": scope_list, "models": models},
     )
-    return plaintext, ApiKeyInfo(public_id, name, prefix, owner, scope_list, now, None)
+    return plaintext, ApiKeyInfo(public_id, name, prefix, owner, scope_list, now, None, models)
 
 
 def revoke_key(conn: Connection, *, project: Project, key_id: str, actor: str) -> ApiKeyInfo:
@@ -219,6 +230,7 @@ _KEY_BY_HASH = (
     select(
         api_keys.c.public_id,
         api_keys.c.scopes,
+        api_keys.c.models,
         api_keys.c.revoked_at,
         users.c.name.label("owner"),
         projects.c.id.label("project_id"),
@@ -243,7 +255,8 @@ def authenticate(conn: Connection, secret: bytes, plaintext: str) -> Actor:
         raise AuthenticationFailed("this API key has been revoked", code="revoked_api_key")
     project = Project(row["project_id"], row["project_name"], row["content_logging"])
     scopes = effective_scopes(frozenset(Scope(s) for s in row["scopes"]))
-    return Actor(row["owner"], project, scopes, key_id=row["public_id"])
+    models = tuple(row["models"]) if row["models"] is not None else None
+    return Actor(row["owner"], project, scopes, key_id=row["public_id"], models=models)
 
 
 def _keys_query() -> Any:
@@ -277,4 +290,5 @@ def _key_info(row: RowMapping) -> ApiKeyInfo:
         scopes=list(row["scopes"]),
         created_at=as_utc(row["created_at"]),
         revoked_at=as_utc(row["revoked_at"]) if row["revoked_at"] else None,
+        models=list(row["models"]) if row["models"] is not None else None,
     )

@@ -149,7 +149,13 @@ class Registry:
             return identity.authenticate(conn, self.key_secret, plaintext_key)
 
     def create_key(
-        self, actor: Actor, *, owner: str, scopes: frozenset[Scope], name: str
+        self,
+        actor: Actor,
+        *,
+        owner: str,
+        scopes: frozenset[Scope],
+        name: str,
+        models: list[str] | None = None,
     ) -> tuple[str, identity.ApiKeyInfo]:
         """A new key in the actor's project; the plaintext is returned once and never stored."""
         require(actor, Scope.ADMIN)
@@ -163,6 +169,7 @@ class Registry:
                 scopes=scopes,
                 name=name,
                 actor=actor.user,
+                models=models,
             )
 
     def revoke_key(self, actor: Actor, key_id: str) -> identity.ApiKeyInfo:

@@ -62,6 +62,7 @@ api_keys = Table(
     Column("prefix", String(40), nullable=False),
     Column("key_hash", String(64), nullable=False, unique=True),
     Column("scopes", JSON, nullable=False),
+    Column("models", JSON),  # model names (shell patterns) the key may call; NULL: any
     Column("created_at", Timestamp, nullable=False),
     Column("revoked_at", Timestamp),
 )
