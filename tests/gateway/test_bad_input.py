@@ -102,7 +102,9 @@ def test_key_problems_are_401_or_403_and_leave_events(
 
 
 def test_wrong_method_and_unknown_path(gateway: RunningGateway) -> None:
-    assert httpx.get(f"{gateway.url}/v1/chat/completions").status_code == 404
+    wrong_method = httpx.get(f"{gateway.url}/v1/chat/completions")
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["error"]["code"] == "method_not_allowed"
     assert httpx.get(f"{gateway.url}/v1/nothing").json()["error"]["code"] == "not_found"
 
 

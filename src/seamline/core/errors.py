@@ -55,6 +55,11 @@ class NotFound(SeamlineError):
     default_code = "not_found"
 
 
+class MethodNotAllowed(SeamlineError):
+    status = 405
+    default_code = "method_not_allowed"
+
+
 class Conflict(SeamlineError):
     """The state changed under the caller, e.g. an alias moved since it was read."""
 

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI
 
 from seamline.api.app import create_app
-from seamline.core.errors import AuthenticationFailed, NotFound
+from seamline.core.errors import AuthenticationFailed, MethodNotAllowed
 from seamline.core.settings import Settings
 from seamline.gateway.chat import chat_completions
 from seamline.gateway.core import Gateway
@@ -69,9 +69,8 @@ class SeamlineServer:
             if route is not None:
                 method, handler = route
                 if scope["method"] != method:
-                    error = NotFound(
+                    error = MethodNotAllowed(
                         f"{scope['method']} {scope['path']} is not supported; use {method}",
-                        code="method_not_allowed",
                     )
                     await send_error(send, error)
                     return
