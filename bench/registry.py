@@ -26,7 +26,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.loadgen import run_load
+from bench.loadgen import free_port, run_load
+from bench.loadgen import get as get_request
 from seamline import Client
 from seamline.core.settings import Settings
 from seamline.registry import load_drafts
@@ -93,8 +94,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="per throughput run")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--calls", type=int, default=500, help="uncached SDK calls")
-    parser.add_argument("--port", type=int, default=8791)
+    parser.add_argument("--port", type=int, default=0, help="default: a free port")
     args = parser.parse_args()
+    args.port = args.port or free_port()
 
     with tempfile.TemporaryDirectory() as folder:
         home = Path(folder)
@@ -117,19 +119,18 @@ def main() -> None:
 
             headers = {"Authorization": f"Bearer {key}"}
             path = f"/api/v1/artefacts/prompt/{PROMPT}/versions/production"
+            host, port = "127.0.0.1", args.port
             floor = run_load(
-                "127.0.0.1",
-                args.port,
-                "/healthz",
-                {},
+                host,
+                port,
+                get_request(host, port, "/healthz", {}),
                 concurrency=args.concurrency,
                 seconds=args.seconds,
             )
             resolve = run_load(
-                "127.0.0.1",
-                args.port,
-                path,
-                headers,
+                host,
+                port,
+                get_request(host, port, path, headers),
                 concurrency=args.concurrency,
                 seconds=args.seconds,
             )
