@@ -41,18 +41,29 @@ class HttpUpstream:
             sock_read=deployment.stream_idle_timeout_s if stream else deployment.read_timeout_s,
         )
 
+    def _post(
+        self,
+        deployment: Deployment,
+        url: str,
+        body: dict[str, Any],
+        headers: dict[str, str],
+        *,
+        stream: bool,
+    ) -> Any:
+        return self._client().post(
+            url,
+            data=orjson.dumps(body),
+            headers=headers,
+            timeout=self._timeout(deployment, stream=stream),
+        )
+
     async def post_json(
         self, deployment: Deployment, url: str, body: dict[str, Any], headers: dict[str, str]
     ) -> tuple[dict[str, Any], bytes]:
         """The parsed answer and its bytes; every failure is an :class:`UpstreamError`."""
         async with (
             _as_upstream_errors(deployment),
-            self._client().post(
-                url,
-                data=orjson.dumps(body),
-                headers=headers,
-                timeout=self._timeout(deployment, stream=False),
-            ) as response,
+            self._post(deployment, url, body, headers, stream=False) as response,
         ):
             raw = await response.read()
             if response.status != 200:
@@ -73,12 +84,7 @@ class HttpUpstream:
         """Server-sent events as (event name, data) pairs, in order."""
         async with (
             _as_upstream_errors(deployment),
-            self._client().post(
-                url,
-                data=orjson.dumps(body),
-                headers=headers,
-                timeout=self._timeout(deployment, stream=True),
-            ) as response,
+            self._post(deployment, url, body, headers, stream=True) as response,
         ):
             if response.status != 200:
                 raise error_from(response.status, await response.read(), response.headers)
