@@ -6,7 +6,11 @@ from collections.abc import Callable
 
 import httpx
 
+from seamline.core.settings import ModelConfig
+from seamline.registry import Actor, Registry
+from seamline.registry.identity import Scope
 from tests.gateway.conftest import RunningGateway
+from tests.stub_upstream import StubUpstream
 
 HELLO = [{"role": "user", "content": "hello there"}]
 
@@ -69,3 +73,32 @@ def test_callers_can_opt_out_and_the_cache_is_off_by_default(
         )
         assert "x-seamline-cache" not in reply.headers
     assert len(plain.upstreams["primary"].requests) == 4
+
+
+def test_calls_routed_to_different_models_never_share_an_answer(
+    start_gateway: Callable[..., RunningGateway],
+    registry: Registry,
+    alice: Actor,
+    upstreams: dict[str, StubUpstream],
+) -> None:
+    fast, fast_info = registry.create_key(
+        alice, owner="a", scopes=frozenset({Scope.INVOKE}), name="fast"
+    )
+    slow, _ = registry.create_key(alice, owner="b", scopes=frozenset({Scope.INVOKE}), name="slow")
+    models = [
+        ModelConfig(name="small", base_url=upstreams["primary"].base_url),
+        ModelConfig(name="large", base_url=upstreams["backup"].base_url),
+    ]
+    gateway = start_gateway(
+        models,
+        cache_ttl_s=60,
+        key=fast,
+        tier_rules=[
+            {"model": "auto", "key": fast_info.id, "target": "small"},
+            {"model": "auto", "target": "large"},
+        ],
+    )
+    first = gateway.client(fast).chat.completions.create(model="auto", messages=HELLO)
+    second = gateway.client(slow).chat.completions.create(model="auto", messages=HELLO)
+    assert first.choices[0].message.content.startswith("[primary]")  # type: ignore[union-attr]
+    assert second.choices[0].message.content.startswith("[backup]")  # type: ignore[union-attr]
