@@ -87,9 +87,13 @@ class LocalBudgetStore:
         limit: int | None,
         initial: Callable[[], Coroutine[Any, Any, int]],
     ) -> str | None:
+        if key not in self._spent:
+            # Read outside the lock: the first call of a period must not stall every other
+            # project's calls on a database read. Two first calls may both read; one wins.
+            spent_so_far = await initial()
+            async with self._lock:
+                self._spent.setdefault(key, spent_so_far)
         async with self._lock:
-            if key not in self._spent:
-                self._spent[key] = await initial()
             holds = self._holds.setdefault(key, {})
             if limit is not None and self._spent[key] + sum(holds.values()) + amount > limit:
                 return None
