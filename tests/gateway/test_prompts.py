@@ -101,7 +101,10 @@ def test_canary_gets_its_share_of_2000_calls_and_sessions_stick(
     gateway: RunningGateway, registry: Registry, alice: Actor, bob: Actor
 ) -> None:
     _release(registry, alice, bob)
-    registry.move_alias(alice, "prompt", "greeter", "canary", 2, weight=20)
+    registry.approve(bob, "prompt", "greeter", 2, alias="canary")
+    registry.move_alias(
+        alice, "prompt", "greeter", "canary", 2, weight=20, override=True, reason="canary"
+    )
     with httpx.Client() as http, ThreadPoolExecutor(8) as pool:
         versions = list(
             pool.map(

@@ -32,9 +32,12 @@ def _model(upstream: StubUpstream | str, upstream_model: str, **extra: object) -
 
 
 @pytest.fixture
-def gateway(start_gateway: Callable[..., RunningGateway]) -> RunningGateway:
+def gateway(
+    start_gateway: Callable[..., RunningGateway], upstreams: dict[str, StubUpstream]
+) -> RunningGateway:
     return start_gateway(
-        registry_model_base_urls=["http://127.0.0.1:"], registry_model_key_envs=["TEAM_MODEL_KEY"]
+        registry_model_base_urls=[upstreams["secondary"].base_url],
+        registry_model_key_envs=["TEAM_MODEL_KEY"],
     )
 
 
@@ -75,6 +78,7 @@ def test_another_projects_model_is_not_found(
     ("extra", "code"),
     [
         ({"base_url": "http://169.254.169.254/latest"}, "base_url_not_allowed"),
+        ({"base_url": "http://127.0.0.1:1/v1"}, "base_url_not_allowed"),
         ({"api_key_env": "SEAMLINE_SECRET_KEY"}, "key_env_not_allowed"),
     ],
 )

@@ -97,14 +97,26 @@ def test_moving_an_alias_needs_a_scope_the_policy_allows(registry: Registry, ali
         registry.move_alias(reader, "prompt", "greeter", "staging", 1)
 
 
-def test_canary_needs_a_weight_and_keeps_it(registry: Registry, alice: Actor) -> None:
+def test_canary_needs_a_weight_and_keeps_it(registry: Registry, alice: Actor, bob: Actor) -> None:
     _two_versions(registry, alice)
+    for version in (1, 2):
+        registry.approve(bob, "prompt", "greeter", version, alias="canary")
+    release = {"override": True, "reason": "canary test"}
     with pytest.raises(InvalidInput, match="weight"):
-        registry.move_alias(alice, "prompt", "greeter", "canary", 2)
-    assert registry.move_alias(alice, "prompt", "greeter", "canary", 2, weight=10).weight == 10
-    assert registry.move_alias(alice, "prompt", "greeter", "canary", 1).weight == 10
+        registry.move_alias(alice, "prompt", "greeter", "canary", 2, **release)
+    moved = registry.move_alias(alice, "prompt", "greeter", "canary", 2, weight=10, **release)
+    assert moved.weight == 10
+    assert registry.move_alias(alice, "prompt", "greeter", "canary", 1, **release).weight == 10
     with pytest.raises(InvalidInput, match="between 0 and 100"):
         registry.move_alias(alice, "prompt", "greeter", "canary", 1, weight=101)
+
+
+def test_a_canary_is_released_like_production(registry: Registry, alice: Actor) -> None:
+    """A canary serves production's calls: an unapproved version cannot reach them by it."""
+    _two_versions(registry, alice)
+    with pytest.raises(PermissionDenied) as refused:
+        registry.move_alias(alice, "prompt", "greeter", "canary", 2, weight=100)
+    assert refused.value.code == "approval_required"
 
 
 def test_stale_expected_version_is_a_conflict(registry: Registry, alice: Actor) -> None:
@@ -151,3 +163,15 @@ def test_alias_names_that_look_like_versions_are_refused(registry: Registry, ali
     for bad in ("v2", "3", "latest", "Prod", ""):
         with pytest.raises(InvalidInput):
             registry.move_alias(alice, "prompt", "greeter", bad, 1)
+
+
+def test_out_of_range_versions_and_newline_aliases_are_refused(
+    registry: Registry, alice: Actor
+) -> None:
+    registry.push(alice, [prompt_draft()])
+    with pytest.raises(InvalidInput, match="out of range"):
+        registry.get_version(alice, "prompt", "greeter", "99999999999999999999")
+    with pytest.raises(InvalidInput):
+        registry.move_alias(alice, "prompt", "greeter", "staging\n", 1)
+    with pytest.raises(InvalidInput, match="NUL"):
+        registry.push(alice, [prompt_draft(text="Hi {{ who }}")], message="bad\x00message")

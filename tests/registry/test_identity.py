@@ -57,3 +57,36 @@ def test_scopes_parse_from_lists_and_commas() -> None:
     assert parse_scopes(["invoke,read", "write"]) == {Scope.INVOKE, Scope.READ, Scope.WRITE}
     with pytest.raises(InvalidInput, match="unknown scope 'root'"):
         parse_scopes(["root"])
+
+
+def test_keys_of_two_projects_for_one_new_owner_can_be_made_at_once(registry: Registry) -> None:
+    import threading
+
+    admins = [make_actor(registry, "ops", project=p) for p in ("one", "two", "three")]
+    start = threading.Barrier(len(admins))
+    errors: list[Exception] = []
+
+    def create(admin: Actor) -> None:
+        start.wait()
+        try:
+            registry.create_key(admin, owner="newcomer", scopes=frozenset({Scope.READ}), name="k")
+        except Exception as exc:  # pragma: no cover - the failure this test guards against
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create, args=(a,)) for a in admins]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+
+
+def test_a_model_limited_admin_cannot_mint_a_broader_key(registry: Registry, alice: Actor) -> None:
+    from dataclasses import replace
+
+    narrow = replace(alice, models=("gpt-4o-mini",))
+    with pytest.raises(PermissionDenied, match="limited"):
+        registry.create_key(narrow, owner="x", scopes=frozenset({Scope.INVOKE}), name="x")
+    registry.create_key(
+        narrow, owner="x", scopes=frozenset({Scope.INVOKE}), name="x", models=["gpt-4o-mini"]
+    )

@@ -47,3 +47,16 @@ def test_templates_cannot_reach_python_internals() -> None:
     prompt = Prompt("greeter", 1, "h", PromptSpec.model_validate(doc))
     with pytest.raises(InvalidInput, match="cannot render"):
         prompt.render(who="Ada")
+
+
+def test_template_runtime_errors_and_huge_outputs_are_refused() -> None:
+    doc = prompt_doc(
+        text="{{ who * times }}",
+        variables=[{"name": "who"}, {"name": "times", "type": "integer", "required": False}],
+    )
+    prompt = Prompt("greeter", 1, "h", PromptSpec.model_validate(doc))
+    assert prompt.render(who="ab", times=2).messages[1]["content"] == "abab"
+    with pytest.raises(InvalidInput, match="cannot render"):
+        prompt.render(who="ab")  # times is None: str * None
+    with pytest.raises(InvalidInput, match="too long"):
+        prompt.render(who="ab", times=10**9)

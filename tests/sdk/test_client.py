@@ -96,3 +96,35 @@ def test_local_mode_reads_the_database_directly(tmp_path: Path) -> None:
             client.prompts.get("greeter", alias="dev").render(who="Ada").messages[1]["content"]
             == "Hello Ada!"
         )
+
+
+def test_during_an_outage_the_sdk_does_not_wait_on_every_call() -> None:
+    """After a failed fetch the last good version is served for a while without retrying,
+    so an outage does not cost every call a timeout."""
+    from typing import Any
+
+    class FlakyRegistry:  # stands in for the remote registry server
+        def __init__(self) -> None:
+            self.calls = 0
+            self.down = False
+
+        def fetch(self, kind: str, name: str, ref: str) -> dict[str, Any]:
+            self.calls += 1
+            if self.down:
+                raise Unavailable("registry unreachable")
+            return {"content": prompt_doc(), "version": 1, "content_hash": "h"}
+
+        def close(self) -> None:
+            return None
+
+    source, clock = FlakyRegistry(), FakeClock()
+    client = Client(source=source, cache_ttl=60, clock=clock)
+    client.prompts.get("greeter", alias="prod")
+    source.down = True
+    clock.now += 61
+    assert client.prompts.get("greeter", alias="prod").version == 1  # stale, one try
+    assert client.prompts.get("greeter", alias="prod").version == 1  # no new try yet
+    assert source.calls == 2
+    clock.now += 6
+    client.prompts.get("greeter", alias="prod")
+    assert source.calls == 3

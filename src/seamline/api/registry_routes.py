@@ -27,7 +27,7 @@ class PushBody(BaseModel):
     artefacts: list[dict[str, Any]] = Field(
         description="artefact documents, as in the YAML files", max_length=MAX_PUSH_ARTEFACTS
     )
-    message: str = ""
+    message: Annotated[str, Field(max_length=10_000)] = ""
     dry_run: bool = False
 
 
@@ -38,7 +38,7 @@ class AliasMoveBody(BaseModel):
         default=None, description="fail with 409 unless the alias points here (0: unset)"
     )
     override: bool = False
-    reason: str | None = None
+    reason: Annotated[str, Field(max_length=10_000)] | None = None
 
 
 class RollbackBody(BaseModel):
@@ -47,13 +47,15 @@ class RollbackBody(BaseModel):
 
 class ApprovalBody(BaseModel):
     alias: str = "production"
-    comment: str | None = None
+    comment: Annotated[str, Field(max_length=10_000)] | None = None
 
 
 class KeyBody(BaseModel):
     scopes: list[str]
-    name: str = "api"
-    owner: str | None = Field(default=None, description="default: the calling key's owner")
+    name: Annotated[str, Field(min_length=1, max_length=200)] = "api"
+    owner: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        default=None, description="default: the calling key's owner"
+    )
     models: list[str] | None = Field(
         default=None, description="model names or patterns it may call (default: any)"
     )

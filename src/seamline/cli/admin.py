@@ -48,7 +48,7 @@ def audit_verify(project: ProjectOption = None, json_output: JsonOption = False)
 
 @audit_app.command("log")
 def audit_log(
-    last: Annotated[int, typer.Option("--last", "-n", help="how many entries")] = 50,
+    last: Annotated[int, typer.Option("--last", "-n", min=1, help="how many entries")] = 50,
     action: Annotated[str | None, typer.Option("--action", help="e.g. alias, key.create")] = None,
     project: ProjectOption = None,
     json_output: JsonOption = False,

@@ -18,7 +18,7 @@ models_app = typer.Typer(no_args_is_help=True, help="Models the gateway serves."
 
 @traces_app.command("list")
 def traces_list(
-    last: Annotated[int, typer.Option("--last", "-n", help="how many calls")] = 20,
+    last: Annotated[int, typer.Option("--last", "-n", min=1, help="how many calls")] = 20,
     project: ProjectOption = None,
     json_output: JsonOption = False,
 ) -> None:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tomllib
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from seamline.cli import admin, gateway, prompts
 from seamline.cli.context import AsUser, registry, settings
@@ -143,6 +146,14 @@ def main() -> None:
         app()
     except SeamlineError as exc:
         typer.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)
+    except (ValidationError, tomllib.TOMLDecodeError) as exc:
+        first = str(exc).splitlines()[0]
+        typer.echo(f"error: invalid configuration (SEAMLINE_* or seamline.toml): {first}", err=True)
+        sys.exit(1)
+    except SQLAlchemyError as exc:
+        cause = getattr(exc, "orig", None) or exc
+        typer.echo(f"error: database: {str(cause).splitlines()[0]}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

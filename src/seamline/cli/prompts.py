@@ -25,7 +25,7 @@ PROMPT = "prompt"
 
 def split_ref(value: str) -> tuple[str, str | None]:
     """``NAME``, ``NAME@ALIAS`` or ``NAME@VERSION`` into the name and the reference."""
-    match = REFERENCE.match(value)
+    match = REFERENCE.fullmatch(value)
     if match is None:
         raise InvalidInput(f"invalid prompt reference {value!r}: use NAME, NAME@ALIAS or NAME@N")
     return match.group("name"), match.group("ref")

@@ -7,9 +7,11 @@ embedded defaults: a home at ``~/.seamline`` holding a SQLite database and the k
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import secrets
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -21,7 +23,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from seamline.core.errors import InvalidInput
+
 CONFIG_FILE_NAME = "seamline.toml"
+MIN_SECRET_CHARS = 16
 SECRET_FILE_NAME = "secret.key"
 
 
@@ -200,15 +205,23 @@ class Settings(BaseSettings):
     def key_secret(self) -> bytes:
         """The secret API keys are hashed with; created (mode 0600) on first use if absent."""
         if self.secret_key is not None:
-            return self.secret_key.get_secret_value().encode()
+            secret = self.secret_key.get_secret_value()
+            if len(secret) < MIN_SECRET_CHARS:
+                raise InvalidInput(
+                    f"SEAMLINE_SECRET_KEY needs at least {MIN_SECRET_CHARS} characters"
+                )
+            return secret.encode()
         path = self.home / SECRET_FILE_NAME
         if not path.exists():
+            # Written whole under a temporary name, then linked into place: a process reading
+            # the secret never sees a half-written file, and the first of two racing wins.
             self.home.mkdir(parents=True, exist_ok=True)
+            fd, temporary = tempfile.mkstemp(dir=self.home, prefix=".secret-")
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:  # another process created it first: use theirs
-                pass
-            else:
                 with os.fdopen(fd, "w") as handle:
                     handle.write(secrets.token_urlsafe(32))
+                with contextlib.suppress(FileExistsError):
+                    os.link(temporary, path)
+            finally:
+                os.unlink(temporary)
         return path.read_text().strip().encode()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, replace
+from urllib.parse import urlsplit
 
 from seamline.core.errors import (
     AuthenticationFailed,
@@ -170,7 +171,7 @@ def model_config_from(project: str, record: VersionRecord, policy: GatewayConfig
             code="unsupported_provider",
         )
     if spec.base_url and not any(
-        spec.base_url.startswith(prefix) for prefix in policy.registry_model_base_urls
+        _under(spec.base_url, prefix) for prefix in policy.registry_model_base_urls
     ):
         raise PermissionDenied(
             f"{where}: base_url is not one this gateway allows (gateway.registry_model_base_urls)",
@@ -197,3 +198,13 @@ def model_config_from(project: str, record: VersionRecord, policy: GatewayConfig
         tier=spec.tier,
         deployment=f"registry:{project}:{spec.name}@v{record.number}",
     )
+
+
+def _under(url: str, allowed: str) -> bool:
+    """Same scheme, host and port as ``allowed``, and a path below its path: a plain string
+    prefix would let ``https://api.openai.com.evil.example`` through."""
+    a, b = urlsplit(url), urlsplit(allowed)
+    if (a.scheme, a.hostname, a.port) != (b.scheme, b.hostname, b.port) or a.username:
+        return False
+    base = b.path.rstrip("/")
+    return a.path == base or a.path.startswith(base + "/") or not base

@@ -18,6 +18,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping, bindparam, select
+from sqlalchemy.exc import IntegrityError
 
 from seamline.core.clock import as_utc, isoformat, utcnow
 from seamline.core.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
@@ -132,9 +133,14 @@ def ensure_project(conn: Connection, name: str, *, actor: str) -> tuple[Project,
         return _project(existing), False
     if not name or len(name) > 100 or not name.replace("-", "").replace("_", "").isalnum():
         raise InvalidInput(f"invalid project name {name!r}: use letters, digits, - and _")
-    project_id = insert_returning_id(
-        conn, projects.insert().values(name=name, content_logging="full", created_at=utcnow())
-    )
+    try:
+        with conn.begin_nested():  # another writer may create it first: theirs wins
+            project_id = insert_returning_id(
+                conn,
+                projects.insert().values(name=name, content_logging="full", created_at=utcnow()),
+            )
+    except IntegrityError:
+        return get_project(conn, name), False
     audit.append(conn, project_id=project_id, actor=actor, action="project.create", target=name)
     return Project(project_id, name, "full"), True
 
@@ -159,10 +165,18 @@ def set_content_logging(conn: Connection, project: Project, mode: str, *, actor:
 
 
 def ensure_user(conn: Connection, name: str) -> int:
+    """The user's id, created if new. Users are shared by every project, so two projects'
+    writers (each holding only its own project's lock) may race to create one."""
+    if not name or len(name) > 200 or "\x00" in name:
+        raise InvalidInput("a user name has 1 to 200 characters", code="invalid_user")
     row = conn.execute(select(users.c.id).where(users.c.name == name)).first()
     if row is not None:
         return int(row.id)
-    return insert_returning_id(conn, users.insert().values(name=name, created_at=utcnow()))
+    try:
+        with conn.begin_nested():
+            return insert_returning_id(conn, users.insert().values(name=name, created_at=utcnow()))
+    except IntegrityError:
+        return int(conn.execute(select(users.c.id).where(users.c.name == name)).scalar_one())
 
 
 def hash_key(secret: bytes, plaintext: str) -> str:

@@ -1,8 +1,8 @@
 """Who may move an alias, and what a version needs before it may.
 
-Each project may set a policy per alias name. Without one, ``production`` asks for one
-approval by someone other than the version's author and a passing gate; every other alias
-asks only for the ``write`` scope.
+Each project may set a policy per alias name. Without one, ``production`` and ``canary``
+(which serves a share of production's calls) ask for one approval by someone other than the
+version's author and a passing gate; every other alias asks only for the ``write`` scope.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ class AliasPolicy:
 
 
 def default_policy(alias: str) -> AliasPolicy:
-    if alias == PRODUCTION:
+    # A canary serves a share of production's calls, so by default it is released like
+    # production: otherwise weight 100 would put an unapproved version on all of them.
+    if alias in (PRODUCTION, CANARY):
         return AliasPolicy(
             alias, required_approvals=1, approver_must_differ=True, require_gate=True
         )

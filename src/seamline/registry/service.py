@@ -58,6 +58,7 @@ _PUSH_ORDER = [kind.value for kind in ArtefactKind if kind != ArtefactKind.PROMP
 _PROMPT_REFERENCES = (("model", "model", "model"), ("eval_set", "eval_set", "eval_set"))
 _VERSION_REF = re.compile(r"^v?(\d+)$")
 LATEST = "latest"  # a reserved reference, never an alias name
+MAX_VERSION = 2**31 - 1  # the INTEGER column's range on PostgreSQL
 
 
 _parent = artefact_versions.alias("parent")
@@ -109,6 +110,12 @@ class _DryRun(Exception):
         self.result = result
 
 
+def _text_ok(value: str | None, what: str) -> None:
+    # PostgreSQL text cannot hold NUL characters (SQLite can): refuse them on both.
+    if value is not None and "\x00" in value:
+        raise InvalidInput(f"{what} contains a NUL character", param=what)
+
+
 def require(actor: Actor, scope: Scope) -> None:
     if not actor.can(scope):
         raise PermissionDenied(
@@ -124,8 +131,13 @@ def parse_ref(ref: str | int | None) -> int | str | None:
         return ref
     if ref == LATEST:
         return None
-    match = _VERSION_REF.match(ref)
-    return int(match.group(1)) if match else ref
+    match = _VERSION_REF.fullmatch(ref)
+    if match is None:
+        return ref
+    number = int(match.group(1))
+    if number > MAX_VERSION:
+        raise InvalidInput(f"version {ref} is out of range", code="invalid_version")
+    return number
 
 
 def lock_project(conn: Connection, project: Project) -> None:
@@ -159,6 +171,13 @@ class Registry:
     ) -> tuple[str, identity.ApiKeyInfo]:
         """A new key in the actor's project; the plaintext is returned once and never stored."""
         require(actor, Scope.ADMIN)
+        if actor.models is not None and (
+            models is None or not all(actor.may_call(m) for m in models)
+        ):
+            raise PermissionDenied(
+                "a key limited to some models can only create keys limited to those models",
+                code="models_beyond_own",
+            )
         with self.db.write() as conn:
             lock_project(conn, actor.project)
             return identity.create_key(
@@ -333,6 +352,7 @@ class Registry:
         the same result and writes nothing.
         """
         require(actor, Scope.WRITE)
+        _text_ok(message, "message")
         ordered = sorted(drafts, key=lambda d: (_PUSH_ORDER.index(d.kind), d.name))
         try:
             with self.db.write() as conn:
@@ -361,6 +381,7 @@ class Registry:
         approvals, gate) and, when ``expected_version`` is given, that the alias still points
         where the caller last saw it (0: that it does not exist yet)."""
         _check_alias_name(alias)
+        _text_ok(reason, "reason")
         if weight is not None and not 0 <= weight <= 100:
             raise InvalidInput("weight must be between 0 and 100", param="weight")
         if override and not (reason and reason.strip()):
@@ -491,6 +512,7 @@ class Registry:
         author where the alias policy separates duties."""
         require(actor, Scope.WRITE)
         _check_alias_name(alias)
+        _text_ok(comment, "comment")
         with self.db.write() as conn:
             lock_project(conn, actor.project)
             artefact_id = self._artefact_id(conn, actor.project, kind, name)
@@ -626,7 +648,7 @@ class Registry:
             value = draft.content.get(field_name)
             if not isinstance(value, str):
                 continue
-            match = REFERENCE.match(value)
+            match = REFERENCE.fullmatch(value)
             if match is None:
                 if "@" in value:
                     raise InvalidInput(f"{draft.source}: {field_name}: invalid reference {value!r}")
@@ -929,7 +951,7 @@ def _alias_record(row: RowMapping) -> AliasRecord:
 
 
 def _check_alias_name(alias: str) -> None:
-    if not re.match(ALIAS_PATTERN, alias) or alias == LATEST or _VERSION_REF.match(alias):
+    if not re.fullmatch(ALIAS_PATTERN, alias) or alias == LATEST or _VERSION_REF.fullmatch(alias):
         raise InvalidInput(
             f"invalid alias {alias!r}: start with a letter; use a-z, 0-9, - and _",
             code="invalid_alias",

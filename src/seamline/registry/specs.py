@@ -133,11 +133,11 @@ class PromptSpec(Strict):
     owner: str | None = None
     messages: Annotated[list[MessageTemplate], Field(min_length=1)]
     variables: list[VariableSpec] = Field(default_factory=list)
-    model: str | InlineModel | None = None
+    model: Annotated[str, Field(max_length=200)] | InlineModel | None = None
     parameters: Parameters = Field(default_factory=Parameters)
     tools: list[Tool] = Field(default_factory=list)
     output_schema: dict[str, Any] | None = None
-    eval_set: str | None = None
+    eval_set: Annotated[str, Field(max_length=200)] | None = None
     gate: GateSpec | None = None
     max_prompt_tokens: Annotated[int, Field(gt=0)] | None = None
     tags: list[str] = Field(default_factory=list)
@@ -257,4 +257,4 @@ def content_as_yaml(content: dict[str, Any]) -> str:
     )
 
 
-REFERENCE = re.compile(r"^(?P<name>[a-z0-9][a-z0-9._-]*)(?:@(?P<ref>[A-Za-z0-9_-]+))?$")
+REFERENCE = re.compile(r"(?P<name>[a-z0-9][a-z0-9._-]{0,127})(?:@(?P<ref>[A-Za-z0-9_-]{1,64}))?")

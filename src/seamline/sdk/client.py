@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from seamline.core.errors import InvalidInput, Unavailable
 from seamline.core.settings import Settings
 from seamline.registry import Prompt, PromptSpec
@@ -26,6 +28,7 @@ from seamline.sdk.sources import HttpSource, LocalSource, VersionSource
 
 DEFAULT_CACHE_TTL_S = 60.0
 DEFAULT_TIMEOUT_S = 5.0
+RETRY_AFTER_FAILURE_S = 5.0
 
 
 @dataclass
@@ -61,18 +64,24 @@ class PromptsClient:
             return cached.prompt
         try:
             body = self._source.fetch("prompt", name, ref)
-        except Unavailable:
+            prompt = Prompt.from_content(
+                body["content"],
+                version=body["version"],
+                content_hash=body["content_hash"],
+                alias=alias,
+            )
+        except (Unavailable, ValidationError, KeyError) as exc:
+            # Down, or an answer this SDK cannot read (a newer server's schema): keep serving
+            # what worked, and do not retry for a while, so each call does not wait out a
+            # timeout during an outage.
             if cached:
+                cached.fetched_at = self._clock() - self._ttl + RETRY_AFTER_FAILURE_S
                 return cached.prompt
             if fallback is not None:
                 return _as_prompt(fallback, alias)
-            raise
-        prompt = Prompt.from_content(
-            body["content"],
-            version=body["version"],
-            content_hash=body["content_hash"],
-            alias=alias,
-        )
+            if isinstance(exc, Unavailable):
+                raise
+            raise Unavailable(f"cannot read prompt {name}@{ref} from the registry") from exc
         with self._lock:
             self._cache[key] = _Cached(prompt, self._clock())
         return prompt

@@ -50,9 +50,12 @@ class HttpSource:
             response = self._http.get(path)
         except httpx.HTTPError as exc:
             raise Unavailable(f"registry unreachable: {exc}") from exc
-        if response.status_code >= 500:
+        if response.status_code >= 500 or response.status_code in (408, 429):
             raise Unavailable(f"registry answered {response.status_code}")
-        body: dict[str, Any] = response.json()
+        try:
+            body: dict[str, Any] = response.json()
+        except ValueError:  # a proxy's HTML page, not the registry
+            raise Unavailable(f"registry answered {response.status_code} without JSON") from None
         if response.status_code != 200:
             error = body.get("error", {})
             raise _ERRORS_BY_STATUS.get(response.status_code, InvalidInput)(
