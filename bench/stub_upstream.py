@@ -35,44 +35,25 @@ def _completion() -> bytes:
     ).encode()
 
 
+def _chunk(choices: list[dict[str, object]], **extra: object) -> str:
+    body = {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "bench",
+        "choices": choices,
+        **extra,
+    }
+    return f"data: {json.dumps(body)}\n\n"
+
+
 def _stream() -> bytes:
-    events = []
-    for word in WORDS:
-        chunk = {
-            "id": "chatcmpl-bench",
-            "object": "chat.completion.chunk",
-            "created": 0,
-            "model": "bench",
-            "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}],
-        }
-        events.append(f"data: {json.dumps(chunk)}\n\n")
-    events.append(
-        "data: "
-        + json.dumps(
-            {
-                "id": "chatcmpl-bench",
-                "object": "chat.completion.chunk",
-                "created": 0,
-                "model": "bench",
-                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-            }
-        )
-        + "\n\n"
-    )
-    events.append(
-        "data: "
-        + json.dumps(
-            {
-                "id": "chatcmpl-bench",
-                "object": "chat.completion.chunk",
-                "created": 0,
-                "model": "bench",
-                "choices": [],
-                "usage": {"prompt_tokens": 42, "completion_tokens": 6, "total_tokens": 48},
-            }
-        )
-        + "\n\n"
-    )
+    events = [
+        _chunk([{"index": 0, "delta": {"content": word}, "finish_reason": None}]) for word in WORDS
+    ]
+    events.append(_chunk([{"index": 0, "delta": {}, "finish_reason": "stop"}]))
+    usage = {"prompt_tokens": 42, "completion_tokens": 6, "total_tokens": 48}
+    events.append(_chunk([], usage=usage))
     events.append("data: [DONE]\n\n")
     return "".join(events).encode()
 

@@ -19,6 +19,12 @@ import orjson
 
 from seamline.core.errors import PermissionDenied
 from seamline.gateway.cache import as_stream, cache_key
+from seamline.gateway.calls import (
+    admit_caller,
+    check_model,
+    limit_scopes,
+    most_it_can_cost,
+)
 from seamline.gateway.catalog import ModelCatalog
 from seamline.gateway.core import Gateway
 from seamline.gateway.http import (
@@ -36,13 +42,11 @@ from seamline.gateway.http import (
     send_chunk,
     start_stream,
 )
-from seamline.gateway.limits import LimitScope
 from seamline.gateway.request import ChatRequest, parse_chat_request, upstream_body
 from seamline.gateway.router import Attempt
 from seamline.gateway.tiers import choose_model
 from seamline.providers.base import ChatResult, Deployment, StreamChunk, UpstreamError, Usage
 from seamline.registry import Actor
-from seamline.registry.identity import Scope as KeyScope
 from seamline.registry.prompt import Prompt
 from seamline.registry.records import AliasRecord
 from seamline.telemetry.event import STATUS_ERROR, STATUS_OK, CallEvent
@@ -61,25 +65,18 @@ async def chat_completions(gateway: Gateway, scope: Scope, receive: Receive, sen
     try:
         body = parse_json_object(await read_body(receive, gateway.config.max_body_bytes))
         actor, generation = await gateway.view.authenticate(bearer_token(scope))
-        _attribute_key(event, actor)
         content_logging = actor.project.content_logging
-        if not actor.can(KeyScope.INVOKE):
-            raise PermissionDenied("this API key lacks the 'invoke' scope", code="missing_scope")
+        admit_caller(event, actor)
         request = parse_chat_request(body)
         event.model_requested, event.stream = request.model, request.stream
         event.user_id, event.session_id = request.user_id, request.session_id
         event.use_case = request.use_case
         forwarded, model, shadow = await _resolve(gateway, actor, generation, request, event)
-        if not actor.may_call(model):
-            raise PermissionDenied(
-                f"this API key may not call the model `{model}`",
-                code="model_not_allowed",
-                param="model",
-            )
+        check_model(actor, model)
         catalog = await gateway.catalog_for(actor, generation, model)
         model = choose_model(gateway.config, catalog, model, actor, request.use_case, forwarded)
         event.request_content = forwarded.get("messages")
-        scopes = _limit_scopes(gateway, actor, model)
+        scopes = limit_scopes(gateway.config, actor, model)
         headers.update((await gateway.limiter.admit(scopes)).headers())
         if event.prompt_name:
             headers["x-seamline-prompt-version"] = f"{event.prompt_name}@{event.prompt_version}"
@@ -118,11 +115,6 @@ async def chat_completions(gateway: Gateway, scope: Scope, receive: Receive, sen
         gateway.emit(event)
 
 
-def _attribute_key(event: CallEvent, actor: Actor) -> None:
-    event.project_id, event.project = actor.project.id, actor.project.name
-    event.api_key_id = actor.key_id
-
-
 async def _resolve(
     gateway: Gateway,
     actor: Actor,
@@ -143,7 +135,7 @@ async def _resolve(
         request.prompt_ref == "production"
         and canary is not None
         and canary.weight
-        and _in_canary(canary, request, event)
+        and _in_canary(canary, request)
     ):
         prompt = await gateway.view.prompt_version(
             actor, generation, request.prompt_name, canary.version
@@ -151,18 +143,7 @@ async def _resolve(
         event.arm = CANARY
     event.prompt_name, event.prompt_version = prompt.name, prompt.version
     event.prompt_alias = CANARY if event.arm == CANARY else prompt.alias
-    rendered = prompt.render(**request.variables)
-    if rendered.model is None:
-        raise PermissionDenied(
-            f"prompt {prompt.ref} names no model to call", code="prompt_without_model"
-        )
-    changes: dict[str, Any] = {
-        "messages": rendered.messages + (request.body.get("messages") or []),
-        "model": rendered.model,
-        **rendered.parameters,
-    }
-    if rendered.tools and "tools" not in request.body:
-        changes["tools"] = rendered.tools
+    body, model = _prompt_body(prompt, request)
     shadow = None
     shadow_alias = aliases.get(SHADOW)
     share = 100 if shadow_alias is None or shadow_alias.weight is None else shadow_alias.weight
@@ -170,10 +151,30 @@ async def _resolve(
         shadow = await gateway.view.prompt_version(
             actor, generation, request.prompt_name, shadow_alias.version
         )
-    return upstream_body(request.body, **changes), rendered.model, shadow
+    return body, model, shadow
 
 
-def _in_canary(canary: AliasRecord, request: ChatRequest, event: CallEvent) -> bool:
+def _prompt_body(
+    prompt: Prompt, request: ChatRequest, **changes: Any
+) -> tuple[dict[str, Any], str]:
+    """The upstream body a prompt version renders to for this request (its messages, then
+    the request's own; its model, parameters and tools), and the model it names."""
+    rendered = prompt.render(**request.variables)
+    if rendered.model is None:
+        raise PermissionDenied(
+            f"prompt {prompt.ref} names no model to call", code="prompt_without_model"
+        )
+    rendered_changes: dict[str, Any] = {
+        "messages": rendered.messages + (request.body.get("messages") or []),
+        "model": rendered.model,
+        **rendered.parameters,
+    }
+    if rendered.tools and "tools" not in request.body:
+        rendered_changes["tools"] = rendered.tools
+    return upstream_body(request.body, **rendered_changes, **changes), rendered.model
+
+
+def _in_canary(canary: AliasRecord, request: ChatRequest) -> bool:
     """``weight`` % of calls; the same session (or user) always lands on the same arm."""
     sticky = request.session_id or request.user_id
     if sticky is None:
@@ -185,30 +186,20 @@ def _in_canary(canary: AliasRecord, request: ChatRequest, event: CallEvent) -> b
 def _most_it_can_cost(
     gateway: Gateway, catalog: ModelCatalog, model: str, body: dict[str, Any]
 ) -> float:
-    """An upper bound of the call's cost: its prompt and its completion cap, at the dearest
-    price of the model and its fallbacks."""
-    chain = gateway.router.chain(model, catalog)
-    deployments = [d for entry in chain for d in entry.deployments]
-    prompt_tokens, _ = count_messages(
-        deployments[0].upstream_model, body.get("messages") or [], upper_bound=True
-    )
     completion = (
         body.get("max_completion_tokens")
         or body.get("max_tokens")
         or gateway.config.budget_completion_tokens
     )
-    return max(d.price.cost(prompt_tokens, int(completion)) for d in deployments)
-
-
-def _limit_scopes(gateway: Gateway, actor: Actor, model: str) -> list[LimitScope]:
-    scopes = [
-        LimitScope(f"key:{actor.key_id}", gateway.config.key_limits),
-        LimitScope(f"project:{actor.project.id}", gateway.config.project_limits),
-    ]
-    model_limits = gateway.config.model_limits.get(model)
-    if model_limits is not None:
-        scopes.append(LimitScope(f"model:{actor.project.id}:{model}", model_limits))
-    return scopes
+    return most_it_can_cost(
+        gateway.router,
+        catalog,
+        model,
+        lambda tokenizer: count_messages(tokenizer, body.get("messages") or [], upper_bound=True)[
+            0
+        ],
+        int(completion),
+    )
 
 
 async def _complete(
@@ -231,7 +222,7 @@ async def _complete(
     try:
         result = await gateway.router.call(model, attempt, call, catalog)
     finally:
-        _attribute_route(event, attempt)
+        attempt.record(event)
     choice = (result.body.get("choices") or [{}])[0]
     message = choice.get("message") or {}
     event.finish_reason = choice.get("finish_reason")
@@ -272,7 +263,7 @@ async def _stream(
     try:
         first, chunks = await gateway.router.open_stream(model, attempt, start, catalog)
     finally:
-        _attribute_route(event, attempt)
+        attempt.record(event)
     headers["x-seamline-model"] = event.model_used or model
     await start_stream(send, headers)
     event.ttft_ms = (time.perf_counter() - event.started) * 1000
@@ -381,15 +372,6 @@ async def _close(chunks: Any) -> None:
             await close()
 
 
-def _attribute_route(event: CallEvent, attempt: Attempt) -> None:
-    event.attempts = attempt.count
-    event.upstream_ms = attempt.upstream_ms
-    if attempt.deployment is not None:
-        event.model_used = attempt.model
-        event.provider = attempt.deployment.provider
-        event.replica = attempt.deployment.id
-
-
 def _account(
     gateway: Gateway,
     event: CallEvent,
@@ -423,7 +405,7 @@ async def _shadow_call(
     event = CallEvent(
         route=ROUTE, arm=SHADOW, parent_request_id=live.request_id, trace_id=live.trace_id
     )
-    _attribute_key(event, actor)
+    admit_caller(event, actor)  # the live call was admitted: this only attributes it
     event.user_id, event.session_id, event.use_case = live.user_id, live.session_id, live.use_case
     event.prompt_name, event.prompt_version, event.prompt_alias = (
         prompt.name,
@@ -431,26 +413,18 @@ async def _shadow_call(
         SHADOW,
     )
     try:
-        rendered = prompt.render(**request.variables)
-        if rendered.model is None:
-            raise PermissionDenied(f"prompt {prompt.ref} names no model to call")
-        body = upstream_body(
-            request.body,
-            model=rendered.model,
-            stream=False,
-            messages=rendered.messages + (request.body.get("messages") or []),
-            **rendered.parameters,
-        )
+        # The live call's inputs, answered whole: a shadow is never streamed to anyone.
+        body, model = _prompt_body(prompt, request, stream=False)
         body.pop("stream_options", None)
-        event.model_requested = rendered.model
+        event.model_requested = model
         event.request_content = body["messages"]
-        catalog = await gateway.catalog_for(actor, None, rendered.model)
+        catalog = await gateway.catalog_for(actor, None, model)
         # A shadow spends real money: it is held to the same budgets as the live call.
         reservation = await gateway.budgets.reserve(
-            actor, lambda: _most_it_can_cost(gateway, catalog, rendered.model or "", body)
+            actor, lambda: _most_it_can_cost(gateway, catalog, model, body)
         )
         try:
-            await _complete(gateway, body, rendered.model, event, {}, _discard, catalog)
+            await _complete(gateway, body, model, event, {}, _discard, catalog)
         finally:
             await gateway.budgets.settle(reservation, event.cost_usd)
     except asyncio.CancelledError:

@@ -7,8 +7,8 @@ import time
 
 import orjson
 
-from seamline.core.errors import InvalidInput, PermissionDenied, SeamlineError
-from seamline.gateway.catalog import ModelCatalog
+from seamline.core.errors import InvalidInput, SeamlineError
+from seamline.gateway.calls import admit_caller, check_model, limit_scopes, most_it_can_cost
 from seamline.gateway.core import Gateway
 from seamline.gateway.http import (
     Receive,
@@ -24,11 +24,9 @@ from seamline.gateway.http import (
     send_error,
     send_json,
 )
-from seamline.gateway.limits import LimitScope
 from seamline.gateway.request import upstream_body
 from seamline.gateway.router import Attempt
 from seamline.providers.base import ChatResult, Deployment
-from seamline.registry.identity import Scope as KeyScope
 from seamline.telemetry.tokens import count_text
 
 EMBEDDINGS = "/v1/embeddings"
@@ -40,31 +38,27 @@ async def embeddings(gateway: Gateway, scope: Scope, receive: Receive, send: Sen
     try:
         body = parse_json_object(await read_body(receive, gateway.config.max_body_bytes))
         actor, generation = await gateway.view.authenticate(bearer_token(scope))
-        event.project_id, event.project = actor.project.id, actor.project.name
-        event.api_key_id = actor.key_id
-        if not actor.can(KeyScope.INVOKE):
-            raise PermissionDenied("this API key lacks the 'invoke' scope", code="missing_scope")
+        admit_caller(event, actor)
         model, text = body.get("model"), body.get("input")
         if not isinstance(model, str) or not model:
             raise InvalidInput("'model' is required and must be a string", param="model")
         if not isinstance(text, (str, list)) or not text:
             raise InvalidInput("'input' must be a string or a non-empty array", param="input")
         event.model_requested = model
-        if not actor.may_call(model):
-            raise PermissionDenied(
-                f"this API key may not call the model `{model}`",
-                code="model_not_allowed",
-                param="model",
-            )
-        scopes = [
-            LimitScope(f"key:{actor.key_id}", gateway.config.key_limits),
-            LimitScope(f"project:{actor.project.id}", gateway.config.project_limits),
-        ]
+        check_model(actor, model)
+        scopes = limit_scopes(gateway.config, actor, model)
         headers.update((await gateway.limiter.admit(scopes)).headers())
         texts = [text] if isinstance(text, str) else [str(t) for t in text]
         catalog = await gateway.catalog_for(actor, generation, model)
         reservation = await gateway.budgets.reserve(
-            actor, lambda: _most_it_can_cost(gateway, catalog, model, texts)
+            actor,
+            lambda: most_it_can_cost(
+                gateway.router,
+                catalog,
+                model,
+                lambda tokenizer: _count(tokenizer, texts, upper_bound=True)[0],
+                0,
+            ),
         )
         attempt = Attempt()
 
@@ -84,10 +78,7 @@ async def embeddings(gateway: Gateway, scope: Scope, receive: Receive, send: Sen
                 )
             event.cost_usd = attempt.deployment.price.cost(event.prompt_tokens, 0)
         finally:
-            event.attempts, event.upstream_ms = attempt.count, attempt.upstream_ms
-            if attempt.deployment is not None:
-                event.model_used, event.replica = attempt.model, attempt.deployment.id
-                event.provider = attempt.deployment.provider
+            attempt.record(event)
             await gateway.budgets.settle(reservation, event.cost_usd)
             await gateway.limiter.add_tokens(scopes, event.prompt_tokens)
         await send_bytes(send, 200, result.raw or orjson.dumps(result.body), headers)
@@ -103,14 +94,6 @@ async def embeddings(gateway: Gateway, scope: Scope, receive: Receive, send: Sen
 def _count(model: str, texts: list[str], *, upper_bound: bool = False) -> tuple[int, bool]:
     counts = [count_text(model, t, upper_bound=upper_bound) for t in texts]
     return sum(c[0] for c in counts), any(c[1] for c in counts)
-
-
-def _most_it_can_cost(
-    gateway: Gateway, catalog: ModelCatalog, model: str, texts: list[str]
-) -> float:
-    deployments = [d for e in gateway.router.chain(model, catalog) for d in e.deployments]
-    tokens, _ = _count(deployments[0].upstream_model, texts, upper_bound=True)
-    return max(d.price.cost(tokens, 0) for d in deployments)
 
 
 async def list_models(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:

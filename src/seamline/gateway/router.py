@@ -27,6 +27,7 @@ from seamline.core.errors import (
 from seamline.core.settings import GatewayConfig
 from seamline.gateway.catalog import ModelCatalog, ModelEntry
 from seamline.providers.base import Deployment, StreamChunk, UpstreamError
+from seamline.telemetry.event import CallEvent
 
 T = TypeVar("T")
 LATENCY_EWMA_ALPHA = 0.2
@@ -89,6 +90,15 @@ class Attempt:
     count: int = 0
     upstream_ms: float | None = None
     failed: list[str] = field(default_factory=list)
+
+    def record(self, event: CallEvent) -> None:
+        """Where the call went, on its event."""
+        event.attempts = self.count
+        event.upstream_ms = self.upstream_ms
+        if self.deployment is not None:
+            event.model_used = self.model
+            event.provider = self.deployment.provider
+            event.replica = self.deployment.id
 
 
 class Router:
