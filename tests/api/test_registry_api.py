@@ -159,3 +159,18 @@ def test_health_readiness_and_openapi(server: LiveServer) -> None:
     assert httpx.get(f"{server.url}/readyz").json() == {"status": "ready"}
     spec = httpx.get(f"{server.url}/openapi.json").json()
     assert "/api/v1/artefacts/{kind}/{name}/aliases/{alias}" in spec["paths"]
+    assert httpx.get(f"{server.url}/docs").status_code == 200
+
+
+@pytest.mark.parametrize("ref", ["9" * 5000, "v" + "9" * 20, "2147483648", "0"])
+def test_out_of_range_versions_are_400s_on_every_route(admin_http: httpx.Client, ref: str) -> None:
+    # Python refuses to parse over 4,300 digits: these answered 500 before.
+    assert admin_http.post("/api/v1/artefacts", json={"artefacts": [prompt_doc()]}).is_success
+    base = "/api/v1/artefacts/prompt/greeter"
+    for response in (
+        admin_http.get(f"{base}/versions/{ref}"),
+        admin_http.get(f"{base}/diff", params={"a": ref, "b": 1}),
+        admin_http.post(f"{base}/versions/{ref}/approvals", json={}),
+        admin_http.put(f"{base}/aliases/staging", json={"version": ref}),
+    ):
+        _assert_error(response, 400, "invalid_version")

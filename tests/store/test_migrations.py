@@ -7,7 +7,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError
 
 from seamline.core.clock import utcnow
-from seamline.registry import Registry
+from seamline.registry import Registry, audit
 from seamline.registry.identity import ensure_project
 from seamline.store import Database, metadata
 from seamline.store.migrate import current_revision, head_revision, upgrade
@@ -46,6 +46,7 @@ def test_upgrading_from_the_first_revision_keeps_the_data(empty_db: Database) ->
     from seamline.registry.identity import KEY_PREFIX, hash_key
 
     upgrade(empty_db, "0001")
+    audit.use_secret(empty_db, b"secret")  # new entries are keyed; test_audit.py has old ones
     with empty_db.write() as conn:
         project, _ = ensure_project(conn, "acme", actor="ops")
         conn.execute(
@@ -63,7 +64,7 @@ def test_upgrading_from_the_first_revision_keeps_the_data(empty_db: Database) ->
                 "now": utcnow(),
             },
         )
-    assert upgrade(empty_db)[-1] == head_revision(empty_db)
+    assert upgrade(empty_db, secret=b"secret")[-1] == head_revision(empty_db)
     registry = Registry(empty_db, key_secret=b"secret")
     actor = registry.authenticate(KEY_PREFIX + "old-key")
     assert (actor.user, actor.key_id, actor.models) == ("svc", "key_old", None)

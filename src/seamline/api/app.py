@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 import seamline
+from seamline.api.admission import Admission
 from seamline.api.errors import error_response, install_error_handlers, log
 from seamline.api.registry_routes import router as registry_router
 from seamline.core.settings import Settings
@@ -31,6 +32,12 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
     app.state.registry = registry
     install_error_handlers(app)
     app.include_router(registry_router)
+    app.add_middleware(
+        Admission,
+        registry=registry,
+        max_body_bytes=settings.gateway.max_body_bytes,
+        keyed_prefix=registry_router.prefix,
+    )
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, Any]:

@@ -7,9 +7,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from seamline.core.errors import AuthenticationFailed
+from seamline.api.admission import ACTOR_STATE
 from seamline.registry import Actor, Registry
 
+# Declares the bearer scheme in the OpenAPI document (the docs' "Authorize" button); the key
+# itself is checked by the Admission middleware, before the body is read.
 _bearer = HTTPBearer(auto_error=False, description="a seamline API key (sk-seam-...)")
 
 
@@ -19,14 +21,12 @@ def get_registry(request: Request) -> Registry:
 
 
 def get_actor(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Actor:
-    if credentials is None:
-        raise AuthenticationFailed(
-            "missing API key: send 'Authorization: Bearer sk-seam-...'", code="missing_api_key"
-        )
-    return get_registry(request).authenticate(credentials.credentials)
+    """The actor the Admission middleware authenticated: every route that takes one lives
+    under its keyed prefix (``/api/v1``), so a request reaching it has a valid key."""
+    actor: Actor = getattr(request.state, ACTOR_STATE)
+    return actor
 
 
 RegistryDep = Annotated[Registry, Depends(get_registry)]

@@ -25,9 +25,15 @@ def error_response(
     return JSONResponse(body, status_code=status)
 
 
+def seamline_error_response(exc: SeamlineError) -> JSONResponse:
+    """The response for one of seamline's errors, with its headers: for the exception
+    handler, and for ASGI middleware, which runs outside FastAPI's exception handlers."""
+    return JSONResponse(exc.to_dict(), status_code=exc.status, headers=exc.headers)
+
+
 async def _seamline_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, SeamlineError)
-    return JSONResponse(exc.to_dict(), status_code=exc.status)
+    return seamline_error_response(exc)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:

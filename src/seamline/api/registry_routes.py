@@ -1,7 +1,8 @@
 """``/api/v1``: artefacts, versions, aliases, approvals, audit, keys and policies.
 
-Thin on purpose: each route authenticates, calls the registry and returns its record's JSON
-form; the registry enforces scopes, policies and project isolation.
+Thin on purpose: each route takes the actor the Admission middleware authenticated (before
+the body was read), calls the registry and returns its record's JSON form; the registry
+enforces scopes, policies and project isolation.
 """
 
 from __future__ import annotations
@@ -12,15 +13,15 @@ from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, Field
 
 from seamline.api.deps import ActorDep, RegistryDep
-from seamline.core.errors import InvalidInput
+from seamline.registry.anchors import Anchor
 from seamline.registry.identity import parse_scopes
-from seamline.registry.loader import draft_from_mapping
 from seamline.registry.policy import AliasPolicy
 from seamline.registry.specs import ArtefactKind
 
 router = APIRouter(prefix="/api/v1")
 
 MAX_PUSH_ARTEFACTS = 500
+MAX_ANCHORS = 10_000  # a year of hourly anchors; checking one costs a dictionary lookup
 
 
 class PushBody(BaseModel):
@@ -68,6 +69,14 @@ class PolicyBody(BaseModel):
     require_gate: bool = False
 
 
+class AuditAnchorsBody(BaseModel):
+    anchors: list[dict[str, Any]] = Field(
+        description="anchors kept outside seamline, as POST /api/v1/audit/anchor returned them",
+        min_length=1,
+        max_length=MAX_ANCHORS,
+    )
+
+
 @router.get("/whoami")
 def whoami(actor: ActorDep) -> dict[str, Any]:
     return {
@@ -90,13 +99,9 @@ def list_artefacts(
 def push_artefacts(actor: ActorDep, registry: RegistryDep, body: PushBody) -> dict[str, Any]:
     """Push artefact documents: all are validated first, and nothing is written unless all
     are valid. Identical content creates no version."""
-    drafts = [
-        draft_from_mapping(doc, source=f"artefacts[{i}]") for i, doc in enumerate(body.artefacts)
-    ]
-    names = [(d.kind, d.name) for d in drafts]
-    if len(names) != len(set(names)):
-        raise InvalidInput("an artefact appears twice in one push")
-    pushed = registry.push(actor, drafts, message=body.message, dry_run=body.dry_run)
+    pushed = registry.push_documents(
+        actor, body.artefacts, message=body.message, dry_run=body.dry_run
+    )
     return {"dry_run": body.dry_run, "data": [item.to_dict() for item in pushed]}
 
 
@@ -204,14 +209,25 @@ def audit_log(
 
 @router.get("/audit/verify")
 def audit_verify(actor: ActorDep, registry: RegistryDep) -> dict[str, Any]:
-    report = registry.verify_audit(actor)
-    return {
-        "ok": report.ok,
-        "entries": report.entries,
-        "head_hash": report.head_hash,
-        "first_bad_seq": report.first_bad_seq,
-        "problem": report.problem,
-    }
+    """Recompute the project's keyed hash chain; ``ok`` is false naming the first bad entry."""
+    return registry.verify_audit(actor).to_dict()
+
+
+@router.post("/audit/verify")
+def audit_verify_against_anchors(
+    actor: ActorDep, registry: RegistryDep, body: AuditAnchorsBody
+) -> dict[str, Any]:
+    """Recompute the chain and check that it still holds every entry the anchors recorded,
+    unchanged: the chain alone cannot show that entries were cut off its end."""
+    anchors = [Anchor.from_dict(anchor) for anchor in body.anchors]
+    return registry.verify_audit(actor, anchors=anchors).to_dict()
+
+
+@router.post("/audit/anchor")
+def audit_anchor(actor: ActorDep, registry: RegistryDep) -> dict[str, Any]:
+    """The chain's head (entry count, hash, time), signed with the installation secret: keep
+    it where the database's writers cannot reach it, and verify against it later."""
+    return registry.anchor_audit(actor).to_dict()
 
 
 @router.get("/keys")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from seamline.cli.context import AsUser, JsonOption, ProjectOption, actor, registry, settings
 from seamline.cli.output import print_json, print_table
+from seamline.core.clock import isoformat
+from seamline.core.errors import InvalidInput
+from seamline.registry import anchors
 from seamline.registry.identity import ensure_project, parse_scopes
 from seamline.registry.policy import AliasPolicy
 from seamline.registry.workspace import open_database
@@ -20,30 +24,89 @@ policies_app = typer.Typer(no_args_is_help=True, help="Who may move which alias,
 db_app = typer.Typer(no_args_is_help=True, help="The database schema.")
 
 
+AnchorDestinations = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--to",
+        help="file:PATH, a path, or an http(s) URL to POST to; repeatable "
+        "(default: $SEAMLINE_HOME/audit-anchors.jsonl)",
+    ),
+]
+AnchorFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--anchor",
+        help="anchor file (JSON lines) to check against "
+        "(default: $SEAMLINE_HOME/audit-anchors.jsonl when it exists)",
+    ),
+]
+
+
 @audit_app.command("verify")
-def audit_verify(project: ProjectOption = None, json_output: JsonOption = False) -> None:
-    """Recompute the hash chain; exit 1 naming the first entry that does not match."""
-    report = registry().verify_audit(actor(project))
+def audit_verify(
+    anchor_file: AnchorFile = None, project: ProjectOption = None, json_output: JsonOption = False
+) -> None:
+    """Recompute the keyed hash chain and check it against every anchor of the project; exit
+    1 naming the first entry that does not match, or the entries cut off its end. Example:
+    seamline audit verify --anchor /mnt/worm/audit-anchors.jsonl"""
+    who = actor(project)
+    path = anchor_file or anchors.default_file(settings().home)
+    recorded: list[anchors.Anchor] = []
+    if anchor_file is not None or path.exists():
+        recorded = anchors.read_file(path, who.project.name)
+        if anchor_file is not None and not recorded:
+            raise InvalidInput(f"{path} holds no anchor of project {who.project.name}")
+    report = registry().verify_audit(who, anchors=recorded)
     if json_output:
-        print_json(
-            {
-                "ok": report.ok,
-                "entries": report.entries,
-                "head_hash": report.head_hash,
-                "first_bad_seq": report.first_bad_seq,
-                "problem": report.problem,
-            }
-        )
+        print_json(report.to_dict())
     elif report.ok:
         typer.echo(
             f"audit chain intact: {report.entries} entries verified, head {report.head_hash}"
         )
+        if report.anchor is None:
+            typer.echo(
+                "note: no anchor recorded, so rows cut off the end would go unnoticed: "
+                "run 'seamline audit anchor'",
+                err=True,
+            )
+        else:
+            typer.echo(
+                f"consistent with {len(recorded)} anchor(s) in {path}, the latest of "
+                f"{isoformat(report.anchor.at)} at {report.anchor.entries} entries"
+            )
     else:
-        typer.echo(
-            f"audit chain broken at entry {report.first_bad_seq}: {report.problem}", err=True
+        failed = (
+            f"audit chain broken at entry {report.first_bad_seq}"
+            if report.first_bad_seq
+            else "audit anchor check failed"
         )
+        typer.echo(f"{failed}: {report.problem}", err=True)
     if not report.ok:
         raise typer.Exit(1)
+
+
+@audit_app.command("anchor")
+def audit_anchor(
+    to: AnchorDestinations = None, project: ProjectOption = None, json_output: JsonOption = False
+) -> None:
+    """Record the chain's head (entry count, hash, time; signed with the installation secret)
+    outside the database, where its writers cannot reach it, so that 'audit verify' notices
+    rows cut off the end. Run it after every release, or from cron. Example:
+    seamline audit anchor --to file:/mnt/worm/anchors.jsonl --to https://ops.example.com/anchor"""
+    who = actor(project)
+    destinations = to or [str(anchors.default_file(settings().home))]
+    files = [p for p in map(anchors.file_destination, destinations) if p and p.exists()]
+    known = [a for path in files for a in anchors.read_file(path, who.project.name)]
+    anchor = registry().anchor_audit(who, anchors=known)
+    sent = [anchors.send(anchor, destination) for destination in destinations]
+    if json_output:
+        print_json({"anchor": anchor.to_dict(), "sent_to": sent})
+        return
+    typer.echo(
+        f"anchored project {anchor.project}: {anchor.entries} entries, head {anchor.head_hash}"
+    )
+    for destination in sent:
+        typer.echo(f"  -> {destination}")
 
 
 @audit_app.command("log")
@@ -191,5 +254,5 @@ def policies_set(
 def db_upgrade() -> None:
     """Apply pending migrations."""
     db = open_database(settings())
-    applied = upgrade(db)
+    applied = upgrade(db, secret=settings().key_secret())
     typer.echo(f"applied: {', '.join(applied)}" if applied else "database is up to date")

@@ -7,7 +7,7 @@ from typing import Any
 
 from seamline.core.errors import InvalidInput
 from seamline.registry.specs import InlineModel, PromptSpec, VariableSpec
-from seamline.registry.templating import TemplateError, render_template
+from seamline.registry.templating import TemplateError, is_straight_line, render_template
 
 _PYTHON_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
@@ -47,6 +47,12 @@ class Prompt:
     ) -> Prompt:
         spec = PromptSpec.model_validate(content)
         return cls(spec.name, version, content_hash, spec, alias)
+
+    @property
+    def is_straight_line(self) -> bool:
+        """No template of it loops or defines macros: rendering takes time linear in its
+        variables, so a server may render it in place rather than on a worker thread."""
+        return all(is_straight_line(m.content) for m in self.spec.messages)
 
     @property
     def ref(self) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping, Select, bindparam, func, select
@@ -20,9 +20,10 @@ from seamline.core.canonical import content_hash
 from seamline.core.clock import as_utc, utcnow
 from seamline.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from seamline.registry import audit, identity
+from seamline.registry.anchors import Anchor
 from seamline.registry.gate import GateSubject, NoEvalRunsGate, ReleaseGate
 from seamline.registry.identity import Actor, Project, Scope
-from seamline.registry.loader import Draft
+from seamline.registry.loader import Draft, draft_from_mapping
 from seamline.registry.policy import (
     ALIAS_PATTERN,
     CANARY,
@@ -39,6 +40,7 @@ from seamline.registry.records import (
     PushedItem,
     VersionRecord,
 )
+from seamline.registry.refs import LATEST, is_version_number, parse_ref
 from seamline.registry.specs import REFERENCE, ArtefactKind, content_as_yaml
 from seamline.store import Database
 from seamline.store.database import insert_returning_id
@@ -56,9 +58,6 @@ from seamline.store.schema import (
 _PUSH_ORDER = [kind.value for kind in ArtefactKind if kind != ArtefactKind.PROMPT] + ["prompt"]
 # Fields of a prompt that point at other artefacts: (field, relation, target kind).
 _PROMPT_REFERENCES = (("model", "model", "model"), ("eval_set", "eval_set", "eval_set"))
-_VERSION_REF = re.compile(r"^v?(\d+)$")
-LATEST = "latest"  # a reserved reference, never an alias name
-MAX_VERSION = 2**31 - 1  # the INTEGER column's range on PostgreSQL
 
 
 _parent = artefact_versions.alias("parent")
@@ -124,22 +123,6 @@ def require(actor: Actor, scope: Scope) -> None:
         )
 
 
-def parse_ref(ref: str | int | None) -> int | str | None:
-    """``3``, ``"3"`` and ``"v3"`` name version 3, ``"latest"`` the newest; any other
-    string names an alias."""
-    if ref is None or isinstance(ref, int):
-        return ref
-    if ref == LATEST:
-        return None
-    match = _VERSION_REF.fullmatch(ref)
-    if match is None:
-        return ref
-    number = int(match.group(1))
-    if number > MAX_VERSION:
-        raise InvalidInput(f"version {ref} is out of range", code="invalid_version")
-    return number
-
-
 def lock_project(conn: Connection, project: Project) -> None:
     """Serialise writers of one project (PostgreSQL row lock; SQLite's write lock already
     serialises every writer, and SQLAlchemy renders no FOR UPDATE there)."""
@@ -152,6 +135,7 @@ class Registry:
     def __init__(self, db: Database, *, key_secret: bytes, gate: ReleaseGate | None = None) -> None:
         self.db = db
         self.key_secret = key_secret
+        audit.use_secret(db, key_secret)
         self.gate: ReleaseGate = gate or NoEvalRunsGate()
 
     # -- identity and policies -------------------------------------------------------------
@@ -336,12 +320,43 @@ class Registry:
         with self.db.read() as conn:
             return audit.entries(conn, actor.project.id, limit=limit, action=action)
 
-    def verify_audit(self, actor: Actor) -> audit.ChainReport:
+    def verify_audit(self, actor: Actor, *, anchors: Sequence[Anchor] = ()) -> audit.ChainReport:
+        """Recompute the project's chain and check it against its ``anchors``, if any."""
         require(actor, Scope.READ)
         with self.db.read() as conn:
-            return audit.verify(conn, actor.project.id)
+            return audit.verify(conn, actor.project.id, anchors=anchors)
+
+    def anchor_audit(self, actor: Actor, *, anchors: Sequence[Anchor] = ()) -> Anchor:
+        """The project's chain head, signed, for keeping outside the database; a chain that
+        fails verification (against ``anchors`` too) is refused."""
+        require(actor, Scope.READ)
+        with self.db.read() as conn:
+            return audit.anchor(conn, actor.project.id, actor.project.name, anchors=anchors)
 
     # -- writing -------------------------------------------------------------------------
+
+    def push_documents(
+        self,
+        actor: Actor,
+        documents: Iterable[dict[str, Any]],
+        *,
+        message: str = "",
+        dry_run: bool = False,
+    ) -> list[PushedItem]:
+        """:meth:`push` for artefact documents (mappings, as in the YAML files), such as the
+        HTTP API receives: document ``i`` is named ``artefacts[i]`` in errors.
+
+        The ``write`` scope is checked before any document is validated, because validating
+        a prompt compiles its templates: a key that may not push must not get that work done.
+        """
+        require(actor, Scope.WRITE)
+        drafts = [
+            draft_from_mapping(doc, source=f"artefacts[{i}]") for i, doc in enumerate(documents)
+        ]
+        names = [(d.kind, d.name) for d in drafts]
+        if len(names) != len(set(names)):
+            raise InvalidInput("an artefact appears twice in one push")
+        return self.push(actor, drafts, message=message, dry_run=dry_run)
 
     def push(
         self, actor: Actor, drafts: Iterable[Draft], *, message: str = "", dry_run: bool = False
@@ -951,7 +966,7 @@ def _alias_record(row: RowMapping) -> AliasRecord:
 
 
 def _check_alias_name(alias: str) -> None:
-    if not re.fullmatch(ALIAS_PATTERN, alias) or alias == LATEST or _VERSION_REF.fullmatch(alias):
+    if not re.fullmatch(ALIAS_PATTERN, alias) or alias == LATEST or is_version_number(alias):
         raise InvalidInput(
             f"invalid alias {alias!r}: start with a letter; use a-z, 0-9, - and _",
             code="invalid_alias",

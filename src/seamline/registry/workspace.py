@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from seamline.core.settings import Settings
+from seamline.registry import audit
 from seamline.registry.identity import Actor, Scope, effective_scopes, ensure_project, get_project
 from seamline.registry.service import Registry
 from seamline.store import Database
@@ -30,8 +31,9 @@ def open_database(settings: Settings) -> Database:
 def initialise(settings: Settings, db: Database) -> InitReport:
     """Create the home, the key secret and the schema, and the default project. Idempotent."""
     settings.home.mkdir(parents=True, exist_ok=True)
-    settings.key_secret()
-    applied = upgrade(db)
+    secret = settings.key_secret()
+    applied = upgrade(db, secret=secret)
+    audit.use_secret(db, secret)  # creating the project appends its first audit entry
     with db.write() as conn:
         _, created = ensure_project(conn, settings.project, actor=settings.acting_user)
     return InitReport(

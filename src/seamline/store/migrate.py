@@ -20,12 +20,16 @@ def _config(db: Database) -> Config:
     return config
 
 
-def upgrade(db: Database, revision: str = "head") -> list[str]:
-    """Apply pending migrations up to ``revision``; returns the ones applied, oldest first."""
+def upgrade(db: Database, revision: str = "head", *, secret: bytes | None = None) -> list[str]:
+    """Apply pending migrations up to ``revision``; returns the ones applied, oldest first.
+
+    ``secret`` is the installation secret: a migration that rewrites keyed data (0005
+    re-keys the audit chain) needs it, and fails without it when there is data to rewrite."""
     before = current_revision(db)
     config = _config(db)
     with db.engine.begin() as conn:
         config.attributes["connection"] = conn
+        config.attributes["secret"] = secret
         command.upgrade(config, revision)
     script = ScriptDirectory.from_config(config)
     applied = [rev.revision for rev in script.iterate_revisions(current_revision(db), before)]

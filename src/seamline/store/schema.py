@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -227,4 +228,24 @@ events = Table(
     Column("request_content", JSON),
     Column("response_content", JSON),
     Index("ix_events_project_time", "project_id", "time"),
+)
+
+# Budget counters shared by gateway workers that have no Redis (gateway.budgets). One row per
+# budget and period (``key`` names both) holds the spend in integer nano-dollars; one row per
+# call in flight holds its reservation until the call settles or ``expires_at`` passes.
+budget_counters = Table(
+    "budget_counters",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("spent_nano", BigInteger, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
+budget_holds = Table(
+    "budget_holds",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("key", String(200), nullable=False, index=True),
+    Column("amount_nano", BigInteger, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
 )
