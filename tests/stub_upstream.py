@@ -69,10 +69,11 @@ class StubUpstream:
             return failure
         text = self.reply_text(body)
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
+        answers = body.get("n") or 1  # as OpenAI: n answers, each billed; the prompt once
         usage = {
             "prompt_tokens": prompt_tokens,
-            "completion_tokens": len(text.split()),
-            "total_tokens": prompt_tokens + len(text.split()),
+            "completion_tokens": len(text.split()) * answers,
+            "total_tokens": prompt_tokens + len(text.split()) * answers,
         }
         created = int(time.time())
         if not body.get("stream"):
@@ -85,10 +86,11 @@ class StubUpstream:
                     "usage": None if self.faults.omit_usage else usage,
                     "choices": [
                         {
-                            "index": 0,
+                            "index": index,
                             "finish_reason": "stop",
                             "message": {"role": "assistant", "content": text},
                         }
+                        for index in range(answers)
                     ],
                 }
             )

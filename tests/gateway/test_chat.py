@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import httpx
 import openai
@@ -101,14 +102,25 @@ def test_models_lists_the_catalog(gateway: RunningGateway) -> None:
     assert names == {"gpt-4o-mini", "backup-model", "embed-small"}
 
 
-def test_metrics_count_calls(gateway: RunningGateway) -> None:
+def test_open_metrics_count_calls_without_naming_projects(gateway: RunningGateway) -> None:
     gateway.client().chat.completions.create(model="gpt-4o-mini", messages=HELLO)
     text = httpx.get(f"{gateway.url}/metrics").text
     assert (
-        'seamline_requests_total{model="gpt-4o-mini",project="acme",provider="openai",'
+        'seamline_requests_total{model="gpt-4o-mini",project="",provider="openai",'
         'route="/v1/chat/completions",status="ok"} 1.0' in text
     )
     assert "seamline_cost_usd_total" in text and "seamline_upstream_latency_seconds" in text
+    assert "acme" not in text
+
+
+def test_metrics_behind_a_token_name_each_project(
+    start_gateway: Callable[..., RunningGateway],
+) -> None:
+    gateway = start_gateway(metrics_token="scrape-me")
+    gateway.client().chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+    assert httpx.get(f"{gateway.url}/metrics").status_code == 401
+    text = httpx.get(f"{gateway.url}/metrics", headers={"Authorization": "Bearer scrape-me"}).text
+    assert 'seamline_cost_usd_total{model="gpt-4o-mini",project="acme"}' in text
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -144,3 +145,28 @@ def test_shadow_is_called_but_never_returned(
     assert {s["parent_request_id"] for s in shadows} == set(live)
     assert all(s["prompt_version"] == 3 and s["model_used"] == "backup-model" for s in shadows)
     assert len(gateway.upstreams["backup"].requests) == 5
+
+
+def test_a_runaway_template_is_refused_while_other_requests_are_served(
+    gateway: RunningGateway, registry: Registry, alice: Actor
+) -> None:
+    loops = "{% for i in range(10000) %}{% for j in range(30000) %}{% endfor %}{% endfor %}"
+    registry.push(alice, [prompt_draft(text=loops + "{{ who }}", model="gpt-4o-mini")])
+    answers: list[httpx.Response] = []
+    served_meanwhile = False
+    with ThreadPoolExecutor(1) as pool, httpx.Client(timeout=60) as http:
+        for _ in range(5):  # a loaded machine may finish a render first: try again
+            pending = pool.submit(_call, gateway, http, model="prompt:greeter@latest")
+            time.sleep(0.05)  # let the call reach the gateway and start rendering
+            # Before the fix the render held the event loop for 12.8 s, and this waited.
+            assert httpx.get(f"{gateway.url}/healthz", timeout=60).status_code == 200
+            served_meanwhile = not pending.done()
+            answers.append(pending.result())
+            if served_meanwhile:
+                break
+    assert served_meanwhile
+    for refused in answers:
+        assert refused.status_code == 400
+        assert refused.json()["error"]["code"] == "template_error"
+        assert "runs over" in refused.json()["error"]["message"]
+    assert gateway.upstreams["primary"].requests == []

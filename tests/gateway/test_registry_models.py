@@ -14,15 +14,15 @@ from tests.gateway.conftest import RunningGateway
 from tests.stub_upstream import StubUpstream
 
 
-def _model(upstream: StubUpstream | str, upstream_model: str, **extra: object) -> object:
-    base_url = upstream if isinstance(upstream, str) else upstream.base_url
+def _model(upstream: StubUpstream | str | None, upstream_model: str, **extra: object) -> object:
+    base_url = upstream.base_url if isinstance(upstream, StubUpstream) else upstream
     return draft_from_mapping(
         {
             "kind": "model",
             "name": "team-model",
             "provider": "openai",
             "upstream_model": upstream_model,
-            "base_url": base_url,
+            **({"base_url": base_url} if base_url is not None else {}),
             "prices": {"input": 4.0, "output": 8.0},
             "context_window": 8000,
             **extra,
@@ -79,6 +79,10 @@ def test_another_projects_model_is_not_found(
     [
         ({"base_url": "http://169.254.169.254/latest"}, "base_url_not_allowed"),
         ({"base_url": "http://127.0.0.1:1/v1"}, "base_url_not_allowed"),
+        ({"base_url": "{allowed}/../../escaped"}, "base_url_not_allowed"),
+        ({"base_url": "{allowed}/%2e%2e/%2e%2e/escaped"}, "base_url_not_allowed"),
+        ({"base_url": "{allowed}/./v1"}, "base_url_not_allowed"),
+        ({"base_url": None, "provider": "anthropic"}, "base_url_not_allowed"),  # its default
         ({"api_key_env": "SEAMLINE_SECRET_KEY"}, "key_env_not_allowed"),
     ],
 )
@@ -87,11 +91,13 @@ def test_registry_models_only_reach_where_the_operator_allows(
     registry: Registry,
     alice: Actor,
     upstreams: dict[str, StubUpstream],
-    extra: dict[str, str],
+    extra: dict[str, str | None],
     code: str,
 ) -> None:
+    allowed = upstreams["secondary"].base_url
+    base_url = extra.get("base_url", allowed)
     model = _model(
-        extra.get("base_url", upstreams["secondary"].base_url),
+        base_url and base_url.replace("{allowed}", allowed),
         "x",
         **{k: v for k, v in extra.items() if k != "base_url"},
     )
@@ -101,4 +107,4 @@ def test_registry_models_only_reach_where_the_operator_allows(
             model="team-model", messages=[{"role": "user", "content": "hi"}]
         )
     assert refused.value.body["code"] == code  # type: ignore[index]
-    assert upstreams["secondary"].requests == []
+    assert all(stub.requests == [] for stub in upstreams.values())

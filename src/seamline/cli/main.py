@@ -68,8 +68,12 @@ def serve(
     """
     import uvicorn
 
+    from seamline.gateway.connections import guarded_protocol
+
     registry()  # fail here, in one line, if the database is not initialised
     current = settings()
+    # Workers inherit the environment: each learns it is one of several (budgets need to).
+    os.environ["SEAMLINE_WORKERS"] = str(workers)
     if workers > 1:
         # Every worker writes its metrics here; /metrics sums them (see gateway/metrics.py).
         metrics_dir = current.home / "metrics"
@@ -78,8 +82,8 @@ def serve(
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         if not current.redis_url:
             typer.echo(
-                "note: without SEAMLINE_REDIS_URL each worker keeps its own rate limits, "
-                "budgets and cache",
+                "note: without SEAMLINE_REDIS_URL each worker keeps its own rate limits "
+                "and cache; budgets are shared through the database",
                 err=True,
             )
     uvicorn.run(
@@ -88,6 +92,10 @@ def serve(
         host=host or current.host,
         port=port or current.port,
         workers=workers,
+        # Header and body deadlines and a connection cap (gateway/connections.py); no
+        # WebSocket upgrades, as the server has no WebSocket route.
+        http=guarded_protocol(current.gateway),
+        ws="none",
         log_level="info",
     )
 

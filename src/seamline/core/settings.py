@@ -129,11 +129,36 @@ class GatewayConfig(BaseModel):
     max_backoff_s: float = Field(default=8.0, ge=0)
     breaker_failures: int = Field(default=5, ge=1)
     breaker_cooldown_s: float = Field(default=30.0, gt=0)
-    max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    max_body_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        gt=0,
+        description="largest request body, on /v1 and the registry API alike (413 above)",
+    )
+    # Slow clients (gateway/connections.py). A gateway's callers are services and SDKs on
+    # fast links, so these are tighter than a public web server's (Node.js: headersTimeout
+    # 60 s, requestTimeout 300 s) and still generous: headers are a few KB, and the largest
+    # body allowed (8 MiB) arrives in 30 s at 2.2 Mbit/s.
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, description="request headers must arrive within this, or 408"
+    )
+    body_timeout_s: float = Field(
+        default=30.0, gt=0, description="a whole request body must arrive within this, or 408"
+    )
+    # Per worker, as gunicorn's worker_connections (default 1000): enough for a worker's CPU
+    # at a few seconds per LLM call. Each call also holds an upstream socket: allow
+    # ~2 x this in `ulimit -n`.
+    max_connections: int = Field(
+        default=1000, gt=0, description="open connections per worker; over it: 503"
+    )
     cache_ttl_s: float = Field(default=0.0, ge=0, description="exact response cache; 0: off")
     cache_max_entries: int = Field(default=10_000, gt=0, description="per worker, in memory")
     budget_completion_tokens: int = Field(
         default=4096, gt=0, description="completion tokens assumed when a call sets no max"
+    )
+    budget_store: Literal["auto", "memory", "database"] = Field(
+        default="auto",
+        description="where budget counters live; auto: Redis if set, else the database "
+        "for several workers, else memory",
     )
     tier_rules: list[TierRule] = Field(default_factory=list)
     registry_model_base_urls: list[str] = Field(
@@ -168,6 +193,9 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8750
+    workers: int = Field(
+        default=1, ge=1, description="worker processes of this server (seamline serve sets it)"
+    )
     redis_url: str | None = Field(
         default=None, description="shared limits and caches across workers and replicas"
     )

@@ -21,6 +21,7 @@ from seamline.gateway.core import Gateway
 from seamline.gateway.endpoints import embeddings, list_models
 from seamline.gateway.http import Receive, Scope, Send, bearer_token, send_bytes, send_error
 from seamline.gateway.openapi import document_gateway
+from seamline.gateway.worker import exit_with_parent
 from seamline.providers.base import Provider
 from seamline.registry import Registry
 from seamline.registry.workspace import open_registry
@@ -82,6 +83,7 @@ class SeamlineServer:
         await self.api(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
+        stop_watching = exit_with_parent()  # a worker leaves with its supervisor (worker.py)
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
@@ -93,6 +95,7 @@ class SeamlineServer:
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                stop_watching()
                 await self.gateway.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from seamline.core.errors import NotFound
 from seamline.core.settings import ModelConfig, ModelPrices
-from seamline.providers.base import Deployment
+from seamline.providers.base import DEFAULT_BASE_URLS, Deployment
 from seamline.telemetry.prices import FREE, Price, shipped_price
 
 
@@ -70,7 +70,8 @@ class ModelCatalog:
             model=config.name,
             provider=config.provider,
             upstream_model=upstream,
-            base_url=(config.base_url or "").rstrip("/") or None,
+            base_url=(config.base_url or DEFAULT_BASE_URLS.get(config.provider) or "").rstrip("/")
+            or None,
             api_key=api_key,
             weight=config.weight,
             tier=config.tier,

@@ -143,7 +143,7 @@ async def _resolve(
         event.arm = CANARY
     event.prompt_name, event.prompt_version = prompt.name, prompt.version
     event.prompt_alias = CANARY if event.arm == CANARY else prompt.alias
-    body, model = _prompt_body(prompt, request)
+    body, model = await _prompt_body(prompt, request)
     shadow = None
     shadow_alias = aliases.get(SHADOW)
     share = 100 if shadow_alias is None or shadow_alias.weight is None else shadow_alias.weight
@@ -154,12 +154,18 @@ async def _resolve(
     return body, model, shadow
 
 
-def _prompt_body(
+async def _prompt_body(
     prompt: Prompt, request: ChatRequest, **changes: Any
 ) -> tuple[dict[str, Any], str]:
     """The upstream body a prompt version renders to for this request (its messages, then
-    the request's own; its model, parameters and tools), and the model it names."""
-    rendered = prompt.render(**request.variables)
+    the request's own; its model, parameters and tools), and the model it names.
+
+    A template that loops renders on a worker thread: it is bounded (a quarter second at
+    most, see ``registry.templating``) but must not hold up the other calls meanwhile."""
+    if prompt.is_straight_line:
+        rendered = prompt.render(**request.variables)
+    else:
+        rendered = await asyncio.to_thread(prompt.render, **request.variables)
     if rendered.model is None:
         raise PermissionDenied(
             f"prompt {prompt.ref} names no model to call", code="prompt_without_model"
@@ -191,6 +197,8 @@ def _most_it_can_cost(
         or body.get("max_tokens")
         or gateway.config.budget_completion_tokens
     )
+    # The upstream bills every one of the ``n`` answers; the prompt once.
+    answers = body.get("n") or 1
     return most_it_can_cost(
         gateway.router,
         catalog,
@@ -198,7 +206,7 @@ def _most_it_can_cost(
         lambda tokenizer: count_messages(tokenizer, body.get("messages") or [], upper_bound=True)[
             0
         ],
-        int(completion),
+        int(completion) * int(answers),
     )
 
 
@@ -414,7 +422,7 @@ async def _shadow_call(
     )
     try:
         # The live call's inputs, answered whole: a shadow is never streamed to anyone.
-        body, model = _prompt_body(prompt, request, stream=False)
+        body, model = await _prompt_body(prompt, request, stream=False)
         body.pop("stream_options", None)
         event.model_requested = model
         event.request_content = body["messages"]

@@ -12,7 +12,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from seamline.core.settings import Settings
-from seamline.gateway.budgets import Budgets, LocalBudgetStore, RedisBudgetStore
+from seamline.gateway.budgets import Budgets, store_for
 from seamline.gateway.cache import ResponseCache
 from seamline.gateway.catalog import ModelCatalog
 from seamline.gateway.changes import ChangeProbe, probe_for
@@ -47,7 +47,7 @@ class Gateway:
         self.settings = settings
         self.config = settings.gateway
         self.registry = registry
-        self.metrics = GatewayMetrics()
+        self.metrics = GatewayMetrics(name_tenants=self.config.metrics_token is not None)
         embedded = LocalProvider.available() if self.config.embedded_models else {}
         self.catalog = ModelCatalog(settings.models, embedded)
         self.router = Router(self.catalog, self.config, on_breaker_change=self._breaker_changed)
@@ -57,7 +57,7 @@ class Gateway:
         self.budgets = Budgets(
             settings.budgets,
             registry.db,
-            RedisBudgetStore(settings.redis_url) if settings.redis_url else LocalBudgetStore(),
+            store_for(settings, registry.db),
             on_alert=self.metrics.budget_alert,
         )
         self.cache = ResponseCache(

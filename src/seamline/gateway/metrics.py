@@ -3,7 +3,12 @@ several apps in one process do not collide).
 
 With several worker processes (``seamline serve --workers N``) each worker writes its
 values to files in ``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` sums every worker's, so a
-scrape sees the whole server whichever worker answers it."""
+scrape sees the whole server whichever worker answers it.
+
+Tenants are named in labels (project, budget name) only when ``gateway.metrics_token`` is
+set: an open ``/metrics`` is the Prometheus convention, and an open one must not list every
+project and its spend to whoever can reach the port. Without a token those labels are
+empty and the totals stay whole."""
 
 from __future__ import annotations
 
@@ -21,7 +26,8 @@ CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
 
 
 class GatewayMetrics:
-    def __init__(self) -> None:
+    def __init__(self, *, name_tenants: bool = False) -> None:
+        self.name_tenants = name_tenants
         self.registry = CollectorRegistry()
         labels = ("model", "provider", "project", "route", "status")
         self.requests = Counter(
@@ -81,7 +87,7 @@ class GatewayMetrics:
         # Only served names become labels: a requested name is whatever a client typed, and
         # every distinct label value is a new time series for Prometheus to keep.
         model = event.model_used or ""
-        project = event.project or ""
+        project = (event.project or "") if self.name_tenants else ""
         self.requests.labels(model, event.provider or "", project, event.route, event.status).inc()
         self.latency.labels(model, event.route).observe(event.latency_ms / 1000)
         if event.ttft_ms is not None:
@@ -100,7 +106,8 @@ class GatewayMetrics:
             self.limit_rejections.labels(project, event.error_type or "rate_limit").inc()
 
     def budget_alert(self, budget: BudgetConfig, level: str, spent_usd: float) -> None:
-        self.budget_alerts.labels(budget.scope, budget.name, level).inc()
+        name = budget.name if self.name_tenants else ""
+        self.budget_alerts.labels(budget.scope, name, level).inc()
 
     def circuit_changed(self, deployment: str, state: str) -> None:
         self.circuit.labels(deployment).set(CIRCUIT_STATES[state])

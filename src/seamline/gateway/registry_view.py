@@ -8,6 +8,7 @@ thread so the event loop never waits on it.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
@@ -21,13 +22,19 @@ from seamline.core.errors import (
 )
 from seamline.core.settings import GatewayConfig, ModelConfig, ModelPrices
 from seamline.gateway.changes import ChangeProbe
+from seamline.providers.base import DEFAULT_BASE_URLS
 from seamline.registry import Actor, Prompt, Registry
 from seamline.registry.identity import KEY_PREFIX, Scope, hash_key
 from seamline.registry.records import AliasRecord, VersionRecord
+from seamline.registry.refs import canonical_ref, parse_ref
 from seamline.registry.specs import ModelSpec
 
 MAX_CACHED_KEYS = 10_000
+# Resolved prompt versions per worker: each holds its compiled templates, so the count is
+# bounded; least recently used go first.
+MAX_CACHED_PROMPTS = 2_000
 MAX_CACHED_MODELS = 10_000
+UNVERIFIED = -1  # a change counter no project has: the entry is reloaded on its next use
 
 
 @dataclass
@@ -48,7 +55,7 @@ class RegistryView:
         self.registry = registry
         self.probe = probe
         self._actors: dict[str, _CachedActor] = {}
-        self._prompts: dict[tuple[int, str, str], _CachedPrompt] = {}
+        self._prompts: OrderedDict[tuple[int, str, str], _CachedPrompt] = OrderedDict()
         self._models: dict[tuple[int, str], tuple[ModelConfig | None, int]] = {}
 
     async def authenticate(self, bearer: str | None) -> tuple[Actor, int | None]:
@@ -64,15 +71,25 @@ class RegistryView:
             )
         digest = hash_key(self.registry.key_secret, bearer)
         cached = self._actors.get(digest)
-        if cached is not None:
+        if cached is None:
+            actor = await self._load_actor(bearer)
+            generation = await self.probe.generation(actor.project.id)
+            # This counter was read *after* the key: a revocation committed in between is
+            # already in it, so it cannot vouch for the key. Stamp the entry as never
+            # current; the key's next request reloads it under a counter read beforehand.
+            stamp = UNVERIFIED
+        else:
             generation = await self.probe.generation(cached.actor.project.id)
             if generation is None or generation == cached.generation:
                 return cached.actor, generation
-        actor = await self._load_actor(bearer)
-        generation = await self.probe.generation(actor.project.id)
+            # Read before the reload: a revocation racing it leaves the entry one change
+            # behind, and the next request reloads again. Revocation takes effect on the
+            # next request of every worker, race or not.
+            actor = await self._load_actor(bearer)
+            stamp = generation
         if len(self._actors) >= MAX_CACHED_KEYS:
             self._actors.clear()
-        self._actors[digest] = _CachedActor(actor, generation or 0)
+        self._actors[digest] = _CachedActor(actor, stamp)
         return actor, generation
 
     async def _load_actor(self, bearer: str) -> Actor:
@@ -88,25 +105,28 @@ class RegistryView:
     ) -> tuple[Prompt, dict[str, AliasRecord]]:
         """The prompt version ``ref`` names (a number, an alias or ``latest``), with the
         prompt's aliases (for canary and shadow arms)."""
-        key = (actor.project.id, name, ref)
+        parsed = parse_ref(ref)  # "3", "03" and "v3" share one entry; bad numbers are 400s
+        key = (actor.project.id, name, canonical_ref(parsed))
         cached = self._prompts.get(key)
         if cached is not None and (generation is None or generation == cached.generation):
+            self._prompts.move_to_end(key)
             return cached.prompt, cached.aliases
         try:
-            record, aliases = await asyncio.to_thread(self._load_prompt, actor, name, ref)
+            record, aliases = await asyncio.to_thread(self._load_prompt, actor, name, parsed)
         except SeamlineError:
             raise
         except Exception as exc:
             if cached is not None:
                 return cached.prompt, cached.aliases
             raise Unavailable("cannot resolve the prompt right now; retry shortly") from exc
-        alias = None if ref == "latest" or ref.isdigit() else ref
-        prompt = record.as_prompt(alias=alias)
+        prompt = record.as_prompt(alias=parsed if isinstance(parsed, str) else None)
         self._prompts[key] = _CachedPrompt(prompt, aliases, generation or 0)
+        if len(self._prompts) > MAX_CACHED_PROMPTS:
+            self._prompts.popitem(last=False)  # least recently used
         return prompt, aliases
 
     def _load_prompt(
-        self, actor: Actor, name: str, ref: str
+        self, actor: Actor, name: str, ref: int | str | None
     ) -> tuple[VersionRecord, dict[str, AliasRecord]]:
         # Calling a prompt through the gateway reads it: an ``invoke`` key may resolve the
         # prompts of its own project without holding ``read`` for the registry API.
@@ -170,8 +190,11 @@ def model_config_from(project: str, record: VersionRecord, policy: GatewayConfig
             f"{where}: provider {spec.provider!r} is not served (openai, anthropic or local)",
             code="unsupported_provider",
         )
-    if spec.base_url and not any(
-        _under(spec.base_url, prefix) for prefix in policy.registry_model_base_urls
+    # Every destination is checked, a provider's default included: an ``anthropic`` model
+    # with no base URL calls api.anthropic.com, which the operator may not have allowed.
+    base_url = spec.base_url or DEFAULT_BASE_URLS.get(spec.provider)
+    if base_url is not None and not any(
+        _under(base_url, prefix) for prefix in policy.registry_model_base_urls
     ):
         raise PermissionDenied(
             f"{where}: base_url is not one this gateway allows (gateway.registry_model_base_urls)",
@@ -187,7 +210,7 @@ def model_config_from(project: str, record: VersionRecord, policy: GatewayConfig
         name=spec.name,
         provider=spec.provider,
         upstream_model=spec.upstream_model,
-        base_url=spec.base_url,
+        base_url=base_url,
         api_key_env=spec.api_key_env,
         prices=ModelPrices(
             input=spec.prices.input,
@@ -202,9 +225,17 @@ def model_config_from(project: str, record: VersionRecord, policy: GatewayConfig
 
 def _under(url: str, allowed: str) -> bool:
     """Same scheme, host and port as ``allowed``, and a path below its path: a plain string
-    prefix would let ``https://api.openai.com.evil.example`` through."""
+    prefix would let ``https://api.openai.com.evil.example`` through.
+
+    A URL with dot segments, percent-escapes, backslashes, a query or a fragment is refused
+    rather than normalised: HTTP clients resolve ``/v1/../../escaped`` (and ``%2e%2e``)
+    before sending, so the path that is checked must be the path that is called."""
     a, b = urlsplit(url), urlsplit(allowed)
     if (a.scheme, a.hostname, a.port) != (b.scheme, b.hostname, b.port) or a.username:
+        return False
+    if a.query or a.fragment or "%" in url or "\\" in url:
+        return False
+    if any(segment in (".", "..") for segment in a.path.split("/")):
         return False
     base = b.path.rstrip("/")
     return a.path == base or a.path.startswith(base + "/") or not base

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from seamline.core.errors import InvalidInput
+from seamline.gateway.params import check_parameters
 
 PROMPT_PREFIX = "prompt:"
 DEFAULT_PROMPT_ALIAS = "production"
@@ -80,17 +81,13 @@ def parse_chat_request(body: dict[str, Any]) -> ChatRequest:
                 )
     stream = _expect(body, "stream", (bool,), "a boolean") or False
     options = _expect(body, "stream_options", (dict,), "an object") or {}
-    _expect(body, "max_tokens", (int,), "an integer")
-    _expect(body, "max_completion_tokens", (int,), "an integer")
-    _expect(body, "n", (int,), "an integer")
-    _expect(body, "temperature", (int, float), "a number")
-    _expect(body, "top_p", (int, float), "a number")
     tools = _expect(body, "tools", (list,), "an array") or []
-    if not all(isinstance(t, dict) and isinstance(t.get("function", {}), dict) for t in tools):
+    if not all(isinstance(t, dict) for t in tools):
         raise InvalidInput(
             "'tools' must be an array of tool objects", param="tools", code="invalid_type"
         )
     _expect(body, "user", (str,), "a string")
+    check_parameters(body)
     metadata = _expect(body, "metadata", (dict,), "an object") or {}
     extension = _expect(body, "seamline", (dict,), "an object") or {}
     variables = extension.get("variables") or {}
@@ -102,7 +99,7 @@ def parse_chat_request(body: dict[str, Any]) -> ChatRequest:
         stream=stream,
         include_usage=bool(options.get("include_usage")),
         variables=variables,
-        user_id=_text(metadata.get("user_id")) or body.get("user"),
+        user_id=_text(metadata.get("user_id") or body.get("user")),
         session_id=_text(metadata.get("session_id")),
         use_case=_text(metadata.get("use_case")),
         use_cache=extension.get("cache", True) is not False,

@@ -17,11 +17,17 @@ from typing import Any
 
 import orjson
 
-from seamline.providers.base import ChatResult, Deployment, StreamChunk, UpstreamError, Usage
+from seamline.providers.base import (
+    DEFAULT_BASE_URLS,
+    ChatResult,
+    Deployment,
+    StreamChunk,
+    UpstreamError,
+    Usage,
+)
 from seamline.providers.http_upstream import HttpUpstream, parse_json
 
 ANTHROPIC_VERSION = "2023-06-01"
-DEFAULT_BASE_URL = "https://api.anthropic.com"
 DEFAULT_MAX_TOKENS = 4096
 STOP_REASONS = {
     "end_turn": "stop",
@@ -38,7 +44,8 @@ class AnthropicProvider(HttpUpstream):
 
     @staticmethod
     def _url(deployment: Deployment) -> str:
-        return f"{(deployment.base_url or DEFAULT_BASE_URL).rstrip('/')}/v1/messages"
+        base = deployment.base_url or DEFAULT_BASE_URLS["anthropic"]
+        return f"{base.rstrip('/')}/v1/messages"
 
     @staticmethod
     def _headers(deployment: Deployment) -> dict[str, str]:

@@ -14,6 +14,13 @@ from typing import Any, Protocol
 
 from seamline.telemetry.prices import FREE, Price
 
+# Where a provider sends calls when a deployment names no base URL. One table, so that the
+# gateway checks a registry model's destination against the very URL it will call.
+DEFAULT_BASE_URLS: dict[str, str] = {
+    "openai": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com",
+}
+
 
 @dataclass(frozen=True)
 class Deployment:

@@ -13,6 +13,10 @@ from datetime import UTC, datetime
 from time import perf_counter
 from typing import Any
 
+from sqlalchemy import String
+
+from seamline.store.schema import events
+
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
 STATUS_BLOCKED = "blocked"
@@ -96,9 +100,16 @@ class CallEvent:
         self.latency_ms = (perf_counter() - self.started) * 1000
 
     def to_row(self) -> dict[str, Any]:
-        """The stored columns. Shallow on purpose (``asdict`` deep-copies every message, and
-        nothing changes an event once it is emitted)."""
-        return {name: getattr(self, name) for name in _STORED}
+        """The stored columns, each text cut to its column's width: a client's 300-character
+        ``user`` or ``model`` must not cost an answered, billed call its row (PostgreSQL
+        refuses an over-long ``varchar``; SQLite would keep it). Shallow on purpose (``asdict``
+        deep-copies every message, and nothing changes an event once it is emitted)."""
+        row = {name: getattr(self, name) for name in _STORED}
+        for name, width in _WIDTHS.items():
+            value = row[name]
+            if value is not None and len(value) > width:
+                row[name] = value[:width]
+        return row
 
 
 def _redacted(content: Any) -> Any:
@@ -110,3 +121,8 @@ def _redacted(content: Any) -> Any:
 
 
 _STORED = tuple(f.name for f in fields(CallEvent) if f.name not in ("started", "parent_span_id"))
+_WIDTHS = {
+    column.name: column.type.length
+    for column in events.columns
+    if isinstance(column.type, String) and column.type.length and column.name in _STORED
+}
