@@ -136,7 +136,7 @@ def gateway(start_gateway: Callable[..., RunningGateway]) -> RunningGateway:
 def fresh_window() -> None:
     """Start a limits test early in a one-minute window, so that no rollover falls inside it
     and resets the counts it checks."""
-    from seamline.gateway.limits import WINDOW_S
+    from seamline.gateway.stores.limits import WINDOW_S
 
     left = WINDOW_S - time.time() % WINDOW_S
     if left < 15:

@@ -27,14 +27,14 @@ from sqlalchemy import select
 from seamline.core.clock import utcnow
 from seamline.core.errors import BudgetExceeded
 from seamline.core.settings import BudgetConfig, GatewayConfig, Settings
-from seamline.gateway.budgets import (
+from seamline.gateway.core import Gateway
+from seamline.gateway.stores.budgets import (
     HOLD_S,
     DatabaseBudgetStore,
     LocalBudgetStore,
     RedisBudgetStore,
     store_for,
 )
-from seamline.gateway.core import Gateway
 from seamline.registry import Actor, Registry
 from seamline.store import Database
 from seamline.store.schema import budget_counters, budget_holds, events

@@ -1,5 +1,5 @@
 """``seamline serve --workers 2`` whose supervisor is killed outright: the workers leave with
-it and the port is free for the next server (gateway/worker.py)."""
+it and the port is free for the next server (gateway/server/worker.py)."""
 
 from __future__ import annotations
 

@@ -100,7 +100,7 @@ def test_a_hold_left_by_a_dead_worker_expires(
     import asyncio
     import uuid
 
-    from seamline.gateway import budgets
+    from seamline.gateway.stores import budgets
 
     key = f"test:{uuid.uuid4().hex}"
 

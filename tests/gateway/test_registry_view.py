@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from seamline.core.errors import AuthenticationFailed
-from seamline.gateway.changes import probe_for
-from seamline.gateway.registry_view import RegistryView
+from seamline.gateway.stages.registry_view import RegistryView
+from seamline.gateway.stores.changes import probe_for
 from seamline.registry import Actor, Registry
 from seamline.registry.identity import Scope
 
@@ -67,7 +67,7 @@ def test_a_revocation_racing_the_key_load_takes_effect_on_the_next_request(
 def test_spellings_of_one_version_share_one_cache_entry_and_the_cache_is_bounded(
     registry: Registry, alice: Actor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from seamline.gateway import registry_view
+    from seamline.gateway.stages import registry_view
     from tests.factories import prompt_draft
 
     for text in ("Hello {{ who }}!", "Hi {{ who }}!", "Hey {{ who }}!"):

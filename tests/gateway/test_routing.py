@@ -177,7 +177,7 @@ def test_a_callers_bad_requests_do_not_open_the_breaker(
 def test_a_probing_replica_does_not_turn_calls_away_from_healthy_ones() -> None:
     from seamline.core.settings import GatewayConfig
     from seamline.gateway.catalog import ModelCatalog
-    from seamline.gateway.router import Router
+    from seamline.gateway.stages.router import Router
 
     catalog = ModelCatalog(
         [

@@ -1,5 +1,5 @@
 """Slow clients against a real ``seamline serve``: request headers and bodies have deadlines,
-and a worker serves a bounded number of connections (gateway/connections.py).
+and a worker serves a bounded number of connections (gateway/server/connections.py).
 
 The deadlines are set to 1 s here so that each test takes seconds; a test allows several
 times that before it calls a connection "held", and never asserts a measured duration.

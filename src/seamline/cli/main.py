@@ -68,7 +68,7 @@ def serve(
     """
     import uvicorn
 
-    from seamline.gateway.connections import guarded_protocol
+    from seamline.gateway.server.connections import guarded_protocol
 
     registry()  # fail here, in one line, if the database is not initialised
     current = settings()
@@ -92,7 +92,7 @@ def serve(
         host=host or current.host,
         port=port or current.port,
         workers=workers,
-        # Header and body deadlines and a connection cap (gateway/connections.py); no
+        # Header and body deadlines and a connection cap (gateway/server/connections.py); no
         # WebSocket upgrades, as the server has no WebSocket route.
         http=guarded_protocol(current.gateway),
         ws="none",

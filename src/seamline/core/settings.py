@@ -134,7 +134,7 @@ class GatewayConfig(BaseModel):
         gt=0,
         description="largest request body, on /v1 and the registry API alike (413 above)",
     )
-    # Slow clients (gateway/connections.py). A gateway's callers are services and SDKs on
+    # Slow clients (gateway/server/connections.py). A gateway's callers are services and SDKs on
     # fast links, so these are tighter than a public web server's (Node.js: headersTimeout
     # 60 s, requestTimeout 300 s) and still generous: headers are a few KB, and the largest
     # body allowed (8 MiB) arrives in 30 s at 2.2 Mbit/s.

@@ -19,9 +19,9 @@ from seamline.core.settings import Settings
 from seamline.gateway.chat import chat_completions
 from seamline.gateway.core import Gateway
 from seamline.gateway.endpoints import embeddings, list_models
-from seamline.gateway.http import Receive, Scope, Send, bearer_token, send_bytes, send_error
-from seamline.gateway.openapi import document_gateway
-from seamline.gateway.worker import exit_with_parent
+from seamline.gateway.server.http import Receive, Scope, Send, bearer_token, send_bytes, send_error
+from seamline.gateway.server.openapi import document_gateway
+from seamline.gateway.server.worker import exit_with_parent
 from seamline.providers.base import Provider
 from seamline.registry import Registry
 from seamline.registry.workspace import open_registry

@@ -18,16 +18,9 @@ from typing import Any
 import orjson
 
 from seamline.core.errors import PermissionDenied
-from seamline.gateway.cache import as_stream, cache_key
-from seamline.gateway.calls import (
-    admit_caller,
-    check_model,
-    limit_scopes,
-    most_it_can_cost,
-)
 from seamline.gateway.catalog import ModelCatalog
 from seamline.gateway.core import Gateway
-from seamline.gateway.http import (
+from seamline.gateway.server.http import (
     Receive,
     Scope,
     Send,
@@ -42,9 +35,16 @@ from seamline.gateway.http import (
     send_chunk,
     start_stream,
 )
-from seamline.gateway.request import ChatRequest, parse_chat_request, upstream_body
-from seamline.gateway.router import Attempt
-from seamline.gateway.tiers import choose_model
+from seamline.gateway.stages.calls import (
+    admit_caller,
+    check_model,
+    limit_scopes,
+    most_it_can_cost,
+)
+from seamline.gateway.stages.request import ChatRequest, parse_chat_request, upstream_body
+from seamline.gateway.stages.router import Attempt
+from seamline.gateway.stages.tiers import choose_model
+from seamline.gateway.stores.cache import as_stream, cache_key
 from seamline.providers.base import ChatResult, Deployment, StreamChunk, UpstreamError, Usage
 from seamline.registry import Actor
 from seamline.registry.prompt import Prompt

@@ -12,15 +12,15 @@ from collections.abc import Coroutine
 from typing import Any
 
 from seamline.core.settings import Settings
-from seamline.gateway.budgets import Budgets, store_for
-from seamline.gateway.cache import ResponseCache
 from seamline.gateway.catalog import ModelCatalog
-from seamline.gateway.changes import ChangeProbe, probe_for
-from seamline.gateway.limits import LocalLimiter
-from seamline.gateway.limits_redis import RedisLimiter
 from seamline.gateway.metrics import GatewayMetrics
-from seamline.gateway.registry_view import RegistryView
-from seamline.gateway.router import Router
+from seamline.gateway.stages.registry_view import RegistryView
+from seamline.gateway.stages.router import Router
+from seamline.gateway.stores.budgets import Budgets, store_for
+from seamline.gateway.stores.cache import ResponseCache
+from seamline.gateway.stores.changes import ChangeProbe, probe_for
+from seamline.gateway.stores.limits import LocalLimiter
+from seamline.gateway.stores.limits_redis import RedisLimiter
 from seamline.providers.anthropic import AnthropicProvider
 from seamline.providers.base import Deployment, Provider
 from seamline.providers.local import LocalProvider

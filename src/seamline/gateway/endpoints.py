@@ -8,9 +8,8 @@ import time
 import orjson
 
 from seamline.core.errors import InvalidInput, SeamlineError
-from seamline.gateway.calls import admit_caller, check_model, limit_scopes, most_it_can_cost
 from seamline.gateway.core import Gateway
-from seamline.gateway.http import (
+from seamline.gateway.server.http import (
     Receive,
     Scope,
     Send,
@@ -24,8 +23,9 @@ from seamline.gateway.http import (
     send_error,
     send_json,
 )
-from seamline.gateway.request import upstream_body
-from seamline.gateway.router import Attempt
+from seamline.gateway.stages.calls import admit_caller, check_model, limit_scopes, most_it_can_cost
+from seamline.gateway.stages.request import upstream_body
+from seamline.gateway.stages.router import Attempt
 from seamline.providers.base import ChatResult, Deployment
 from seamline.telemetry.tokens import count_text
 

@@ -44,7 +44,7 @@ from uvicorn.server import ServerState
 
 from seamline.core.errors import SeamlineError, Unavailable
 from seamline.core.settings import GatewayConfig
-from seamline.gateway.http import Receive, Scope, Send, send_error
+from seamline.gateway.server.http import Receive, Scope, Send, send_error
 
 log = logging.getLogger("seamline.gateway")
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from seamline.core.errors import InvalidInput
-from seamline.gateway.params import check_parameters
+from seamline.gateway.stages.params import check_parameters
 
 PROMPT_PREFIX = "prompt:"
 DEFAULT_PROMPT_ALIAS = "production"

@@ -21,7 +21,7 @@ from seamline.core.errors import (
     Unavailable,
 )
 from seamline.core.settings import GatewayConfig, ModelConfig, ModelPrices
-from seamline.gateway.changes import ChangeProbe
+from seamline.gateway.stores.changes import ChangeProbe
 from seamline.providers.base import DEFAULT_BASE_URLS
 from seamline.registry import Actor, Prompt, Registry
 from seamline.registry.identity import KEY_PREFIX, Scope, hash_key

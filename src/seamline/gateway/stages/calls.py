@@ -8,8 +8,8 @@ from collections.abc import Callable
 from seamline.core.errors import PermissionDenied
 from seamline.core.settings import GatewayConfig
 from seamline.gateway.catalog import ModelCatalog
-from seamline.gateway.limits import LimitScope
-from seamline.gateway.router import Router
+from seamline.gateway.stages.router import Router
+from seamline.gateway.stores.limits import LimitScope
 from seamline.registry import Actor
 from seamline.registry.identity import Scope
 from seamline.telemetry.event import CallEvent

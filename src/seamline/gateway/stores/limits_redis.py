@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from seamline.core.errors import Unavailable
-from seamline.gateway.limits import WINDOW_S, LimitScope, RateState, over_limit, tighter
+from seamline.gateway.stores.limits import WINDOW_S, LimitScope, RateState, over_limit, tighter
 
 # KEYS: per scope, its request counter then its token counter.
 # ARGV: the window's TTL, then per scope its requests and tokens limits (0: none).
