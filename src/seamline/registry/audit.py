@@ -13,7 +13,7 @@ head (entry count and hash) for keeping outside the database (see
 :mod:`seamline.registry.anchors`), and :func:`verify` checks the chain against such anchors.
 
 Appends happen inside the writer's transaction while it holds the project lock (see
-``service.lock_project``), so the chain never forks; ``(project_id, seq)`` is unique as a
+``access.lock_project``), so the chain never forks; ``(project_id, seq)`` is unique as a
 second line of defence.
 """
 

@@ -7,6 +7,7 @@ version's author and a passing gate; every other alias asks only for the ``write
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -16,11 +17,20 @@ from seamline.core.clock import utcnow
 from seamline.core.errors import InvalidInput
 from seamline.registry import audit
 from seamline.registry.identity import Project, Scope
+from seamline.registry.refs import LATEST, is_version_number
 from seamline.store.schema import alias_policies
 
 PRODUCTION = "production"
 CANARY = "canary"
 ALIAS_PATTERN = r"^[a-z][a-z0-9_-]{0,63}$"
+
+
+def check_alias_name(alias: str) -> None:
+    if not re.fullmatch(ALIAS_PATTERN, alias) or alias == LATEST or is_version_number(alias):
+        raise InvalidInput(
+            f"invalid alias {alias!r}: start with a letter; use a-z, 0-9, - and _",
+            code="invalid_alias",
+        )
 
 
 @dataclass(frozen=True)
