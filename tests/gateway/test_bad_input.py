@@ -180,7 +180,13 @@ def test_rate_limits_answer_429_with_headers(
     client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
     with pytest.raises(openai.RateLimitError) as limited:
         client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
-    assert int(limited.value.response.headers["retry-after"]) >= 1
+    refused = limited.value.response.headers
+    assert int(refused["retry-after"]) >= 1
+    assert (refused["x-ratelimit-limit-requests"], refused["x-ratelimit-remaining-requests"]) == (
+        "3",
+        "0",
+    )
+    assert refused["x-ratelimit-reset-requests"].endswith("s")
     assert limited.value.body["code"] == "rate_limit_exceeded"  # type: ignore[index]
     assert [e["status"] for e in gateway.events(4)] == ["ok", "ok", "ok", "blocked"]
 
@@ -213,4 +219,43 @@ def test_a_key_limited_to_some_models_cannot_call_others(
         client.chat.completions.create(model="backup-model", messages=HELLO)
     assert refused.value.body["code"] == "model_not_allowed"  # type: ignore[index]
     assert {m.id for m in client.models.list()} == {"gpt-4o-mini", "embed-small"}
+    assert client.models.retrieve("embed-small").id == "embed-small"
+    with pytest.raises(openai.NotFoundError):  # as if it did not exist
+        client.models.retrieve("backup-model")
     assert gateway.events(2)[-1]["http_status"] == 403
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"input": []}, "input"),
+        ({"input": ["a", 1]}, "input"),
+        ({"input": [[1, 2], []]}, "input"),
+        ({"input": [-1, 2]}, "input"),
+        ({"input": [True]}, "input"),
+        ({"input": ["a"] * 2049}, "input"),
+        ({"input": "a", "encoding_format": "hex"}, "encoding_format"),
+        ({"input": "a", "dimensions": 0}, "dimensions"),
+        ({"input": "a", "dimensions": "8"}, "dimensions"),
+    ],
+)
+def test_embeddings_refuse_what_openai_refuses(
+    gateway: RunningGateway, body: dict[str, object], param: str
+) -> None:
+    response = httpx.post(
+        f"{gateway.url}/v1/embeddings",
+        headers={"Authorization": f"Bearer {gateway.key}"},
+        json={"model": "embed-small", **body},
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param
+    assert not gateway.upstreams["primary"].requests
+
+
+def test_embeddings_of_token_ids_reach_the_upstream_as_ids(gateway: RunningGateway) -> None:
+    client = gateway.client()
+    client.embeddings.create(model="embed-small", input=[[9906, 1917], [15339]])
+    client.embeddings.create(model="embed-small", input=[9906, 1917], dimensions=2)
+    sent = [r["input"] for r in gateway.upstreams["primary"].requests]
+    assert sent == [[[9906, 1917], [15339]], [9906, 1917]]
+    assert gateway.upstreams["primary"].requests[-1]["dimensions"] == 2

@@ -102,6 +102,30 @@ def test_models_lists_the_catalog(gateway: RunningGateway) -> None:
     assert names == {"gpt-4o-mini", "backup-model", "embed-small"}
 
 
+def test_models_retrieve_one_model(gateway: RunningGateway) -> None:
+    client = gateway.client()
+    model = client.models.retrieve("gpt-4o-mini")
+    assert (model.id, model.object) == ("gpt-4o-mini", "model")
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.models.retrieve("no-such-model")
+    assert missing.value.body["code"] == "model_not_found"  # type: ignore[index]
+
+
+def test_every_answer_carries_the_request_id(gateway: RunningGateway) -> None:
+    client = gateway.client()
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=HELLO)
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model="gpt-4o-mini", messages=HELLO, max_tokens=-1)
+    embedded = client.embeddings.with_raw_response.create(model="embed-small", input="a")
+    stored = [e["request_id"] for e in gateway.events(3)]
+    assert [raw.request_id, refused.value.request_id, embedded.request_id] == stored
+
+
+def test_legacy_completions_say_which_route_to_use(gateway: RunningGateway) -> None:
+    with pytest.raises(openai.NotFoundError, match="/v1/chat/completions"):
+        gateway.client().completions.create(model="gpt-4o-mini", prompt="hi")
+
+
 def test_open_metrics_count_calls_without_naming_projects(gateway: RunningGateway) -> None:
     gateway.client().chat.completions.create(model="gpt-4o-mini", messages=HELLO)
     text = httpx.get(f"{gateway.url}/metrics").text

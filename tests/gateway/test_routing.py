@@ -194,3 +194,45 @@ def test_a_probing_replica_does_not_turn_calls_away_from_healthy_ones() -> None:
     time.sleep(0.02)  # a is half-open now
     router.breaker(a).start()  # and its one probe is out
     assert all(router.choose(entry, set()) is entry.deployments[1] for _ in range(200))
+
+
+def test_an_upstream_429_sets_the_replica_aside_without_opening_its_breaker(
+    start_gateway: Callable[..., RunningGateway], upstreams: dict[str, StubUpstream]
+) -> None:
+    models = [
+        ModelConfig(name="m", base_url=upstreams[n].base_url, prices=PRICE, deployment=n)
+        for n in ("primary", "secondary")
+    ]
+    gateway = start_gateway(models, breaker_failures=1)
+    faults = upstreams["primary"].faults
+    faults.fail_next, faults.fail_status, faults.retry_after = 100, 429, "30"
+    client = gateway.client()
+    for _ in range(12):
+        reply = client.chat.completions.create(model="m", messages=HELLO)
+        assert reply.choices[0].message.content.startswith("[secondary]")  # type: ignore[union-attr]
+    # Tried at most once, then left alone for its Retry-After; never counted as unwell.
+    assert len(upstreams["primary"].requests) <= 1
+    assert gateway.app.gateway.router.breakers["primary"].state == "closed"
+
+
+def test_every_replica_rate_limited_is_a_429_with_retry_after(gateway: RunningGateway) -> None:
+    for name in ("primary", "backup"):
+        faults = gateway.upstreams[name].faults
+        faults.fail_next, faults.fail_status, faults.retry_after = 100, 429, "7"
+    response = httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {gateway.key}"},
+        json={"model": "gpt-4o-mini", "messages": HELLO},
+    )
+    assert response.status_code == 429, response.text
+    assert response.json()["error"]["type"] == "rate_limit_error"
+    assert 1 <= int(response.headers["retry-after"]) <= 7
+    # The next call does not even reach the upstreams while their Retry-After lasts.
+    hits = sum(len(gateway.upstreams[n].requests) for n in ("primary", "backup"))
+    again = httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {gateway.key}"},
+        json={"model": "gpt-4o-mini", "messages": HELLO},
+    )
+    assert again.status_code == 429
+    assert sum(len(gateway.upstreams[n].requests) for n in ("primary", "backup")) == hits

@@ -18,7 +18,13 @@ from seamline.core.errors import AuthenticationFailed, MethodNotAllowed
 from seamline.core.settings import Settings
 from seamline.gateway.chat import chat_completions
 from seamline.gateway.core import Gateway
-from seamline.gateway.endpoints import embeddings, list_models
+from seamline.gateway.endpoints import (
+    MODELS_PREFIX,
+    embeddings,
+    legacy_completions,
+    list_models,
+    retrieve_model,
+)
 from seamline.gateway.server.http import Receive, Scope, Send, bearer_token, send_bytes, send_error
 from seamline.gateway.server.openapi import document_gateway
 from seamline.gateway.server.worker import exit_with_parent
@@ -53,6 +59,7 @@ ROUTES: dict[str, tuple[str, Handler]] = {
     "/v1/chat/completions": ("POST", chat_completions),
     "/v1/embeddings": ("POST", embeddings),
     "/v1/models": ("GET", list_models),
+    "/v1/completions": ("POST", legacy_completions),
     "/metrics": ("GET", metrics),
 }
 
@@ -66,7 +73,10 @@ class SeamlineServer:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            route = ROUTES.get(scope["path"].rstrip("/") or "/")
+            path = scope["path"].rstrip("/") or "/"
+            route = ROUTES.get(path)
+            if route is None and path.startswith(MODELS_PREFIX):
+                route = ("GET", retrieve_model)  # model ids may hold slashes
             if route is not None:
                 method, handler = route
                 if scope["method"] != method:

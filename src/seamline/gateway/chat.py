@@ -25,6 +25,7 @@ from seamline.gateway.server.http import (
     Scope,
     Send,
     bearer_token,
+    call_headers,
     cancelled,
     disconnect_watcher,
     fail_call,
@@ -60,7 +61,7 @@ CLIENT_CLOSED_REQUEST = 499  # nginx's convention for a client that went away
 
 async def chat_completions(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
     event = new_event(scope, ROUTE)
-    headers: dict[str, str] = {"x-seamline-request-id": event.request_id}
+    headers: dict[str, str] = call_headers(event)
     content_logging = "none"  # until the key tells whose policy applies
     try:
         body = parse_json_object(await read_body(receive, gateway.config.max_body_bytes))

@@ -1,19 +1,22 @@
-"""The smaller ``/v1`` endpoints: embeddings and the model list."""
+"""The smaller ``/v1`` endpoints: embeddings, the model list and one model, and the answer
+to the legacy completions route."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import orjson
 
-from seamline.core.errors import InvalidInput, SeamlineError
+from seamline.core.errors import InvalidInput, NotFound, SeamlineError
 from seamline.gateway.core import Gateway
 from seamline.gateway.server.http import (
     Receive,
     Scope,
     Send,
     bearer_token,
+    call_headers,
     cancelled,
     fail_call,
     new_event,
@@ -30,25 +33,25 @@ from seamline.providers.base import ChatResult, Deployment
 from seamline.telemetry.tokens import count_text
 
 EMBEDDINGS = "/v1/embeddings"
+MODELS_PREFIX = "/v1/models/"
+MAX_EMBEDDING_INPUTS = 2048  # OpenAI's own limit per request
 
 
 async def embeddings(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
     event = new_event(scope, EMBEDDINGS)
-    headers = {"x-seamline-request-id": event.request_id}
+    headers = call_headers(event)
     try:
         body = parse_json_object(await read_body(receive, gateway.config.max_body_bytes))
         actor, generation = await gateway.view.authenticate(bearer_token(scope))
         admit_caller(event, actor)
-        model, text = body.get("model"), body.get("input")
+        model = body.get("model")
         if not isinstance(model, str) or not model:
             raise InvalidInput("'model' is required and must be a string", param="model")
-        if not isinstance(text, (str, list)) or not text:
-            raise InvalidInput("'input' must be a string or a non-empty array", param="input")
+        inputs = embedding_inputs(body)
         event.model_requested = model
         check_model(actor, model)
         scopes = limit_scopes(gateway.config, actor, model)
         headers.update((await gateway.limiter.admit(scopes)).headers())
-        texts = [text] if isinstance(text, str) else [str(t) for t in text]
         catalog = await gateway.catalog_for(actor, generation, model)
         reservation = await gateway.budgets.reserve(
             actor,
@@ -56,7 +59,7 @@ async def embeddings(gateway: Gateway, scope: Scope, receive: Receive, send: Sen
                 gateway.router,
                 catalog,
                 model,
-                lambda tokenizer: _count(tokenizer, texts, upper_bound=True)[0],
+                lambda tokenizer: _count(tokenizer, inputs, upper_bound=True)[0],
                 0,
             ),
         )
@@ -74,7 +77,7 @@ async def embeddings(gateway: Gateway, scope: Scope, receive: Receive, send: Sen
                 event.prompt_tokens = result.usage.prompt_tokens
             else:
                 event.prompt_tokens, event.tokens_estimated = _count(
-                    attempt.deployment.upstream_model, texts
+                    attempt.deployment.upstream_model, inputs
                 )
             event.cost_usd = attempt.deployment.price.cost(event.prompt_tokens, 0)
         finally:
@@ -91,8 +94,54 @@ async def embeddings(gateway: Gateway, scope: Scope, receive: Receive, send: Sen
         gateway.emit(event)
 
 
-def _count(model: str, texts: list[str], *, upper_bound: bool = False) -> tuple[int, bool]:
-    counts = [count_text(model, t, upper_bound=upper_bound) for t in texts]
+def embedding_inputs(body: dict[str, Any]) -> list[str | list[int]]:
+    """The inputs of an embeddings request, each a text or an array of token ids (what
+    LangChain sends by default), checked as OpenAI checks them; and its options."""
+    raw = body.get("input")
+    if isinstance(raw, str):
+        inputs: list[str | list[int]] = [raw]
+    elif isinstance(raw, list) and raw and all(_is_token_id(t) for t in raw):
+        inputs = [raw]
+    elif isinstance(raw, list) and raw and all(_is_text_or_ids(t) for t in raw):
+        inputs = raw
+    else:
+        raise InvalidInput(
+            "'input' must be a string, an array of strings, an array of token ids or an "
+            "array of token-id arrays, none of them empty",
+            param="input",
+        )
+    if not all(inputs) or len(inputs) > MAX_EMBEDDING_INPUTS:
+        raise InvalidInput(
+            f"'input' must hold 1 to {MAX_EMBEDDING_INPUTS} non-empty items", param="input"
+        )
+    if body.get("encoding_format") not in (None, "float", "base64"):
+        raise InvalidInput("'encoding_format' must be 'float' or 'base64'", param="encoding_format")
+    dimensions = body.get("dimensions")
+    if dimensions is not None and not (_is_token_id(dimensions) and dimensions > 0):
+        raise InvalidInput("'dimensions' must be a positive integer", param="dimensions")
+    return inputs
+
+
+def _is_token_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_text_or_ids(value: object) -> bool:
+    return isinstance(value, str) or (
+        isinstance(value, list) and all(_is_token_id(t) for t in value)
+    )
+
+
+def _count(
+    model: str, inputs: list[str | list[int]], *, upper_bound: bool = False
+) -> tuple[int, bool]:
+    """Tokens read: a token-id array counts as its length, exactly."""
+    counts = [
+        count_text(model, item, upper_bound=upper_bound)
+        if isinstance(item, str)
+        else (len(item), False)
+        for item in inputs
+    ]
     return sum(c[0] for c in counts), any(c[1] for c in counts)
 
 
@@ -104,14 +153,42 @@ async def list_models(gateway: Gateway, scope: Scope, receive: Receive, send: Se
         return
     created = int(time.time())
     data = [
-        {
-            "id": name,
-            "object": "model",
-            "created": created,
-            "owned_by": "seamline",
-            "kind": entry.kind,
-        }
+        _model_object(name, entry.kind, created)
         for name, entry in sorted(gateway.catalog.entries.items())
         if actor.may_call(name)
     ]
     await send_json(send, 200, {"object": "list", "data": data})
+
+
+async def retrieve_model(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
+    """``GET /v1/models/{id}`` (``client.models.retrieve``): a configured model, or the
+    project's registry model of that name; 404 for one the key may not call, as for one that
+    does not exist, so that a key learns nothing about models beyond its own."""
+    name = scope["path"].rstrip("/")[len(MODELS_PREFIX) :]
+    try:
+        actor, generation = await gateway.view.authenticate(bearer_token(scope))
+        catalog = await gateway.catalog_for(actor, generation, name) if name else None
+        entry = catalog.entries.get(name) if catalog is not None else None
+        if entry is None or not actor.may_call(name):
+            raise NotFound(f"The model '{name}' does not exist", code="model_not_found")
+    except SeamlineError as exc:
+        await send_error(send, exc)
+        return
+    await send_json(send, 200, _model_object(name, entry.kind, int(time.time())))
+
+
+def _model_object(name: str, kind: str, created: int) -> dict[str, object]:
+    return {"id": name, "object": "model", "created": created, "owned_by": "seamline", "kind": kind}
+
+
+async def legacy_completions(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
+    """``POST /v1/completions`` is OpenAI's legacy text API, which no current chat model
+    serves: say which route to use rather than answer a bare 404."""
+    await send_error(
+        send,
+        NotFound(
+            "/v1/completions (the legacy text completions API) is not served; "
+            "send the prompt as a user message to POST /v1/chat/completions",
+            code="unsupported_route",
+        ),
+    )

@@ -145,6 +145,12 @@ def new_event(scope: Scope, route: str) -> CallEvent:
     return event
 
 
+def call_headers(event: CallEvent) -> dict[str, str]:
+    """The headers every answer to a call carries: its request id under OpenAI's name, which
+    the SDKs expose (``response._request_id``), and under seamline's own."""
+    return {"x-request-id": event.request_id, "x-seamline-request-id": event.request_id}
+
+
 async def fail_call(
     send: Send, event: CallEvent, exc: Exception, headers: dict[str, str], *, response_started: bool
 ) -> None:

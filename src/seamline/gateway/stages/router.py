@@ -3,13 +3,19 @@
 Per call: the requested model, then its ordered fallbacks. Per model: up to
 ``max_attempts`` tries over its deployments, chosen by weight, by fewest calls in flight, or
 by lowest recent latency, skipping deployments whose circuit breaker is open and preferring
-ones this call has not failed on. Retryable failures (429, 5xx, timeouts, connection
-errors) back off exponentially, honouring the upstream's ``Retry-After`` up to a cap.
+ones this call has not failed on. Retryable failures (5xx, timeouts, connection errors)
+count against the breaker and back off exponentially.
+
+An upstream 429 says the deployment is well but busy: it is set aside for its
+``Retry-After`` (no breaker failure), and the call moves on at once to another replica or a
+fallback. When every one is set aside, the caller gets a 429 with the soonest Retry-After
+rather than a 502, so its SDK backs off as it would against the provider itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -79,6 +85,7 @@ class Breaker:
 class DeploymentStats:
     in_flight: int = 0
     latency_ms: float | None = None
+    rate_limited_until: float = 0.0  # time.monotonic() when its upstream's Retry-After ends
 
 
 @dataclass
@@ -135,8 +142,13 @@ class Router:
         return entries
 
     def choose(self, entry: ModelEntry, avoid: set[str]) -> Deployment | None:
+        now = time.monotonic()
         candidates = [d for d in entry.deployments if d.id not in avoid] or entry.deployments
-        usable = [d for d in candidates if self.breaker(d).allows()]
+        usable = [
+            d
+            for d in candidates
+            if self.breaker(d).allows() and self._stats(d).rate_limited_until <= now
+        ]
         if not usable:
             return None
         closed = [d for d in usable if self.breaker(d).state == "closed"]
@@ -175,9 +187,7 @@ class Router:
             for try_number in range(self.config.max_attempts):
                 deployment = self.choose(entry, avoid)
                 if deployment is None:
-                    last = last or UpstreamError(
-                        f"{entry.name}: every deployment's circuit breaker is open", retryable=True
-                    )
+                    last = last or self._unavailable(entry)
                     break
                 attempt.deployment, attempt.model = deployment, entry.name
                 attempt.count += 1
@@ -188,6 +198,16 @@ class Router:
                     result = await send(deployment)
                 except UpstreamError as exc:
                     attempt.failed.append(deployment.id)
+                    if exc.status == 429:
+                        self.breaker(deployment).release()
+                        stats.rate_limited_until = time.monotonic() + (
+                            exc.retry_after
+                            if exc.retry_after is not None
+                            else self._backoff(try_number, None)
+                        )
+                        last = exc
+                        avoid.add(deployment.id)
+                        continue
                     if not exc.retryable:
                         # The request was refused, not the deployment: a caller's bad
                         # parameters must not open the breaker for every tenant.
@@ -242,6 +262,26 @@ class Router:
 
         return await self.call(model, attempt, first_chunk, catalog)
 
+    def _unavailable(self, entry: ModelEntry) -> UpstreamError:
+        """Why no deployment of ``entry`` can take a call now: rate limits when any of them
+        is set aside for one (with the soonest end), otherwise open breakers."""
+        now = time.monotonic()
+        waits = [
+            self._stats(d).rate_limited_until - now
+            for d in entry.deployments
+            if self._stats(d).rate_limited_until > now
+        ]
+        if waits:
+            return UpstreamError(
+                f"{entry.name}: every deployment is rate limited by its upstream",
+                status=429,
+                retryable=True,
+                retry_after=min(waits),
+            )
+        return UpstreamError(
+            f"{entry.name}: every deployment's circuit breaker is open", retryable=True
+        )
+
     def _backoff(self, try_number: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, self.config.max_backoff_s)
@@ -267,7 +307,7 @@ def _as_gateway_error(exc: UpstreamError) -> SeamlineError:
     if exc.timeout:
         return UpstreamTimeout(exc.message)
     if exc.status == 429:
-        headers = {"Retry-After": str(int(exc.retry_after or 1))}
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after or 1)))}
         return RateLimited(f"upstream rate limit: {exc.message}", headers=headers)
     if exc.status is not None and 400 <= exc.status < 500 and exc.status not in (401, 403):
         # The upstream refused the request itself (a bad parameter): the caller's to fix.

@@ -49,11 +49,18 @@ class RateState:
 
 
 def over_limit(scope: LimitScope, kind: str, reset_s: float, limit: int) -> RateLimited:
+    """The refusal, with the ``x-ratelimit-*`` headers of the exhausted limit as OpenAI sends
+    them, so a client's backoff reads the same numbers here as from the provider."""
     retry = max(1, int(reset_s + 0.999))
     return RateLimited(
         f"Rate limit reached for {scope.name}: {limit} {kind} per minute. Retry in {retry}s.",
         code="rate_limit_exceeded",
-        headers={"Retry-After": str(retry)},
+        headers={
+            "Retry-After": str(retry),
+            f"x-ratelimit-limit-{kind}": str(limit),
+            f"x-ratelimit-remaining-{kind}": "0",
+            f"x-ratelimit-reset-{kind}": f"{retry}s",
+        },
     )
 
 
