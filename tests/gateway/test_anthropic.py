@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 
 import pytest
+from pydantic import BaseModel
 
 from seamline.core.settings import ModelConfig, ModelPrices
 from tests.gateway.conftest import RunningGateway
@@ -145,3 +146,50 @@ def test_streamed_text_and_tool_calls(claude: RunningGateway) -> None:
     assert [c.choices[0].finish_reason for c in tool_chunks if c.choices][-1] == "tool_calls"
     rows = claude.events(2)
     assert [r["completion_tokens"] for r in rows] == [5, 5]
+
+
+class City(BaseModel):
+    city: str
+
+
+def test_structured_output_through_a_forced_output_tool(claude: RunningGateway) -> None:
+    client = claude.client()
+    parsed = client.chat.completions.parse(
+        model="claude",
+        messages=[{"role": "user", "content": "Where is it sunny?"}],
+        response_format=City,
+    )
+    sent = claude.upstreams["primary"].requests[-1]
+    [tool] = sent["tools"]
+    assert tool["input_schema"]["properties"] == {"city": {"title": "City", "type": "string"}}
+    assert sent["tool_choice"] == {"type": "tool", "name": tool["name"]}
+    choice = parsed.choices[0]
+    assert (choice.finish_reason, choice.message.parsed) == ("stop", City(city="Oslo"))
+    assert not choice.message.tool_calls
+
+    chunks = list(
+        client.chat.completions.create(
+            model="claude",
+            messages=[{"role": "user", "content": "Where is it sunny?"}],
+            response_format={"type": "json_object"},
+            stream=True,
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert json.loads(text) == {"city": "Oslo"}
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+
+
+def test_structured_output_beside_real_tools_leaves_the_tools_callable(
+    claude: RunningGateway,
+) -> None:
+    reply = claude.client().chat.completions.create(
+        model="claude",
+        messages=[{"role": "user", "content": "Weather in Oslo?"}],
+        tools=[WEATHER_TOOL],
+        response_format={"type": "json_object"},
+    )  # type: ignore[list-item]
+    sent = claude.upstreams["primary"].requests[-1]
+    assert [t["name"] for t in sent["tools"]] == ["get_weather", "structured_output"]
+    assert sent["tool_choice"] == {"type": "any"}
+    assert reply.choices[0].message.tool_calls[0].function.name == "get_weather"  # type: ignore[index]

@@ -3,9 +3,12 @@
 Requests: system and developer messages become ``system``; tool calls become ``tool_use``
 blocks and tool results ``tool_result`` blocks in a user turn; consecutive turns of one role
 merge (the API wants them alternating); ``max_tokens`` is required there, so a default fills
-in. Answers: text and ``tool_use`` blocks become ``content`` and ``tool_calls``; stop reasons
-and usage map to OpenAI's names. Streams: Anthropic's typed events become chunk objects, and
-the final usage arrives as OpenAI's usage chunk.
+in. ``response_format`` (JSON object or JSON Schema) becomes one more tool, forced, whose
+input is the answer: Anthropic's tool use constrains arguments to a schema on every model,
+while its own structured-output mode does not exist on all of them. Answers: text and
+``tool_use`` blocks become ``content`` and ``tool_calls`` (the output tool's input becomes
+the ``content``); stop reasons and usage map to OpenAI's names. Streams: Anthropic's typed
+events become chunk objects, and the final usage arrives as OpenAI's usage chunk.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from seamline.providers.base import (
 from seamline.providers.http_upstream import HttpUpstream, parse_json
 
 ANTHROPIC_VERSION = "2023-06-01"
+OUTPUT_TOOL = "structured_output"  # the tool whose input carries a response_format answer
 DEFAULT_MAX_TOKENS = 4096
 STOP_REASONS = {
     "end_turn": "stop",
@@ -155,9 +159,37 @@ def to_anthropic(body: dict[str, Any]) -> dict[str, Any]:
         choice = _tool_choice(body.get("tool_choice"))
         if choice:
             request["tool_choice"] = choice
+    output = _output_tool(body.get("response_format"))
+    if output is not None:
+        tools = request.setdefault("tools", [])
+        if any(t["name"] == OUTPUT_TOOL for t in tools):
+            raise UpstreamError(
+                f"a tool named {OUTPUT_TOOL!r} cannot be used with response_format on an "
+                "Anthropic model",
+                status=400,
+            )
+        tools.append(output)
+        # Without tools of its own the model must answer through the output tool; with
+        # them it may call one of those first, and answers through the output tool last.
+        forced = {"type": "tool", "name": OUTPUT_TOOL}
+        request["tool_choice"] = forced if len(tools) == 1 else {"type": "any"}
     if body.get("user"):
         request["metadata"] = {"user_id": str(body["user"])}
     return request
+
+
+def _output_tool(response_format: Any) -> dict[str, Any] | None:
+    if not isinstance(response_format, dict) or response_format.get("type") == "text":
+        return None
+    schema: dict[str, Any] = {"type": "object"}
+    if response_format.get("type") == "json_schema":
+        spec = response_format.get("json_schema") or {}
+        schema = spec.get("schema") or schema
+    return {
+        "name": OUTPUT_TOOL,
+        "description": "Give your final answer by calling this tool; its input is the answer.",
+        "input_schema": schema,
+    }
 
 
 def from_anthropic(answer: dict[str, Any], model: str) -> dict[str, Any]:
@@ -166,6 +198,8 @@ def from_anthropic(answer: dict[str, Any], model: str) -> dict[str, Any]:
     for block in answer.get("content") or []:
         if block.get("type") == "text":
             texts.append(block.get("text", ""))
+        elif block.get("type") == "tool_use" and block.get("name") == OUTPUT_TOOL:
+            texts.append(orjson.dumps(block.get("input") or {}).decode())
         elif block.get("type") == "tool_use":
             calls.append(
                 {
@@ -189,7 +223,7 @@ def from_anthropic(answer: dict[str, Any], model: str) -> dict[str, Any]:
             {
                 "index": 0,
                 "message": message,
-                "finish_reason": STOP_REASONS.get(answer.get("stop_reason") or "", "stop"),
+                "finish_reason": _finish(answer.get("stop_reason"), bool(calls)),
             }
         ],
         "usage": _usage(answer.get("usage") or {}),
@@ -205,6 +239,7 @@ class _StreamState:
         self.created = int(time.time())
         self.usage: dict[str, Any] = {}
         self.tool_index: dict[int, int] = {}  # content block index -> tool call index
+        self.output_block: int | None = None  # the content block of the output tool
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         return {
@@ -223,6 +258,9 @@ class _StreamState:
             return [self._chunk({"role": "assistant", "content": ""})]
         if kind == "content_block_start":
             block = data.get("content_block") or {}
+            if block.get("type") == "tool_use" and block.get("name") == OUTPUT_TOOL:
+                self.output_block = data.get("index", 0)
+                return []
             if block.get("type") == "tool_use":
                 index = self.tool_index.setdefault(data.get("index", 0), len(self.tool_index))
                 return [
@@ -246,6 +284,10 @@ class _StreamState:
             delta = data.get("delta") or {}
             if delta.get("type") == "text_delta":
                 return [self._chunk({"content": delta.get("text", "")})]
+            if delta.get("type") == "input_json_delta" and data.get("index", 0) == (
+                self.output_block
+            ):
+                return [self._chunk({"content": delta.get("partial_json", "")})]
             if delta.get("type") == "input_json_delta":
                 index = self.tool_index.get(data.get("index", 0), 0)
                 return [
@@ -264,7 +306,7 @@ class _StreamState:
         if kind == "message_delta":
             self.usage.update(data.get("usage") or {})
             reason = (data.get("delta") or {}).get("stop_reason")
-            return [self._chunk({}, STOP_REASONS.get(reason or "", "stop"))]
+            return [self._chunk({}, _finish(reason, bool(self.tool_index)))]
         if kind == "message_stop":
             return [
                 {
@@ -277,6 +319,13 @@ class _StreamState:
                 }
             ]
         return []  # ping, content_block_stop
+
+
+def _finish(stop_reason: str | None, called_tools: bool) -> str:
+    """OpenAI's finish reason; a turn that ended in the output tool alone simply stopped."""
+    if stop_reason == "tool_use" and not called_tools:
+        return "stop"
+    return STOP_REASONS.get(stop_reason or "", "stop")
 
 
 def _usage(usage: dict[str, Any]) -> dict[str, Any]:
