@@ -109,6 +109,14 @@ class BudgetExceeded(SeamlineError):
     default_code = "budget_exceeded"
 
 
+class InternalError(SeamlineError):
+    """A bug of ours: the answer names the request id, never a traceback."""
+
+    status = 500
+    type = "api_error"
+    default_code = "internal_error"
+
+
 class UpstreamFailed(SeamlineError):
     """The model provider failed after retries and fallbacks."""
 

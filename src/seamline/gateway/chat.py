@@ -1,8 +1,10 @@
-"""``POST /v1/chat/completions``: the request path of DESIGN.md, stage by stage.
+"""The request path of DESIGN.md, stage by stage, for every chat dialect.
 
 auth -> resolve (prompt, canary arm) -> limits -> route (retries, fallbacks, breaker) ->
 provider -> response -> emit. The event is created on arrival and emitted exactly once in
 ``finally``, whatever happened: success, refusal, upstream failure, client disconnect.
+``POST /v1/chat/completions`` runs it in OpenAI's chat format; other wire formats
+(``gateway/dialects``) translate into it and out of it around the same stages.
 """
 
 from __future__ import annotations
@@ -15,16 +17,15 @@ import random
 import time
 from typing import Any
 
-import orjson
-
-from seamline.core.errors import PermissionDenied
+from seamline.core.errors import PermissionDenied, UpstreamFailed
 from seamline.gateway.catalog import ModelCatalog
 from seamline.gateway.core import Gateway
+from seamline.gateway.dialects import Dialect, StreamWriter
+from seamline.gateway.dialects.openai import ChatCompletions
 from seamline.gateway.server.http import (
     Receive,
     Scope,
     Send,
-    bearer_token,
     call_headers,
     cancelled,
     disconnect_watcher,
@@ -54,21 +55,28 @@ from seamline.telemetry.event import STATUS_ERROR, STATUS_OK, CallEvent
 from seamline.telemetry.tokens import count_messages, count_text
 
 log = logging.getLogger("seamline.gateway")
-ROUTE = "/v1/chat/completions"
+CHAT = ChatCompletions()
 CANARY, SHADOW, CONTROL = "canary", "shadow", "control"
 CLIENT_CLOSED_REQUEST = 499  # nginx's convention for a client that went away
 
 
 async def chat_completions(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
-    event = new_event(scope, ROUTE)
+    await serve_chat(gateway, scope, receive, send, CHAT)
+
+
+async def serve_chat(
+    gateway: Gateway, scope: Scope, receive: Receive, send: Send, dialect: Dialect
+) -> None:
+    """One call in ``dialect``, through every stage of the request path."""
+    event = new_event(scope, dialect.route)
     headers: dict[str, str] = call_headers(event)
     content_logging = "none"  # until the key tells whose policy applies
     try:
-        body = parse_json_object(await read_body(receive, gateway.config.max_body_bytes))
-        actor, generation = await gateway.view.authenticate(bearer_token(scope))
+        raw_body = parse_json_object(await read_body(receive, gateway.config.max_body_bytes))
+        actor, generation = await gateway.view.authenticate(dialect.credentials(scope))
         content_logging = actor.project.content_logging
         admit_caller(event, actor)
-        request = parse_chat_request(body)
+        request = parse_chat_request(dialect.to_chat(raw_body))
         event.model_requested, event.stream = request.model, request.stream
         event.user_id, event.session_id = request.user_id, request.session_id
         event.use_case = request.use_case
@@ -86,7 +94,7 @@ async def chat_completions(gateway: Gateway, scope: Scope, receive: Receive, sen
             key = cache_key(actor.project.id, {**forwarded, "model": model})
             cached = await gateway.cache.get(key)
             if cached is not None:
-                await _replay(request, cached, event, headers, send)
+                await _replay(dialect, request, cached, event, headers, send)
                 return
             headers["x-seamline-cache"] = "miss"
         reservation = await gateway.budgets.reserve(
@@ -94,11 +102,14 @@ async def chat_completions(gateway: Gateway, scope: Scope, receive: Receive, sen
         )
         try:
             if request.stream:
+                writer = dialect.writer(request.model, request.include_usage)
                 answer = await _stream(
-                    gateway, request, forwarded, model, event, headers, receive, send, catalog
+                    gateway, writer, forwarded, model, event, headers, receive, send, catalog
                 )
             else:
-                answer = await _complete(gateway, forwarded, model, event, headers, send, catalog)
+                answer = await _complete(
+                    gateway, dialect, forwarded, model, event, headers, send, catalog
+                )
         finally:
             await gateway.budgets.settle(reservation, event.cost_usd)
             await gateway.limiter.add_tokens(scopes, event.prompt_tokens + event.completion_tokens)
@@ -110,7 +121,14 @@ async def chat_completions(gateway: Gateway, scope: Scope, receive: Receive, sen
         cancelled(event)
         raise
     except Exception as exc:
-        await fail_call(send, event, exc, headers, response_started=event.ttft_ms is not None)
+        await fail_call(
+            send,
+            event,
+            exc,
+            headers,
+            response_started=event.ttft_ms is not None,
+            body=dialect.error_body,
+        )
     finally:
         event.apply_content_policy(content_logging)
         gateway.emit(event)
@@ -213,6 +231,7 @@ def _most_it_can_cost(
 
 async def _complete(
     gateway: Gateway,
+    dialect: Dialect,
     body: dict[str, Any],
     model: str,
     event: CallEvent,
@@ -238,13 +257,13 @@ async def _complete(
     event.response_content = message
     _account(gateway, event, attempt.deployment, body, result.usage, message.get("content") or "")
     headers["x-seamline-model"] = event.model_used or model
-    await send_bytes(send, 200, result.raw or orjson.dumps(result.body), headers)
+    await send_bytes(send, 200, dialect.answer(result.body, result.raw), headers)
     return result.body
 
 
 async def _stream(
     gateway: Gateway,
-    request: ChatRequest,
+    writer: StreamWriter,
     body: dict[str, Any],
     model: str,
     event: CallEvent,
@@ -302,23 +321,16 @@ async def _stream(
                     text.append(delta["content"])
                 cacheable = cacheable and not delta.get("tool_calls")
                 event.finish_reason = choice.get("finish_reason") or event.finish_reason
-            if choices or request.include_usage:
-                await send_chunk(send, chunk.raw or _sse(chunk.data))
+            if data := writer.chunk(chunk.data, chunk.raw):
+                await send_chunk(send, data)
             chunk = await anext(chunks, None)
         else:
-            await send_chunk(send, b"data: [DONE]\n\n", more=False)
+            await send_chunk(send, writer.end(), more=False)
     except UpstreamError as exc:
         # Mid-stream: the status line is gone; end the stream with an error event.
-        event.fail(STATUS_ERROR, 502, "upstream_stream_error", exc.message)
-        error = {
-            "error": {
-                "type": "api_error",
-                "code": "upstream_stream_error",
-                "message": exc.message,
-                "param": None,
-            }
-        }
-        await send_chunk(send, _sse(error), more=False)
+        error = UpstreamFailed(exc.message, code="upstream_stream_error")
+        event.fail(STATUS_ERROR, error.status, error.code, error.message)
+        await send_chunk(send, writer.fail(error), more=False)
     finally:
         watcher.cancel()
         await _close(chunks)
@@ -347,6 +359,7 @@ async def _stream(
 
 
 async def _replay(
+    dialect: Dialect,
     request: ChatRequest,
     answer: dict[str, Any],
     event: CallEvent,
@@ -361,17 +374,15 @@ async def _replay(
     event.response_content = choice.get("message")
     headers["x-seamline-cache"] = "hit"
     if not request.stream:
-        await send_bytes(send, 200, orjson.dumps(answer), headers)
+        await send_bytes(send, 200, dialect.answer(answer, None), headers)
         return
     await start_stream(send, headers)
     event.ttft_ms = (time.perf_counter() - event.started) * 1000
-    for chunk in as_stream(answer, request.include_usage):
-        await send_chunk(send, _sse(chunk))
-    await send_chunk(send, b"data: [DONE]\n\n", more=False)
-
-
-def _sse(data: dict[str, Any]) -> bytes:
-    return b"data: " + orjson.dumps(data) + b"\n\n"
+    writer = dialect.writer(request.model, request.include_usage)
+    for chunk in as_stream(answer, include_usage=True):
+        if data := writer.chunk(chunk, None):
+            await send_chunk(send, data)
+    await send_chunk(send, writer.end(), more=False)
 
 
 async def _close(chunks: Any) -> None:
@@ -412,7 +423,7 @@ async def _shadow_call(
 ) -> None:
     """Call the shadow version with the live call's inputs; record it, return it to no one."""
     event = CallEvent(
-        route=ROUTE, arm=SHADOW, parent_request_id=live.request_id, trace_id=live.trace_id
+        route=CHAT.route, arm=SHADOW, parent_request_id=live.request_id, trace_id=live.trace_id
     )
     admit_caller(event, actor)  # the live call was admitted: this only attributes it
     event.user_id, event.session_id, event.use_case = live.user_id, live.session_id, live.use_case
@@ -433,7 +444,7 @@ async def _shadow_call(
             actor, lambda: _most_it_can_cost(gateway, catalog, model, body)
         )
         try:
-            await _complete(gateway, body, model, event, {}, _discard, catalog)
+            await _complete(gateway, CHAT, body, model, event, {}, _discard, catalog)
         finally:
             await gateway.budgets.settle(reservation, event.cost_usd)
     except asyncio.CancelledError:

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from seamline.core.errors import InvalidInput, PayloadTooLarge, SeamlineError
+from seamline.core.errors import InternalError, InvalidInput, PayloadTooLarge, SeamlineError
 from seamline.telemetry.event import STATUS_BLOCKED, STATUS_ERROR, CallEvent
 from seamline.telemetry.otel import parse_traceparent
 
@@ -104,10 +104,23 @@ async def send_json(
     await send_bytes(send, status, orjson.dumps(value), headers)
 
 
+ErrorBody = Callable[[SeamlineError], dict[str, Any]]
+
+
 async def send_error(
-    send: Send, error: SeamlineError, headers: dict[str, str] | None = None
+    send: Send,
+    error: SeamlineError,
+    headers: dict[str, str] | None = None,
+    body: ErrorBody = SeamlineError.to_dict,
 ) -> None:
-    await send_json(send, error.status, error.to_dict(), {**(headers or {}), **error.headers})
+    """The error answer; ``body`` shapes it for the client's dialect (OpenAI's by default)."""
+    await send_json(send, error.status, body(error), {**(headers or {}), **error.headers})
+
+
+def sse_event(data: dict[str, Any], name: str | None = None) -> bytes:
+    """One server-sent event; ``name`` for dialects whose events are typed."""
+    payload = b"data: " + orjson.dumps(data) + b"\n\n"
+    return payload if name is None else b"event: " + name.encode() + b"\n" + payload
 
 
 async def start_stream(send: Send, headers: dict[str, str] | None = None) -> None:
@@ -152,7 +165,13 @@ def call_headers(event: CallEvent) -> dict[str, str]:
 
 
 async def fail_call(
-    send: Send, event: CallEvent, exc: Exception, headers: dict[str, str], *, response_started: bool
+    send: Send,
+    event: CallEvent,
+    exc: Exception,
+    headers: dict[str, str],
+    *,
+    response_started: bool,
+    body: ErrorBody = SeamlineError.to_dict,
 ) -> None:
     """Record why a call failed on its event and, if nothing was sent yet, answer with the
     OpenAI-style error. An unexpected exception is a bug: logged, and a 500 that names the
@@ -161,20 +180,13 @@ async def fail_call(
         status = STATUS_BLOCKED if exc.status in (401, 403, 429) else STATUS_ERROR
         event.fail(status, exc.status, exc.code, exc.message)
         if not response_started:
-            await send_error(send, exc, headers)
+            await send_error(send, exc, headers, body)
         return
     log.exception("unexpected error in %s", event.route)
     event.fail(STATUS_ERROR, 500, "internal_error", repr(exc))
     if not response_started:
-        body = {
-            "error": {
-                "type": "api_error",
-                "code": "internal_error",
-                "param": None,
-                "message": f"internal error; request id {event.request_id}",
-            }
-        }
-        await send_json(send, 500, body, headers)
+        internal = InternalError(f"internal error; request id {event.request_id}")
+        await send_error(send, internal, headers, body)
 
 
 def cancelled(event: CallEvent) -> None:
