@@ -10,16 +10,19 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 from fastapi import FastAPI
 
 from seamline.api.app import create_app
 from seamline.core.errors import AuthenticationFailed, MethodNotAllowed
 from seamline.core.settings import Settings
-from seamline.gateway.chat import chat_completions
+from seamline.gateway.chat import chat_completions, serve_chat
 from seamline.gateway.core import Gateway
 from seamline.gateway.endpoints import (
+    MESSAGES,
     MODELS_PREFIX,
+    count_tokens,
     embeddings,
     legacy_completions,
     list_models,
@@ -60,6 +63,8 @@ ROUTES: dict[str, tuple[str, Handler]] = {
     "/v1/embeddings": ("POST", embeddings),
     "/v1/models": ("GET", list_models),
     "/v1/completions": ("POST", legacy_completions),
+    "/v1/messages": ("POST", partial(serve_chat, dialect=MESSAGES)),
+    "/v1/messages/count_tokens": ("POST", count_tokens),
     "/metrics": ("GET", metrics),
 }
 

@@ -1,5 +1,5 @@
-"""The smaller ``/v1`` endpoints: embeddings, the model list and one model, and the answer
-to the legacy completions route."""
+"""The smaller ``/v1`` endpoints: embeddings, the model list and one model, token counts
+for the Messages API, and the answer to the legacy completions route."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import orjson
 
 from seamline.core.errors import InvalidInput, NotFound, SeamlineError
 from seamline.gateway.core import Gateway
+from seamline.gateway.dialects.anthropic import AnthropicMessages, messages_to_chat
 from seamline.gateway.server.http import (
     Receive,
     Scope,
@@ -30,10 +31,11 @@ from seamline.gateway.stages.calls import admit_caller, check_model, limit_scope
 from seamline.gateway.stages.request import upstream_body
 from seamline.gateway.stages.router import Attempt
 from seamline.providers.base import ChatResult, Deployment
-from seamline.telemetry.tokens import count_text
+from seamline.telemetry.tokens import count_messages, count_text
 
 EMBEDDINGS = "/v1/embeddings"
 MODELS_PREFIX = "/v1/models/"
+MESSAGES = AnthropicMessages()
 MAX_EMBEDDING_INPUTS = 2048  # OpenAI's own limit per request
 
 
@@ -179,6 +181,24 @@ async def retrieve_model(gateway: Gateway, scope: Scope, receive: Receive, send:
 
 def _model_object(name: str, kind: str, created: int) -> dict[str, object]:
     return {"id": name, "object": "model", "created": created, "owned_by": "seamline", "kind": kind}
+
+
+async def count_tokens(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
+    """``POST /v1/messages/count_tokens``: the input tokens of a Messages request, counted
+    with the tokenizer of the model that would serve it (the first deployment's)."""
+    try:
+        body = parse_json_object(await read_body(receive, gateway.config.max_body_bytes))
+        actor, generation = await gateway.view.authenticate(MESSAGES.credentials(scope))
+        chat = messages_to_chat({"max_tokens": 1, **body})
+        check_model(actor, chat["model"])
+        catalog = await gateway.catalog_for(actor, generation, chat["model"])
+        tokenizer = catalog.get(chat["model"]).deployments[0].upstream_model
+        tools = orjson.dumps(chat.get("tools") or []).decode() if chat.get("tools") else ""
+        tokens = count_messages(tokenizer, chat["messages"])[0] + count_text(tokenizer, tools)[0]
+    except SeamlineError as exc:
+        await send_error(send, exc, body=MESSAGES.error_body)
+        return
+    await send_json(send, 200, {"input_tokens": tokens})
 
 
 async def legacy_completions(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
