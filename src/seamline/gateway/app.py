@@ -19,6 +19,7 @@ from seamline.core.errors import AuthenticationFailed, MethodNotAllowed
 from seamline.core.settings import Settings
 from seamline.gateway.chat import chat_completions, serve_chat
 from seamline.gateway.core import Gateway
+from seamline.gateway.dialects.responses import RESPONSES
 from seamline.gateway.endpoints import (
     MESSAGES,
     MODELS_PREFIX,
@@ -65,6 +66,7 @@ ROUTES: dict[str, tuple[str, Handler]] = {
     "/v1/completions": ("POST", legacy_completions),
     "/v1/messages": ("POST", partial(serve_chat, dialect=MESSAGES)),
     "/v1/messages/count_tokens": ("POST", count_tokens),
+    "/v1/responses": ("POST", partial(serve_chat, dialect=RESPONSES)),
     "/metrics": ("GET", metrics),
 }
 
