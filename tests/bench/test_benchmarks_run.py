@@ -29,6 +29,14 @@ def test_gateway_overhead_benchmark_runs() -> None:
     rows = [line for line in out.splitlines() if line.startswith(("non-streamed", "streamed"))]
     assert len(rows) == 2
     assert all(line.rstrip().endswith("| 0") for line in rows)  # no errors in any cell
+    # seamline's CPU per request against the bare floor's, measured in the same run
+    assert "bare CPU ms/req" in out and "CPU ratio" in out
+    assert all(line.split("|")[-2].strip().endswith("x") for line in rows)
+
+
+def test_gateway_profile_runs_without_py_spy() -> None:
+    out = _run("bench.profile_gateway", "--seconds", "0.5", "--concurrency", "2")
+    assert "0 errors" in out and "main (event loop)" in out
 
 
 def test_registry_benchmark_runs() -> None:
