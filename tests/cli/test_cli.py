@@ -188,6 +188,8 @@ def test_up_sets_up_examples_and_a_key_without_serving(tmp_path: Path) -> None:
     run = _runner({**os.environ, "SEAMLINE_HOME": str(tmp_path / "home")})
     first = run("up", "--no-serve").stdout
     assert "created  prompt support-answer v1" in first and "API key: sk-seam-" in first
+    # The snippet names the interpreter that has the openai package, not a bare python.
+    assert f"\n{sys.executable} - <<'PY'\n" in first
     second = run("up", "--no-serve").stdout
     assert "unchanged  prompt support-answer v1" in second and "shown when created" in second
 

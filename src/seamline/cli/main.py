@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shlex
 import shutil
 import sys
 import tomllib
@@ -131,7 +133,7 @@ def up(
     typer.echo(f"API key: {key}")
     typer.echo(
         "\ntry it (the embedded model is SmolLM2-135M: small, local, free):\n"
-        "python - <<'PY'\n"
+        f"{_python_with_openai()} - <<'PY'\n"
         "from openai import OpenAI\n"
         f"client = OpenAI(base_url='{url}/v1', api_key='{shown}')\n"
         "reply = client.chat.completions.create(model='local-smollm2', max_tokens=40,\n"
@@ -147,6 +149,15 @@ def up(
     )
     if not no_serve:
         serve(host=host, port=port, workers=1)
+
+
+def _python_with_openai() -> str:
+    """The interpreter to paste: this one, which has the ``openai`` package when seamline's
+    dev extra is installed; a bare ``python`` on a fresh machine has none."""
+    python = shlex.quote(sys.executable)
+    if importlib.util.find_spec("openai") is None:
+        return f"{python} -m pip install openai && {python}"
+    return python
 
 
 def main() -> None:
