@@ -165,3 +165,20 @@ def test_content_logging_follows_the_project_policy(
     [event] = gateway.events()
     assert event["request_content"] == stored
     assert "[primary]" not in str(event["response_content"])
+
+
+def test_azure_openai_clients_call_deployments_by_path(gateway: RunningGateway) -> None:
+    client = openai.AzureOpenAI(
+        azure_endpoint=gateway.url, api_key=gateway.key, api_version="2024-10-21", max_retries=0
+    )
+    reply = client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+    assert reply.choices[0].message.content == "[primary] echo: hello there"
+    raw = httpx.post(  # a raw REST client: the deployment in the path, no model in the body
+        f"{gateway.url}/openai/deployments/backup-model/chat/completions?api-version=2024-10-21",
+        headers={"api-key": gateway.key},
+        json={"messages": HELLO},
+    )
+    assert raw.json()["choices"][0]["message"]["content"].startswith("[backup]")
+    events = gateway.events(2)
+    assert [e["model_used"] for e in events] == ["gpt-4o-mini", "backup-model"]
+    assert {e["route"] for e in events} == {"/openai/deployments/chat/completions"}

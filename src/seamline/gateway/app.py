@@ -19,6 +19,7 @@ from seamline.core.errors import AuthenticationFailed, MethodNotAllowed
 from seamline.core.settings import Settings
 from seamline.gateway.chat import chat_completions, serve_chat
 from seamline.gateway.core import Gateway
+from seamline.gateway.dialects.openai import AzureDeploymentChat
 from seamline.gateway.dialects.responses import RESPONSES
 from seamline.gateway.endpoints import (
     MESSAGES,
@@ -71,6 +72,17 @@ ROUTES: dict[str, tuple[str, Handler]] = {
 }
 
 
+AZURE_PREFIX = "/openai/deployments/"
+
+
+def _azure_route(rest: str) -> tuple[str, Handler] | None:
+    """Azure OpenAI's chat path, ``{deployment}/chat/completions``, for its clients."""
+    deployment, _, operation = rest.partition("/")
+    if not deployment or operation != "chat/completions":
+        return None
+    return "POST", partial(serve_chat, dialect=AzureDeploymentChat(deployment))
+
+
 class SeamlineServer:
     """ASGI: the gateway's hot-path routes by exact path, the FastAPI app for the rest."""
 
@@ -84,6 +96,8 @@ class SeamlineServer:
             route = ROUTES.get(path)
             if route is None and path.startswith(MODELS_PREFIX):
                 route = ("GET", retrieve_model)  # model ids may hold slashes
+            elif route is None and path.startswith(AZURE_PREFIX):
+                route = _azure_route(path[len(AZURE_PREFIX) :])
             if route is not None:
                 method, handler = route
                 if scope["method"] != method:

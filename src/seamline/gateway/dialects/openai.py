@@ -1,4 +1,5 @@
-"""OpenAI's chat completions: the request path's own format, so the identity."""
+"""OpenAI's chat completions: the request path's own format, so the identity; and Azure
+OpenAI's spelling of it, which names the deployment in the path."""
 
 from __future__ import annotations
 
@@ -27,6 +28,20 @@ class ChatCompletions:
 
     def error_body(self, error: SeamlineError) -> dict[str, Any]:
         return error.to_dict()
+
+
+class AzureDeploymentChat(ChatCompletions):
+    """``POST /openai/deployments/{name}/chat/completions?api-version=...`` with an
+    ``api-key`` header, as Azure OpenAI clients call it: the path names the model (Azure
+    ignores the body's ``model``, and raw clients leave it out)."""
+
+    route = "/openai/deployments/chat/completions"
+
+    def __init__(self, deployment: str) -> None:
+        self.deployment = deployment
+
+    def to_chat(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {**body, "model": self.deployment}
 
 
 class ChatStream:
