@@ -150,6 +150,12 @@ class GatewayConfig(BaseModel):
     max_connections: int = Field(
         default=1000, gt=0, description="open connections per worker; over it: 503"
     )
+    shutdown_grace_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="on SIGTERM, calls in flight (and shadow calls) get this long to finish; "
+        "then they are cancelled, recorded, and the worker exits",
+    )
     cache_ttl_s: float = Field(default=0.0, ge=0, description="exact response cache; 0: off")
     cache_max_entries: int = Field(default=10_000, gt=0, description="per worker, in memory")
     budget_completion_tokens: int = Field(

@@ -107,8 +107,13 @@ class Gateway:
         self.writer.start()
 
     async def stop(self) -> None:
+        """Shadow calls get the shutdown grace, then are cancelled (each records its event);
+        the providers close after, stopping whatever still generates."""
         if self._background:
-            await asyncio.wait(self._background, timeout=30)
+            await asyncio.wait(self._background, timeout=self.config.shutdown_grace_s)
+            for task in self._background:
+                task.cancel()
+            await asyncio.gather(*self._background, return_exceptions=True)
         for provider in self.providers.values():
             await provider.close()
         await self.limiter.close()

@@ -1,0 +1,26 @@
+"""~20 varied strings used to check token ids against llama.cpp."""
+CASES = [
+    "Hello, world!",
+    "The quick brown fox jumps over the lazy dog.",
+    "  leading spaces and trailing spaces   ",
+    "def fib(n):\n    return n if n < 2 else fib(n-1) + fib(n-2)\n",
+    "for (int i = 0; i < 10; ++i) { printf(\"%d\\n\", i); }",
+    "Numbers: 1234567890, 3.14159, -42, 1e-9, 0xFF, 2024-06-01",
+    "Prices $19.99 and €5,00 and ¥1000",
+    "Unicode: naïve café résumé Zürich Ærøskøbing",
+    "日本語のテキストと中文文本",
+    "Emoji 😀🎉👍🏽 and flags 🇫🇷",
+    "Русский текст и ελληνικά",
+    "tabs\tand\nnewlines\n\n\nand\r\nCRLF",
+    "   \n\n   \t  ",
+    "I'm sure you'll see it's what we've done, they'd said.",
+    "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face"
+    "<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n",
+    "Text with <|im_end|> in the middle and <|endoftext|> too",
+    "{\"name\": \"Ada\", \"age\": 36, \"tags\": [\"math\", \"code\"]}",
+    "https://example.com/path?query=1&x=y#frag",
+    "ALLCAPS WORDS and MiXeD CaSe, snake_case and camelCase",
+    "a  b   c    d",
+    "!!!???...---___***",
+    "x" * 50 + " " + "ab" * 30,
+]
