@@ -42,3 +42,8 @@ def test_gateway_profile_runs_without_py_spy() -> None:
 def test_registry_benchmark_runs() -> None:
     out = _run("bench.registry", "--seconds", "0.3", "--calls", "20")
     assert "ratio HTTP / local" in out and "errors 0" in out
+
+
+def test_event_writer_benchmark_runs() -> None:
+    out = _run("bench.event_writer", "--events", "300", "--rounds", "1")
+    assert "x baseline" in out and "EventWriter" in out

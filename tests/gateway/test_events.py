@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -75,3 +76,43 @@ def test_sigterm_under_load_leaves_one_event_per_answered_call(tmp_path: Path) -
         stored = conn.execute(text("SELECT request_id FROM events")).scalars().all()
     engine.dispose()
     assert len(stored) == len(accepted) == len(set(stored))
+
+
+def test_sigterm_with_a_call_that_never_ends_exits_after_the_grace_and_records_it(
+    tmp_path: Path,
+) -> None:
+    # An upstream that takes the request and never answers.
+    with socket.create_server(("127.0.0.1", 0)) as hung:
+        hung.settimeout(20)
+        base_url = f"http://127.0.0.1:{hung.getsockname()[1]}/v1"
+        model = f'[[models]]\nname = "m"\nbase_url = "{base_url}"\n'
+        server = serve(tmp_path, "[gateway]\nshutdown_grace_s = 1\n\n" + model)
+
+        def call() -> int | None:
+            try:
+                return httpx.post(
+                    f"{server.url}/v1/chat/completions",
+                    timeout=60,
+                    headers={"Authorization": f"Bearer {server.key}"},
+                    json={"model": "m", "messages": HELLO},
+                ).status_code
+            except httpx.HTTPError:
+                return None
+
+        try:
+            with ThreadPoolExecutor(1) as pool:
+                pending = pool.submit(call)
+                connection, _ = hung.accept()  # the call is with the upstream
+                # Without a bounded grace uvicorn waits for the call for ever: stop() raises.
+                status = server.stop()
+                answered = pending.result()
+                connection.close()
+        finally:
+            server.stop()
+    assert status in (0, -signal.SIGTERM)
+    assert answered != 200
+    engine = create_engine(f"sqlite:///{server.home / 'seamline.db'}")
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT status, error_type FROM events")).all()
+    engine.dispose()
+    assert len(stored) == 1 and stored[0][0] != "ok", stored

@@ -4,6 +4,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -227,3 +228,76 @@ def test_a_torn_spill_line_is_set_aside_once_and_swallows_no_later_event(
     up.close()
     assert _stored(db) == {e.request_id for e in [before, *after]} and not spill.exists()
     assert up.rejected_file.read_text() == torn + "\n"
+
+
+def test_rows_read_back_as_the_events_were_whatever_their_text(
+    db: Database, tmp_path: Path
+) -> None:
+    """The hand-written INSERT (telemetry/event_insert.py) stores what SQLAlchemy's would:
+    text cut to its column's width and without NULs, JSON as JSON (None as JSON null), the
+    time as given; a request_id already stored is skipped."""
+    when = datetime(2026, 1, 2, 3, 4, 5, 600, tzinfo=UTC)
+    full = CallEvent(
+        time=when,
+        route="/v1/chat/completions",
+        user_id="u\x00" + "x" * 300,  # over the 200-character column, with a NUL
+        model_requested="modèle-😀",
+        prompt_version=3,
+        tokens_estimated=True,
+        cost_usd=0,
+        ttft_ms=1.5,
+        chunk_ids=["kb-1", "kb-2"],
+        guard_actions=[],
+        safety_pass=False,
+        error_message="cut\x00short",
+        stream=True,
+        request_content=[{"role": "user", "content": "h\x00i", "n": 2**70}],
+        response_content={"role": "assistant", "content": None, 1: "key"},
+    )
+    sparse = CallEvent(time=when, route="/v1/embeddings")
+    again = CallEvent(request_id=full.request_id, time=when, route="/again")
+    writer = EventWriter(db, tmp_path / "spill.jsonl")
+    writer.start()
+    for event in (full, sparse, again):
+        writer.submit(event)
+    writer.close()
+    with db.read() as conn:
+        rows = {r.request_id: r._asdict() for r in conn.execute(select(events))}
+    assert set(rows) == {full.request_id, sparse.request_id}
+    for event in (full, sparse):
+        row = rows[event.request_id]
+        stored_time = row.pop("time")
+        assert stored_time == (when if db.is_postgres else when.replace(tzinfo=None))
+        expected = {k: v for k, v in event.to_row().items() if k != "time"}
+        expected["user_id"] = "u" + "x" * 198  # cut to 200, then the NUL dropped
+        expected["error_message"] = "cutshort"
+        expected["request_content"] = [{"role": "user", "content": "hi", "n": 2**70}]
+        expected["response_content"] = {"role": "assistant", "content": None, "1": "key"}
+        if event is sparse:
+            expected.update(user_id=None, error_message=None)
+            expected.update(request_content=None, response_content=None)
+        assert {k: row[k] for k in expected} == expected
+    if db.is_sqlite:  # JSON None is the JSON text null, as SQLAlchemy's JSON type stores it
+        with db.read() as conn:
+            nulls = conn.exec_driver_sql(
+                "SELECT chunk_ids, guard_actions IS NULL FROM events WHERE request_id = ?",
+                (sparse.request_id,),
+            ).one()
+        assert tuple(nulls) == ("null", 0)
+
+
+def test_flush_returns_once_stored_without_waiting_out_the_flush_interval(
+    db: Database, tmp_path: Path
+) -> None:
+    writer = EventWriter(db, tmp_path / "spill.jsonl", flush_interval=30)
+    writer.start()
+    try:
+        writer.flush()  # the thread is waiting for a batch to gather
+        started = time.monotonic()
+        writer.submit(CallEvent(route="/test"))
+        assert writer.flush(10)
+        assert time.monotonic() - started < 5
+        assert _count(db) == 1
+    finally:
+        writer.close()
+    assert writer.flush(0.1) and _count(db) == 1  # a closed writer has nothing pending

@@ -104,7 +104,7 @@ class CallEvent:
         ``user`` or ``model`` must not cost an answered, billed call its row (PostgreSQL
         refuses an over-long ``varchar``; SQLite would keep it). Shallow on purpose (``asdict``
         deep-copies every message, and nothing changes an event once it is emitted)."""
-        row = {name: getattr(self, name) for name in _STORED}
+        row = {name: getattr(self, name) for name in STORED_FIELDS}
         for name, width in _WIDTHS.items():
             value = row[name]
             if value is not None and len(value) > width:
@@ -120,9 +120,24 @@ def _redacted(content: Any) -> Any:
     return None if content is None else "[redacted]"
 
 
-_STORED = tuple(f.name for f in fields(CallEvent) if f.name not in ("started", "parent_span_id"))
+def without_nul(value: Any) -> Any:
+    """``value`` (text, or JSON-like lists and dicts of it) without NUL characters, which
+    PostgreSQL text and json refuse (and SQLite keeps): stored the same on either."""
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {k: without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_nul(v) for v in value]
+    return value
+
+
+# The fields stored in ``events``, in order: each is a column of the same name.
+STORED_FIELDS = tuple(
+    f.name for f in fields(CallEvent) if f.name not in ("started", "parent_span_id")
+)
 _WIDTHS = {
     column.name: column.type.length
     for column in events.columns
-    if isinstance(column.type, String) and column.type.length and column.name in _STORED
+    if isinstance(column.type, String) and column.type.length and column.name in STORED_FIELDS
 }
