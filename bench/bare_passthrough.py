@@ -10,11 +10,10 @@ metrics, store or error mapping: what seamline spends above this floor is the pr
 features (``bench/gateway_overhead.py`` prints the ratio).
 
 uvicorn runs as ``seamline serve`` runs it: one worker, uvloop, httptools, no WebSockets,
-log level ``info`` and so uvicorn's access log on (a line per request: ~0.06-0.09 ms of CPU
-per call here, a third of this floor). ``--no-access-log`` gives the leaner floor, for when
-``seamline serve`` turns its access log off.
+log level ``info``, no access log (with one, a line per request cost ~0.06-0.09 ms of CPU per
+call here, a third of this floor).
 
-Run: ``BARE_KEY=sk-... python -m bench.bare_passthrough PORT UPSTREAM_PORT [--no-access-log]``
+Run: ``BARE_KEY=sk-... python -m bench.bare_passthrough PORT UPSTREAM_PORT``
 """
 
 from __future__ import annotations
@@ -130,7 +129,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("port", type=int)
     parser.add_argument("upstream_port", type=int)
-    parser.add_argument("--no-access-log", dest="access_log", action="store_false")
     args = parser.parse_args()
     port, upstream_port = args.port, args.upstream_port
     key = os.environ["BARE_KEY"]
@@ -147,7 +145,7 @@ def main() -> None:
         http="httptools",
         ws="none",
         lifespan="on",
-        access_log=args.access_log,
+        access_log=False,
         log_level="info",
     )
 

@@ -9,7 +9,7 @@ One run measures all three, at several concurrencies, non-streamed and streamed:
 * bare: ``bench/bare_passthrough.py`` in its own process, the floor (raw ASGI on uvicorn with
   uvloop and httptools, one aiohttp session to the stub, the key checked, ``usage`` read, an
   in-memory event), called with that same rendered body and a bearer key. uvicorn runs as
-  ``seamline serve`` runs it, access log included (``--lean-floor``: without it);
+  ``seamline serve`` runs it (no access log);
 * gateway: the load generator calls ``seamline serve`` (one worker, SQLite) with
   ``model: prompt:bench@production`` and variables: auth, limits, budgets, prompt resolution,
   events (written to SQLite) and metrics on, guards off.
@@ -115,15 +115,10 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=2, help="alternating bare/gateway rounds per cell"
     )
-    parser.add_argument(
-        "--lean-floor",
-        action="store_true",
-        help="run the bare floor without uvicorn's access log (seamline serve has it on)",
-    )
     args = parser.parse_args()
-    with running_servers(lean_floor=args.lean_floor) as servers:
+    with running_servers() as servers:
         rows = measure(args, servers)
-    report(rows, args.seconds, args.lean_floor)
+    report(rows, args.seconds)
 
 
 @dataclass(frozen=True)
@@ -167,7 +162,7 @@ class Servers:
 
 
 @contextmanager
-def running_servers(*, lean_floor: bool = False) -> Iterator[Servers]:
+def running_servers() -> Iterator[Servers]:
     """The stub upstream, the bare floor and ``seamline serve`` (in a temporary home), each
     in its own process, ready."""
     upstream_port, gateway_port, bare_port = free_port(), free_port(), free_port()
@@ -180,7 +175,7 @@ def running_servers(*, lean_floor: bool = False) -> Iterator[Servers]:
         bare = subprocess.Popen(
             [
                 *(sys.executable, "-m", "bench.bare_passthrough", str(bare_port)),
-                *(str(upstream_port), *(["--no-access-log"] if lean_floor else [])),
+                str(upstream_port),
             ],
             env={**os.environ, "BARE_KEY": key},
             stdout=subprocess.DEVNULL,
@@ -273,12 +268,11 @@ def row(stream: bool, concurrency: int, base: LoadResult, floor: Measured, via: 
     }
 
 
-def report(rows: list[Row], seconds: float, lean_floor: bool) -> None:
-    floor = "without" if lean_floor else "with"
+def report(rows: list[Row], seconds: float) -> None:
     print(
         f"seamline gateway overhead ({os.cpu_count()} cores, one gateway worker, SQLite, "
         f"{seconds:g} s per cell; prompt resolution, auth, limits, budgets, events, metrics on; "
-        f"bare floor {floor} uvicorn's access log)"
+        "neither logs a line per request)"
     )
     print(
         f"{'mode':13} {'conc':>4} | {'direct p50':>10} {'p99':>7} | {'gateway p50':>11} "

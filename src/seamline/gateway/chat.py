@@ -26,8 +26,8 @@ from seamline.gateway.server.http import (
     Receive,
     Scope,
     Send,
+    answer_cancelled,
     call_headers,
-    cancelled,
     disconnect_watcher,
     fail_call,
     new_event,
@@ -118,8 +118,10 @@ async def serve_chat(
         if shadow is not None:
             gateway.in_background(_shadow_call(gateway, actor, request, shadow, event))
     except asyncio.CancelledError:
-        cancelled(event)
-        raise
+        started = event.ttft_ms is not None
+        await answer_cancelled(
+            send, event, headers, response_started=started, body=dialect.error_body
+        )
     except Exception as exc:
         await fail_call(
             send,
@@ -471,8 +473,7 @@ async def _shadow_call(
         finally:
             await gateway.budgets.settle(reservation, event.cost_usd)
     except asyncio.CancelledError:
-        cancelled(event)
-        raise
+        await answer_cancelled(_discard, event, {}, response_started=True)
     except Exception as exc:
         await fail_call(_discard, event, exc, {}, response_started=True)
     finally:

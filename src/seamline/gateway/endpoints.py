@@ -16,9 +16,9 @@ from seamline.gateway.server.http import (
     Receive,
     Scope,
     Send,
+    answer_cancelled,
     bearer_token,
     call_headers,
-    cancelled,
     fail_call,
     new_event,
     parse_json_object,
@@ -88,8 +88,7 @@ async def embeddings(gateway: Gateway, scope: Scope, receive: Receive, send: Sen
             await gateway.limiter.add_tokens(scopes, event.prompt_tokens)
         await send_bytes(send, 200, result.raw or orjson.dumps(result.body), headers)
     except asyncio.CancelledError:
-        cancelled(event)
-        raise
+        await answer_cancelled(send, event, headers, response_started=False)
     except Exception as exc:
         await fail_call(send, event, exc, headers, response_started=False)
     finally:

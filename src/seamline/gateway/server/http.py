@@ -15,7 +15,13 @@ from typing import Any
 
 import orjson
 
-from seamline.core.errors import InternalError, InvalidInput, PayloadTooLarge, SeamlineError
+from seamline.core.errors import (
+    InternalError,
+    InvalidInput,
+    PayloadTooLarge,
+    SeamlineError,
+    Unavailable,
+)
 from seamline.telemetry.event import STATUS_BLOCKED, STATUS_ERROR, CallEvent
 from seamline.telemetry.otel import parse_traceparent
 
@@ -189,6 +195,25 @@ async def fail_call(
         await send_error(send, internal, headers, body)
 
 
-def cancelled(event: CallEvent) -> None:
-    """The server is stopping under a call (or its task was cancelled): say so."""
-    event.fail(STATUS_ERROR, 499, "cancelled", "the call was cancelled before it finished")
+async def answer_cancelled(
+    send: Send,
+    event: CallEvent,
+    headers: dict[str, str],
+    *,
+    response_started: bool,
+    body: ErrorBody = SeamlineError.to_dict,
+) -> None:
+    """A call whose task was cancelled: the server is stopping and the call outlived
+    ``gateway.shutdown_grace_s`` (only uvicorn cancels a request's task; a client that goes
+    away is noticed by the call itself). Recorded as cancelled; a caller still connected gets
+    a 503 with Retry-After, which clients retry on another replica, instead of uvicorn's
+    plain-text 500 and a traceback in the log. Meant to end the task: the cancellation is
+    answered, not re-raised."""
+    event.fail(STATUS_ERROR, 503, "cancelled", "the gateway shut down before the call finished")
+    if not response_started:
+        stopping = Unavailable(
+            "the gateway is shutting down; retry the call",
+            code="shutting_down",
+            headers={"Retry-After": "1"},
+        )
+        await send_error(send, stopping, headers, body)
