@@ -188,6 +188,32 @@ def test_instructions_input_items_and_settings_reach_the_upstream_as_chat(
     assert (event["user_id"], event["session_id"]) == ("u-1", "s-1")
 
 
+def test_a_response_echoes_the_settings_it_was_asked_with(gateway: RunningGateway) -> None:
+    settings: dict[str, Any] = {
+        "instructions": "Answer briefly.",
+        "temperature": 0.3,
+        "top_p": 0.9,
+        "max_output_tokens": 64,
+        "metadata": {"ticket": "T-1"},
+        "tools": [WEATHER_TOOL],
+        "tool_choice": "none",
+        "parallel_tool_calls": False,
+        "text": {"format": {"type": "text"}},
+    }
+    whole = gateway.client().responses.create(model="gpt-4o-mini", input="hi", **settings)
+    streamed = _stream(gateway, model="gpt-4o-mini", input="hi", **settings)
+    completed = streamed[-1].response
+    for response in (whole, completed):
+        assert response.instructions == "Answer briefly."
+        assert (response.temperature, response.top_p) == (0.3, 0.9)
+        assert response.max_output_tokens == 64
+        assert response.metadata == {"ticket": "T-1"}
+        assert [tool.name for tool in response.tools] == ["get_weather"]
+        assert (response.tool_choice, response.parallel_tool_calls) == ("none", False)
+    bare = gateway.client().responses.create(model="gpt-4o-mini", input="hi")
+    assert (bare.instructions, bare.temperature, bare.tools) == (None, None, [])
+
+
 def test_streamed_events_carry_the_text_and_end_with_the_usage(gateway: RunningGateway) -> None:
     events = _stream(gateway, model="gpt-4o-mini", input="hello there")
     kinds = [e.type for e in events]

@@ -20,7 +20,7 @@ from seamline.core.settings import Settings
 from seamline.gateway.chat import chat_completions, serve_chat
 from seamline.gateway.core import Gateway
 from seamline.gateway.dialects.openai import AzureDeploymentChat
-from seamline.gateway.dialects.responses import RESPONSES
+from seamline.gateway.dialects.responses import ResponsesDialect
 from seamline.gateway.endpoints import (
     MESSAGES,
     MODELS_PREFIX,
@@ -60,6 +60,12 @@ async def metrics(gateway: Gateway, scope: Scope, receive: Receive, send: Send) 
     )
 
 
+async def responses(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
+    """The chat request path in the Responses dialect, which keeps what a call asked for (a
+    Response echoes it): a dialect per call."""
+    await serve_chat(gateway, scope, receive, send, ResponsesDialect())
+
+
 ROUTES: dict[str, tuple[str, Handler]] = {
     "/v1/chat/completions": ("POST", chat_completions),
     "/v1/embeddings": ("POST", embeddings),
@@ -67,7 +73,7 @@ ROUTES: dict[str, tuple[str, Handler]] = {
     "/v1/completions": ("POST", legacy_completions),
     "/v1/messages": ("POST", partial(serve_chat, dialect=MESSAGES)),
     "/v1/messages/count_tokens": ("POST", count_tokens),
-    "/v1/responses": ("POST", partial(serve_chat, dialect=RESPONSES)),
+    "/v1/responses": ("POST", responses),
     "/metrics": ("GET", metrics),
 }
 

@@ -72,26 +72,53 @@ FUNCTION_TOOL_KEYS = frozenset({"type", "name", "description", "parameters", "st
 
 
 class ResponsesDialect:
+    """One per call (``responses``): a Response echoes the settings it was asked with, so the
+    dialect keeps them from :meth:`to_chat` for the answer or the stream."""
+
     route = "/v1/responses"
+
+    def __init__(self) -> None:
+        self.echo: dict[str, Any] = {}
 
     def credentials(self, scope: Scope) -> str | None:
         return bearer_token(scope)
 
     def to_chat(self, body: dict[str, Any]) -> dict[str, Any]:
-        return responses_to_chat(body)
+        chat = responses_to_chat(body)
+        self.echo = echoed_settings(body)
+        return chat
 
     def answer(self, completion: dict[str, Any], raw: bytes | None) -> bytes:
-        return orjson.dumps(chat_to_response(completion))
+        return orjson.dumps(chat_to_response(completion, self.echo))
 
     def writer(self, model: str, include_usage: bool) -> ResponseStream:
         # Usage always arrives with response.completed: stream_options has no say.
-        return ResponseStream(model)
+        return ResponseStream(model, self.echo)
 
     def error_body(self, error: SeamlineError) -> dict[str, Any]:
         return error.to_dict()
 
 
-RESPONSES = ResponsesDialect()
+# What a Response echoes of its request, as OpenAI's does (OpenAI also fills in its defaults;
+# a setting not sent is echoed as not set).
+ECHOED = (
+    "instructions",
+    "max_output_tokens",
+    "metadata",
+    "parallel_tool_calls",
+    "reasoning",
+    "temperature",
+    "text",
+    "tool_choice",
+    "tools",
+    "top_p",
+)
+
+
+def echoed_settings(body: dict[str, Any]) -> dict[str, Any]:
+    """The request's settings a Response repeats (``instructions`` when a string: OpenAI
+    echoes input items given there as they came too)."""
+    return {name: body[name] for name in ECHOED if body.get(name) is not None}
 
 
 def _refuse(param: str, message: str, code: str = "unsupported_parameter") -> InvalidInput:

@@ -15,8 +15,10 @@ from seamline.gateway.server.http import sse_event
 INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 
-def chat_to_response(completion: dict[str, Any]) -> dict[str, Any]:
-    """A chat.completion as a Response object."""
+def chat_to_response(
+    completion: dict[str, Any], echo: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A chat.completion as a Response object, repeating ``echo`` (the request's settings)."""
     suffix = _suffix(completion.get("id"))
     choice = (completion.get("choices") or [{}])[0]
     message = choice.get("message") or {}
@@ -45,6 +47,7 @@ def chat_to_response(completion: dict[str, Any]) -> dict[str, Any]:
         output,
         choice.get("finish_reason"),
         completion.get("usage"),
+        echo=echo,
     )
 
 
@@ -114,13 +117,14 @@ def _response(
     *,
     status: str | None = None,
     error: dict[str, Any] | None = None,
+    echo: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A Response object; ``status`` overrides what ``finish_reason`` says (in_progress,
-    failed). The settings it echoes are neutral: the seam does not pass the request."""
+    failed); ``echo`` replaces the neutral settings with those the request gave."""
     final, details = _status(finish_reason)
     status = status or final
     now = int(time.time())
-    return {
+    response = {
         "id": response_id,
         "object": "response",
         "created_at": created or now,
@@ -145,6 +149,9 @@ def _response(
         "usage": _usage(usage),
         "metadata": {},
     }
+    if echo:
+        response.update(echo)
+    return response
 
 
 # The stream ------------------------------------------------------------------------------
@@ -163,8 +170,9 @@ class ResponseStream:
     deltas, a function call per tool call), each opened on its first delta and closed when
     the next one opens, and ``response.completed`` (or ``.incomplete``) with the usage."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, echo: dict[str, Any] | None = None) -> None:
         self.model = model
+        self.echo = echo
         self.sequence = 0
         self.started = False
         self.suffix = ""
@@ -219,6 +227,7 @@ class ResponseStream:
             [item.body for item in self.output],
             self.finish,
             self.usage,
+            echo=self.echo,
             **changes,
         )
 
