@@ -1,4 +1,4 @@
-"""The embedded defaults, for real: SmolLM2 through llama.cpp and MiniLM through onnxruntime,
+"""The embedded defaults, for real: SmolLM2 and MiniLM through onnxruntime,
 with nothing downloaded. CI installs ``seamline[local]``; elsewhere these skip without it."""
 
 from __future__ import annotations

@@ -154,8 +154,7 @@ def test_n_answers_come_as_n_choices_with_their_tokens_summed(
 @pytest.mark.parametrize(
     ("parameter", "value"),
     [
-        ("logprobs", True),
-        ("top_logprobs", 2),
+        ("top_logprobs", 2),  # without logprobs: OpenAI refuses it too
         ("logit_bias", {"9906": 5}),
         ("audio", {"voice": "alloy", "format": "wav"}),
         ("modalities", ["text", "audio"]),
@@ -176,6 +175,42 @@ def test_a_parameter_the_model_cannot_honour_is_refused_by_name(
     assert refused.value.param == parameter
     [event] = local_gateway.events()
     assert (event["status"], event["http_status"]) == ("error", 400)
+
+
+def test_logprobs_come_per_generated_token_in_openai_format(
+    local_gateway: RunningGateway,
+) -> None:
+    client = _client(local_gateway)
+    reply = client.chat.completions.create(
+        model=MODEL, messages=COUNTING, max_tokens=5, temperature=0, logprobs=True, top_logprobs=3
+    )
+    choice = reply.choices[0]
+    assert choice.logprobs is not None and choice.logprobs.content is not None
+    tokens = choice.logprobs.content
+    assert reply.usage is not None and len(tokens) == reply.usage.completion_tokens == 5
+    assert "".join(t.token for t in tokens) == choice.message.content
+    for token in tokens:
+        assert bytes(token.bytes or []).decode() == token.token
+        assert token.top_logprobs[0].token == token.token  # temperature 0
+        assert len(token.top_logprobs) == 3 and token.logprob <= 0
+    chunks = list(
+        client.chat.completions.create(
+            model=MODEL,
+            messages=COUNTING,
+            max_tokens=5,
+            temperature=0,
+            logprobs=True,
+            stream=True,
+        )
+    )
+    streamed = [
+        t
+        for c in chunks
+        if c.choices and c.choices[0].logprobs
+        for t in c.choices[0].logprobs.content or []
+    ]
+    assert [t.token for t in streamed] == [t.token for t in tokens]
+    assert all(t.top_logprobs == [] for t in streamed)
 
 
 def test_required_tool_choice_calls_the_tool_with_schema_arguments(

@@ -1,16 +1,16 @@
 """The embedded models, run in-process and off the event loop.
 
-Each model has one worker thread: llama.cpp and an onnxruntime session each already use
-every core for one call, and a ``Llama`` object must not run two generations at once, so
-calls queue rather than contend. The queue is short: past ``MAX_WAITING`` calls waiting for
-one model a new call is refused at once with a 429 and ``Retry-After`` (the router sets the
-deployment aside for that long without counting a failure against its circuit breaker), as a
-busy provider would, rather than waiting minutes behind the others.
+Each model has one worker thread: an onnxruntime session already uses every core for one
+call, and SmolLM2's KV cache holds one sequence, so calls queue rather than contend. The
+queue is short: past ``MAX_WAITING`` calls waiting for one model a new call is refused at
+once with a 429 and ``Retry-After`` (the router sets the deployment aside for that long
+without counting a failure against its circuit breaker), as a busy provider would, rather
+than waiting minutes behind the others.
 
-Every call carries a stop flag that llama.cpp checks after each token: a caller that goes
-away (a cancelled coroutine: a client that disconnected or timed out) frees the model at the
-next token, streamed or not, and :meth:`LocalProvider.close` sets every flag so that shutdown
-never waits for a generation to run to its end.
+Every call carries a stop flag that the generation checks before each token: a caller that
+goes away (a cancelled coroutine: a client that disconnected or timed out) frees the model
+at the next token, streamed or not, and :meth:`LocalProvider.close` sets every flag so that
+shutdown never waits for a generation to run to its end.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from seamline.providers.local_models import (
 T = TypeVar("T")
 EMBEDDING_MAX_TOKENS = 256  # all-MiniLM-L6-v2's max_seq_length
 # Calls that may wait behind the one a model is running. A short SmolLM2 answer takes about
-# a second (~100 tokens/s): four waiting is a few seconds of queue, past which a client is
+# a second (~80 tokens/s): four waiting is a few seconds of queue, past which a client is
 # better told to come back than left to time out and retry into the same queue.
 MAX_WAITING = 4
 RETRY_AFTER_S = 1.0

