@@ -12,7 +12,7 @@ One run measures all three, at several concurrencies, non-streamed and streamed:
   ``seamline serve`` runs it (no access log);
 * gateway: the load generator calls ``seamline serve`` (one worker, SQLite) with
   ``model: prompt:bench@production`` and variables: auth, limits, budgets, prompt resolution,
-  events (written to SQLite) and metrics on, guards off.
+  events (written to SQLite), metrics and the shipped guard policy on.
 
 It prints added latency (p50, p99) and the CPU time per request of the gateway and of the
 bare floor (process CPU seconds from /proc, all threads, divided by requests: stable on a
@@ -271,8 +271,8 @@ def row(stream: bool, concurrency: int, base: LoadResult, floor: Measured, via: 
 def report(rows: list[Row], seconds: float) -> None:
     print(
         f"seamline gateway overhead ({os.cpu_count()} cores, one gateway worker, SQLite, "
-        f"{seconds:g} s per cell; prompt resolution, auth, limits, budgets, events, metrics on; "
-        "neither logs a line per request)"
+        f"{seconds:g} s per cell; prompt resolution, auth, limits, budgets, events, metrics, "
+        "guards on; neither logs a line per request)"
     )
     print(
         f"{'mode':13} {'conc':>4} | {'direct p50':>10} {'p99':>7} | {'gateway p50':>11} "

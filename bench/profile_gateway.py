@@ -40,6 +40,7 @@ STAGES: list[tuple[str, str]] = [
     ("event writer: SQLAlchemy + sqlite3 insert", r"sqlalchemy/|sqlite3|json/"),
     ("metrics (prometheus_client)", r"gateway/metrics\.py|prometheus_client/"),
     ("event: ids, build, finish, content policy", r"telemetry/(event|otel)\.py|secrets\.py"),
+    ("guards (policy rules, detectors, stream scan)", r"seamline/guards/|stages/guard\.py"),
     ("auth + registry view + change probe", r"stages/registry_view\.py|stores/changes\.py"),
     ("prompt render (jinja2)", r"registry/(prompt|templating)\.py|jinja2/"),
     ("parse + params check", r"stages/(request|params)\.py"),

@@ -47,3 +47,10 @@ def test_registry_benchmark_runs() -> None:
 def test_event_writer_benchmark_runs() -> None:
     out = _run("bench.event_writer", "--events", "300", "--rounds", "1")
     assert "x baseline" in out and "EventWriter" in out
+
+
+def test_guard_benchmarks_run() -> None:
+    rules = _run("bench.guard_rules", "--messages", "20", "--rounds", "1")
+    assert "ratio p50" in rules and "flagged at 0.8" in rules
+    pii = _run("bench.guard_pii", "--messages", "20")
+    assert "str.lower (floor)" in pii and "findings:" in pii

@@ -9,7 +9,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 import yaml
 
 from tests.conftest import POSTGRES_URL
@@ -36,15 +35,6 @@ def _runner(env: dict[str, str]) -> Run:
             assert done.returncode == 0, done.stderr
         return done
 
-    return run
-
-
-@pytest.fixture
-def seamline(tmp_path: Path) -> Run:
-    env = {**os.environ, "SEAMLINE_HOME": str(tmp_path / "home"), "SEAMLINE_USER": "alice"}
-    env.pop("SEAMLINE_DATABASE_URL", None)
-    run = _runner(env)
-    run("init")
     return run
 
 

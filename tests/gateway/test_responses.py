@@ -254,7 +254,8 @@ def test_a_stream_cut_midway_ends_with_response_failed(gateway: RunningGateway) 
     failed = events[-1]
     assert failed.type == "response.failed"
     assert failed.response.status == "failed" and failed.response.error is not None
-    assert failed.response.output_text == "[primary] echo: "
+    # What was sent before the cut; the output guard may still have held some of it back.
+    assert "[primary] echo: hello there".startswith(failed.response.output_text)
     [event] = gateway.events()
     assert (event["status"], event["error_type"]) == ("error", "upstream_stream_error")
 

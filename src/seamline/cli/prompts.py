@@ -27,7 +27,7 @@ def split_ref(value: str) -> tuple[str, str | None]:
     """``NAME``, ``NAME@ALIAS`` or ``NAME@VERSION`` into the name and the reference."""
     match = REFERENCE.fullmatch(value)
     if match is None:
-        raise InvalidInput(f"invalid prompt reference {value!r}: use NAME, NAME@ALIAS or NAME@N")
+        raise InvalidInput(f"invalid reference {value!r}: use NAME, NAME@ALIAS or NAME@N")
     return match.group("name"), match.group("ref")
 
 

@@ -49,6 +49,12 @@ class InvalidInput(SeamlineError):
     default_code = "invalid_input"
 
 
+class ContentBlocked(SeamlineError):
+    """A guard policy blocked the call (OpenAI's code for content it refuses)."""
+
+    default_code = "content_policy_violation"
+
+
 class NotFound(SeamlineError):
     status = 404
     type = "not_found_error"

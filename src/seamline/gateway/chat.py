@@ -17,7 +17,7 @@ import random
 import time
 from typing import Any
 
-from seamline.core.errors import PermissionDenied, UpstreamFailed
+from seamline.core.errors import ContentBlocked, PermissionDenied, UpstreamFailed
 from seamline.gateway.catalog import ModelCatalog
 from seamline.gateway.core import Gateway
 from seamline.gateway.dialects import Dialect, StreamWriter
@@ -43,15 +43,23 @@ from seamline.gateway.stages.calls import (
     limit_scopes,
     most_it_can_cost,
 )
+from seamline.gateway.stages.guard import (
+    GuardedCall,
+    guard_answer,
+    guard_input,
+    record_guard,
+    refusal_answer,
+)
 from seamline.gateway.stages.request import ChatRequest, parse_chat_request, upstream_body
 from seamline.gateway.stages.router import Attempt
 from seamline.gateway.stages.tiers import choose_model
 from seamline.gateway.stores.cache import as_stream, cache_key
+from seamline.guards.engine import GuardEngine, OutputStream
 from seamline.providers.base import ChatResult, Deployment, StreamChunk, UpstreamError, Usage
 from seamline.registry import Actor
 from seamline.registry.prompt import Prompt
 from seamline.registry.records import AliasRecord
-from seamline.telemetry.event import STATUS_ERROR, STATUS_OK, CallEvent
+from seamline.telemetry.event import STATUS_BLOCKED, STATUS_ERROR, STATUS_OK, CallEvent
 from seamline.telemetry.tokens import count_messages, count_text
 
 log = logging.getLogger("seamline.gateway")
@@ -80,21 +88,38 @@ async def serve_chat(
         event.model_requested, event.stream = request.model, request.stream
         event.user_id, event.session_id = request.user_id, request.session_id
         event.use_case = request.use_case
-        forwarded, model, shadow = await _resolve(gateway, actor, generation, request, event)
+        forwarded, model, prompt, shadow = await _resolve(
+            gateway, actor, generation, request, event
+        )
         check_model(actor, model)
         catalog = await gateway.catalog_for(actor, generation, model)
         model = choose_model(gateway.config, catalog, model, actor, request.use_case, forwarded)
+        policy = await gateway.view.guard_policy(
+            actor, generation, prompt.spec.guard_policy if prompt is not None else None
+        )
+        try:
+            guarded = await guard_input(policy, prompt, request.variables, forwarded, event)
+        except ContentBlocked:
+            if policy.spec.refusal is None:
+                raise
+            event.fail(STATUS_BLOCKED, 200, "content_policy_violation", policy.spec.refusal)
+            refusal = refusal_answer(request.model, policy.spec.refusal)
+            await _answer_locally(dialect, request, refusal, event, headers, send)
+            return
         event.request_content = forwarded.get("messages")
         scopes = limit_scopes(gateway.config, actor, model)
         headers.update((await gateway.limiter.admit(scopes)).headers())
         if event.prompt_name:
             headers["x-seamline-prompt-version"] = f"{event.prompt_name}@{event.prompt_version}"
         key = None
-        if gateway.cache.enabled and request.use_cache:
+        # An answer that holds a call's placeholders is that call's alone.
+        if gateway.cache.enabled and request.use_cache and guarded.verdict.pseudonymiser is None:
             key = cache_key(actor.project.id, {**forwarded, "model": model})
             cached = await gateway.cache.get(key)
-            if cached is not None:
-                await _replay(dialect, request, cached, event, headers, send)
+            if cached is not None:  # no upstream call, no cost; the event says it was a hit
+                event.cache_hit, event.model_used = True, cached.get("model")
+                headers["x-seamline-cache"] = "hit"
+                await _answer_locally(dialect, request, cached, event, headers, send)
                 return
             headers["x-seamline-cache"] = "miss"
         reservation = await gateway.budgets.reserve(
@@ -104,11 +129,29 @@ async def serve_chat(
             if request.stream:
                 writer = dialect.writer(request.model, request.include_usage)
                 answer = await _stream(
-                    gateway, writer, forwarded, model, event, headers, receive, send, catalog
+                    gateway,
+                    writer,
+                    forwarded,
+                    model,
+                    event,
+                    headers,
+                    receive,
+                    send,
+                    catalog,
+                    guarded,
                 )
             else:
                 answer = await _complete(
-                    gateway, dialect, forwarded, model, event, headers, send, catalog, receive
+                    gateway,
+                    dialect,
+                    forwarded,
+                    model,
+                    event,
+                    headers,
+                    send,
+                    catalog,
+                    receive,
+                    guarded,
                 )
         finally:
             await gateway.budgets.settle(reservation, event.cost_usd)
@@ -116,7 +159,7 @@ async def serve_chat(
         if key is not None and answer is not None and event.status == STATUS_OK:
             await gateway.cache.put(key, answer)
         if shadow is not None:
-            gateway.in_background(_shadow_call(gateway, actor, request, shadow, event))
+            gateway.in_background(_shadow_call(gateway, actor, request, shadow, policy, event))
     except asyncio.CancelledError:
         started = event.ttft_ms is not None
         await answer_cancelled(
@@ -142,10 +185,11 @@ async def _resolve(
     generation: int | None,
     request: ChatRequest,
     event: CallEvent,
-) -> tuple[dict[str, Any], str, Prompt | None]:
-    """The upstream body and model name; and the shadow version to try, if any."""
+) -> tuple[dict[str, Any], str, Prompt | None, Prompt | None]:
+    """The upstream body and model name, the prompt version it renders (if any), and the
+    shadow version to try (if any)."""
     if request.prompt_name is None:
-        return upstream_body(request.body), request.model, None
+        return upstream_body(request.body), request.model, None, None
     assert request.prompt_ref is not None
     prompt, aliases = await gateway.view.prompt(
         actor, generation, request.prompt_name, request.prompt_ref
@@ -172,7 +216,7 @@ async def _resolve(
         shadow = await gateway.view.prompt_version(
             actor, generation, request.prompt_name, shadow_alias.version
         )
-    return body, model, shadow
+    return body, model, prompt, shadow
 
 
 async def _prompt_body(
@@ -241,10 +285,12 @@ async def _complete(
     send: Send,
     catalog: ModelCatalog | None = None,
     receive: Receive | None = None,
+    guarded: GuardedCall | None = None,
 ) -> dict[str, Any] | None:
-    """Answer a non-streamed call; returns the upstream's chat.completion, or None when the
-    client went away first (``receive`` tells): the upstream call is then cancelled, so an
-    abandoned call does not keep a model busy (the embedded one stops at its next token)."""
+    """Answer a non-streamed call; returns the upstream's chat.completion (as it may be
+    stored: redacted by the output guard), or None when the client went away first
+    (``receive`` tells): the upstream call is then cancelled, so an abandoned call does not
+    keep a model busy (the embedded one stops at its next token)."""
     attempt = Attempt()
 
     async def call(deployment: Deployment) -> ChatResult:
@@ -269,8 +315,11 @@ async def _complete(
     event.finish_reason = choice.get("finish_reason")
     event.response_content = message
     _account(gateway, event, attempt.deployment, body, result.usage, message.get("content") or "")
+    answered, raw = result.body, result.raw
+    if guarded is not None and guarded.guards_output:
+        answered, raw = guard_answer(guarded, result.body, event), None
     headers["x-seamline-model"] = event.model_used or model
-    await send_bytes(send, 200, dialect.answer(result.body, result.raw), headers)
+    await send_bytes(send, 200, dialect.answer(answered, raw), headers)
     return result.body
 
 
@@ -319,9 +368,11 @@ async def _stream(
     receive: Receive,
     send: Send,
     catalog: ModelCatalog | None = None,
+    guarded: GuardedCall | None = None,
 ) -> dict[str, Any] | None:
     """Answer a streamed call; returns the answer as one chat.completion (for the cache)
-    when it completed and holds text only."""
+    when it completed and holds text only. With output rules, each answer's text passes
+    through its guard stream (held back, redacted, restored) before it is sent."""
     attempt = Attempt()
     # Always ask for the usage chunk, so streamed calls are costed exactly like the rest;
     # it is passed on only to clients that asked for it.
@@ -347,6 +398,7 @@ async def _stream(
     text: list[str] = []
     usage: Usage | None = None
     cacheable = True
+    output = _OutputGuards(guarded)
     try:
         chunk: StreamChunk | None = first
         while chunk is not None:
@@ -358,26 +410,38 @@ async def _stream(
             for choice in choices:
                 if choice.get("index", 0) != 0:  # n > 1: the record keeps the first answer
                     cacheable = False
-                    continue
-                delta = choice.get("delta") or {}
-                if delta.get("content"):
-                    text.append(delta["content"])
-                cacheable = cacheable and not delta.get("tool_calls")
-                event.finish_reason = choice.get("finish_reason") or event.finish_reason
-            if data := writer.chunk(chunk.data, chunk.raw):
+                else:
+                    delta = choice.get("delta") or {}
+                    if delta.get("content"):
+                        text.append(delta["content"])
+                    cacheable = cacheable and not delta.get("tool_calls")
+                    event.finish_reason = choice.get("finish_reason") or event.finish_reason
+                output.guard(choice)
+            if output.blocked is not None:
+                raise output.blocked
+            raw = None if output.active else chunk.raw
+            if data := writer.chunk(chunk.data, raw):
                 await send_chunk(send, data)
             chunk = await anext(chunks, None)
         else:
+            for rest in output.rest(chunk_like=first):
+                await send_chunk(send, writer.chunk(rest, None))
             await send_chunk(send, writer.end(), more=False)
-    except UpstreamError as exc:
+    except (UpstreamError, ContentBlocked) as exc:
         # Mid-stream: the status line is gone; end the stream with an error event.
-        error = UpstreamFailed(exc.message, code="upstream_stream_error")
-        event.fail(STATUS_ERROR, error.status, error.code, error.message)
+        error = (
+            exc
+            if isinstance(exc, ContentBlocked)
+            else UpstreamFailed(exc.message, code="upstream_stream_error")
+        )
+        status = STATUS_BLOCKED if isinstance(exc, ContentBlocked) else STATUS_ERROR
+        event.fail(status, error.status, error.code, error.message)
         await send_chunk(send, writer.fail(error), more=False)
     finally:
         watcher.cancel()
         await _close(chunks)
-        event.response_content = {"role": "assistant", "content": "".join(text)}
+        answer = output.record(event, "".join(text))
+        event.response_content = {"role": "assistant", "content": answer}
         _account(gateway, event, attempt.deployment, body, usage, "".join(text))
     if not cacheable or event.status != STATUS_OK:
         return None
@@ -390,7 +454,7 @@ async def _stream(
             {
                 "index": 0,
                 "finish_reason": event.finish_reason,
-                "message": {"role": "assistant", "content": "".join(text)},
+                "message": {"role": "assistant", "content": answer},
             }
         ],
         "usage": {
@@ -399,6 +463,66 @@ async def _stream(
             "total_tokens": event.prompt_tokens + event.completion_tokens,
         },
     }
+
+
+class _OutputGuards:
+    """A stream's output guards: one guard stream per answer (``n`` may ask for several),
+    rewriting each content delta to what is safe to send."""
+
+    def __init__(self, guarded: GuardedCall | None) -> None:
+        self._guarded = guarded
+        self.active = guarded is not None and guarded.guards_output
+        self._streams: dict[int, OutputStream] = {}
+        self.blocked: ContentBlocked | None = None
+
+    def _stream_for(self, index: int) -> OutputStream:
+        assert self._guarded is not None
+        stream = self._streams.get(index)
+        if stream is None:
+            verdict = self._guarded.verdict
+            stream = self._guarded.engine.output_stream(
+                canary=verdict.canary, pseudonymiser=verdict.pseudonymiser
+            )
+            self._streams[index] = stream
+        return stream
+
+    def guard(self, choice: dict[str, Any]) -> None:
+        """Rewrite one choice of a chunk in place: its content, then what the guard stream
+        still held when the answer finishes."""
+        if not self.active:
+            return
+        stream = self._stream_for(choice.get("index", 0))
+        delta = choice.setdefault("delta", {})
+        safe = stream.feed(delta["content"]) if delta.get("content") else ""
+        if choice.get("finish_reason"):
+            safe += stream.flush()
+        if stream.blocked and self.blocked is None:
+            self.blocked = ContentBlocked("blocked by the guard policy: the answer was cut off")
+        if "content" in delta or safe:
+            delta["content"] = safe
+
+    def rest(self, chunk_like: StreamChunk | None) -> list[dict[str, Any]]:
+        """Chunks for what guard streams still hold when the upstream ended without a
+        finish_reason for their answer."""
+        held: list[dict[str, Any]] = []
+        base = chunk_like.data if chunk_like is not None else {}
+        for index, stream in self._streams.items():
+            if stream.finished:
+                continue
+            if text := stream.flush():
+                choice = {"index": index, "delta": {"content": text}, "finish_reason": None}
+                held.append({**base, "choices": [choice]})
+        return held
+
+    def record(self, event: CallEvent, received: str) -> str:
+        """Put what the first answer's output rules found on the event; the answer as it may
+        be stored (redacted, placeholders kept)."""
+        stream = self._streams.get(0)
+        if self._guarded is None or stream is None:
+            return received
+        verdict = stream.verdict()
+        record_guard(event, self._guarded, verdict)
+        return verdict.stored
 
 
 def _client_gone(event: CallEvent) -> None:
@@ -410,7 +534,7 @@ def _client_gone(event: CallEvent) -> None:
     )
 
 
-async def _replay(
+async def _answer_locally(
     dialect: Dialect,
     request: ChatRequest,
     answer: dict[str, Any],
@@ -418,13 +542,11 @@ async def _replay(
     headers: dict[str, str],
     send: Send,
 ) -> None:
-    """Serve a cached answer: no upstream call, no cost; the event says it was a hit."""
-    event.cache_hit = True
-    event.model_used = answer.get("model")
+    """Send an answer the gateway holds (a cached one, a guard's refusal), whole or as a
+    stream as the caller asked."""
     choice = (answer.get("choices") or [{}])[0]
     event.finish_reason = choice.get("finish_reason")
     event.response_content = choice.get("message")
-    headers["x-seamline-cache"] = "hit"
     if not request.stream:
         await send_bytes(send, 200, dialect.answer(answer, None), headers)
         return
@@ -471,7 +593,12 @@ def _account(
 
 
 async def _shadow_call(
-    gateway: Gateway, actor: Actor, request: ChatRequest, prompt: Prompt, live: CallEvent
+    gateway: Gateway,
+    actor: Actor,
+    request: ChatRequest,
+    prompt: Prompt,
+    policy: GuardEngine,
+    live: CallEvent,
 ) -> None:
     """Call the shadow version with the live call's inputs; record it, return it to no one."""
     event = CallEvent(
@@ -489,6 +616,8 @@ async def _shadow_call(
         body, model = await _prompt_body(prompt, request, stream=False)
         body.pop("stream_options", None)
         event.model_requested = model
+        # The live call's policy: the shadow's rendering must not carry what it keeps out.
+        await guard_input(policy, prompt, request.variables, body, event)
         event.request_content = body["messages"]
         catalog = await gateway.catalog_for(actor, None, model)
         # A shadow spends real money: it is held to the same budgets as the live call.

@@ -16,6 +16,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from seamline.guards.policy import GuardPolicySpec
 from seamline.registry.templating import compile_template, template_variables
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"
@@ -56,6 +57,9 @@ class VariableSpec(Strict):
     required: bool = True
     default: Any = None
     description: str = ""
+    # Text from outside the conversation (retrieved chunks, web pages, emails, tool output):
+    # guard policies scan it as untrusted content, where indirect injection hides.
+    untrusted: bool = False
 
 
 class MessageTemplate(Strict):
@@ -138,6 +142,9 @@ class PromptSpec(Strict):
     tools: list[Tool] = Field(default_factory=list)
     output_schema: dict[str, Any] | None = None
     eval_set: Annotated[str, Field(max_length=200)] | None = None
+    # The guard policy its calls run under (its production version, else its latest);
+    # none named: the project's ``default`` policy, else the one seamline ships.
+    guard_policy: Name | None = None
     gate: GateSpec | None = None
     max_prompt_tokens: Annotated[int, Field(gt=0)] | None = None
     tags: list[str] = Field(default_factory=list)
@@ -201,21 +208,21 @@ class GenericSpec(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    kind: Literal["eval_set", "guard_policy", "index", "route"]
+    kind: Literal["eval_set", "index", "route"]
     name: Name
     description: str = ""
 
 
-ArtefactSpec = PromptSpec | ModelSpec | GenericSpec
+ArtefactSpec = PromptSpec | ModelSpec | GuardPolicySpec | GenericSpec
 
 SPEC_TYPES: dict[ArtefactKind, type[ArtefactSpec]] = {
     ArtefactKind.PROMPT: PromptSpec,
     ArtefactKind.MODEL: ModelSpec,
+    ArtefactKind.GUARD_POLICY: GuardPolicySpec,
     **{
         kind: GenericSpec
         for kind in (
             ArtefactKind.EVAL_SET,
-            ArtefactKind.GUARD_POLICY,
             ArtefactKind.INDEX,
             ArtefactKind.ROUTE,
         )

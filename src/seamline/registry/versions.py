@@ -89,6 +89,17 @@ class VersionOperations:
             row = rows.resolve_version(conn, actor.project, kind, name, parsed)
             return rows.version_record(conn, row, kind, name)
 
+    def released_version(self, actor: Actor, kind: str, name: str) -> VersionRecord | None:
+        """What serves when no version is named: the ``production`` version, else the
+        latest; None when the project has no such artefact."""
+        try:
+            return self.get_version(actor, kind, name, "production")
+        except NotFound:
+            try:
+                return self.get_version(actor, kind, name)
+            except NotFound:
+                return None
+
     def versions(self, actor: Actor, kind: str, name: str) -> list[VersionRecord]:
         require(actor, Scope.READ)
         with self.db.read() as conn:

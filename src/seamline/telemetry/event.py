@@ -66,7 +66,7 @@ class CallEvent:
     chunk_ids: list[str] | None = None
     rag_chunks_used: int | None = None
     cache_hit: bool = False
-    guard_actions: list[str] | None = None
+    guard_actions: list[dict[str, Any]] | None = None  # guards.engine.GuardAction records
     safety_pass: bool | None = None
     status: str = STATUS_OK
     http_status: int = 200

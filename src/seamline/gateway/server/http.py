@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from seamline.core.errors import (
+    ContentBlocked,
     InternalError,
     InvalidInput,
     PayloadTooLarge,
@@ -183,7 +184,8 @@ async def fail_call(
     OpenAI-style error. An unexpected exception is a bug: logged, and a 500 that names the
     request id, never a traceback."""
     if isinstance(exc, SeamlineError):
-        status = STATUS_BLOCKED if exc.status in (401, 403, 429) else STATUS_ERROR
+        refused = exc.status in (401, 403, 429) or isinstance(exc, ContentBlocked)
+        status = STATUS_BLOCKED if refused else STATUS_ERROR
         event.fail(status, exc.status, exc.code, exc.message)
         if not response_started:
             await send_error(send, exc, headers, body)

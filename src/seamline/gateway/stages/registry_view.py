@@ -9,21 +9,25 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from seamline.core.errors import (
     AuthenticationFailed,
     InvalidInput,
-    NotFound,
     PermissionDenied,
     SeamlineError,
     Unavailable,
 )
 from seamline.core.settings import GatewayConfig, ModelConfig, ModelPrices
 from seamline.gateway.stores.changes import ChangeProbe
+from seamline.guards.engine import GuardEngine
+from seamline.guards.policy import default_policy
 from seamline.providers.base import DEFAULT_BASE_URLS
 from seamline.registry import Actor, Prompt, Registry
+from seamline.registry.guard_policies import PROJECT_POLICY, policy_for
 from seamline.registry.identity import KEY_PREFIX, Scope, hash_key
 from seamline.registry.records import AliasRecord, VersionRecord
 from seamline.registry.refs import canonical_ref, parse_ref
@@ -33,8 +37,9 @@ MAX_CACHED_KEYS = 10_000
 # Resolved prompt versions per worker: each holds its compiled templates, so the count is
 # bounded; least recently used go first.
 MAX_CACHED_PROMPTS = 2_000
-MAX_CACHED_MODELS = 10_000
-UNVERIFIED = -1  # a change counter no project has: the entry is reloaded on its next use
+MAX_CACHED_MODELS = 10_000  # per kind: model configurations, guard policies
+UNVERIFIED = -1
+T = TypeVar("T")  # a change counter no project has: the entry is reloaded on its next use
 
 
 @dataclass
@@ -57,6 +62,8 @@ class RegistryView:
         self._actors: dict[str, _CachedActor] = {}
         self._prompts: OrderedDict[tuple[int, str, str], _CachedPrompt] = OrderedDict()
         self._models: dict[tuple[int, str], tuple[ModelConfig | None, int]] = {}
+        self._policies: dict[tuple[int, str], tuple[GuardEngine, int]] = {}
+        self._shipped = GuardEngine(default_policy())
 
     async def authenticate(self, bearer: str | None) -> tuple[Actor, int | None]:
         """The key's actor and the project's current change counter."""
@@ -140,40 +147,69 @@ class RegistryView:
     ) -> ModelConfig | None:
         """A ``model`` artefact of the project as a deployment: its ``production`` version,
         else its latest. None when the project has no model of that name."""
-        key = (actor.project.id, name)
-        cached = self._models.get(key)
-        if cached is not None and (generation is None or generation == cached[1]):
-            return cached[0]
-        if len(self._models) >= MAX_CACHED_MODELS:  # unknown names are cached too: bound it
-            self._models.clear()
-        reader = replace(actor, scopes=actor.scopes | {Scope.READ})
 
         def load() -> ModelConfig | None:
-            try:
-                record = self.registry.get_version(reader, "model", name, "production")
-            except NotFound:
-                try:
-                    record = self.registry.get_version(reader, "model", name)
-                except NotFound:
-                    return None
-            return model_config_from(actor.project.name, record, policy)
+            record = self._released(actor, "model", name)
+            return None if record is None else model_config_from(actor.project.name, record, policy)
 
-        try:
-            config = await asyncio.to_thread(load)
-        except SeamlineError:
-            raise
-        except Exception as exc:
-            if cached is not None:
-                return cached[0]
-            raise Unavailable("cannot read the project's models right now") from exc
-        self._models[key] = (config, generation or 0)
-        return config
+        return await _read_through(
+            self._models, (actor.project.id, name), generation, load, "the project's models"
+        )
+
+    async def guard_policy(
+        self, actor: Actor, generation: int | None, name: str | None
+    ) -> GuardEngine:
+        """The guard policy a call runs under (``registry.guard_policies.policy_for``),
+        ready to run; rebuilt when the project changes, so a release or rollback of a policy
+        is seen on the next request."""
+        reader = replace(actor, scopes=actor.scopes | {Scope.READ})
+
+        def load() -> GuardEngine:
+            spec, version = policy_for(self.registry, reader, name)
+            return self._shipped if version is None else GuardEngine(spec, version)
+
+        key = (actor.project.id, name or PROJECT_POLICY)
+        return await _read_through(
+            self._policies, key, generation, load, "the project's guard policy"
+        )
+
+    def _released(self, actor: Actor, kind: str, name: str) -> VersionRecord | None:
+        # Calling through the gateway reads the project's artefacts (as for prompts).
+        reader = replace(actor, scopes=actor.scopes | {Scope.READ})
+        return self.registry.released_version(reader, kind, name)
 
     async def prompt_version(
         self, actor: Actor, generation: int | None, name: str, version: int
     ) -> Prompt:
         prompt, _ = await self.prompt(actor, generation, name, str(version))
         return prompt
+
+
+async def _read_through(
+    cache: dict[tuple[int, str], tuple[T, int]],
+    key: tuple[int, str],
+    generation: int | None,
+    load: Callable[[], T],
+    what: str,
+) -> T:
+    """A project's artefact from a per-worker cache, reloaded (off the event loop) when the
+    project's change counter moved; the cached one while the database cannot be read.
+    Unknown names are cached too, so the cache is bounded."""
+    cached = cache.get(key)
+    if cached is not None and (generation is None or generation == cached[1]):
+        return cached[0]
+    if len(cache) >= MAX_CACHED_MODELS:
+        cache.clear()
+    try:
+        value = await asyncio.to_thread(load)
+    except SeamlineError:
+        raise
+    except Exception as exc:
+        if cached is not None:
+            return cached[0]
+        raise Unavailable(f"cannot read {what} right now; retry shortly") from exc
+    cache[key] = (value, generation or 0)
+    return value
 
 
 def model_config_from(project: str, record: VersionRecord, policy: GatewayConfig) -> ModelConfig:

@@ -1,0 +1,130 @@
+"""The ``guard in`` and ``guard out`` stages: the call's guard policy on the messages going
+upstream and on the answer coming back, with what it found recorded on the event.
+
+Which policy: the one the call's prompt names, else the project's ``default`` guard policy,
+else the one seamline ships (``guards/default_policy.yaml``), each at its ``production``
+version, else its latest; a release or rollback of a policy is an alias move, seen on the
+next request like a prompt's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from seamline.core.errors import ContentBlocked
+from seamline.guards.engine import GuardAction, GuardEngine, InputVerdict, Verdict
+from seamline.registry.prompt import Prompt
+from seamline.telemetry.event import CallEvent
+
+# Above this much text a call's input is scanned on a worker thread: the rules take about a
+# millisecond per 10,000 characters, which the event loop should not spend for one call.
+INLINE_SCAN_CHARS = 20_000
+
+
+@dataclass
+class GuardedCall:
+    """A call's policy and what its input check left for the output check."""
+
+    engine: GuardEngine
+    verdict: InputVerdict
+    actions: list[GuardAction] = field(default_factory=list)
+
+    @property
+    def guards_output(self) -> bool:
+        return self.engine.guards_output or self.verdict.pseudonymiser is not None
+
+
+async def guard_input(
+    engine: GuardEngine,
+    prompt: Prompt | None,
+    variables: dict[str, Any],
+    body: dict[str, Any],
+    event: CallEvent,
+) -> GuardedCall:
+    """Check the upstream body's messages (and a prompt's untrusted variables) in place:
+    rewritten when the policy redacts; :class:`ContentBlocked` when it blocks."""
+    messages = body.get("messages") or []
+    untrusted = {
+        variable.name: str(variables[variable.name])
+        for variable in (prompt.spec.variables if prompt is not None else [])
+        if variable.untrusted and variable.name in variables
+    }
+    size = sum(len(str(m.get("content") or "")) for m in messages) + sum(
+        map(len, untrusted.values())
+    )
+    if size > INLINE_SCAN_CHARS:
+        verdict = await asyncio.to_thread(engine.check_input, messages, untrusted)
+    else:
+        verdict = engine.check_input(messages, untrusted)
+    guarded = GuardedCall(engine, verdict)
+    record_guard(event, guarded, verdict)
+    if verdict.blocked is not None:
+        raise blocked_error(verdict.blocked)
+    body["messages"] = verdict.messages
+    return guarded
+
+
+def guard_answer(
+    guarded: GuardedCall, completion: dict[str, Any], event: CallEvent
+) -> dict[str, Any]:
+    """A chat.completion after the output rules: a copy for the caller (placeholders
+    restored), while ``completion`` itself keeps what may be stored (redacted, placeholders
+    kept). :class:`ContentBlocked` when a rule blocks the answer."""
+    answered = {**completion, "choices": []}
+    for choice in completion.get("choices") or []:
+        message = choice.get("message") or {}
+        content = message.get("content")
+        if not isinstance(content, str):
+            answered["choices"].append(choice)
+            continue
+        verdict = guarded.engine.check_output(
+            content, canary=guarded.verdict.canary, pseudonymiser=guarded.verdict.pseudonymiser
+        )
+        record_guard(event, guarded, verdict)
+        if verdict.blocked is not None:
+            raise blocked_error(verdict.blocked)
+        message["content"] = verdict.stored
+        answered["choices"].append({**choice, "message": {**message, "content": verdict.text}})
+    return answered
+
+
+def record_guard(event: CallEvent, guarded: GuardedCall, verdict: Verdict) -> None:
+    """Add a check's findings to the event: the actions, the time, and ``safety_pass``
+    (False once any rule found anything, enforced or not)."""
+    guarded.actions.extend(verdict.actions)
+    event.guard_actions = [action.as_record() for action in guarded.actions]
+    event.guard_ms = (event.guard_ms or 0.0) + verdict.elapsed_ms
+    event.safety_pass = not guarded.actions
+
+
+def blocked_error(action: GuardAction) -> ContentBlocked:
+    """What the caller is told: which policy and detector, never the text it matched."""
+    return ContentBlocked(
+        f"blocked by guard policy {action.policy}: {action.detector} found "
+        f"{action.label} in {action.where}",
+        param=action.where if action.where.startswith("messages") else None,
+    )
+
+
+def refusal_answer(model: str, refusal: str) -> dict[str, Any]:
+    """The chat.completion a blocked call gets when its policy answers with a refusal
+    message rather than an error (``finish_reason`` ``content_filter``, as OpenAI marks an
+    answer its filters replaced)."""
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": refusal},
+                "finish_reason": "content_filter",
+            }
+        ],
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+    }

