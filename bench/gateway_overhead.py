@@ -12,7 +12,8 @@ One run measures all three, at several concurrencies, non-streamed and streamed:
   ``seamline serve`` runs it (no access log);
 * gateway: the load generator calls ``seamline serve`` (one worker, SQLite) with
   ``model: prompt:bench@production`` and variables: auth, limits, budgets, prompt resolution,
-  events (written to SQLite), metrics and the shipped guard policy on.
+  events (written to SQLite), metrics and the shipped guard policy on (``--no-guards``: a
+  policy with no rules).
 
 It prints added latency (p50, p99) and the CPU time per request of the gateway and of the
 bare floor (process CPU seconds from /proc, all threads, divided by requests: stable on a
@@ -55,6 +56,7 @@ PROMPT = {
     ],
 }
 Row = dict[str, float | int | str]
+NO_GUARDS = {"kind": "guard_policy", "name": "default", "rules": []}
 VARIABLES = {"question": "What is the answer?", "context": "[kb-1] The answer is 42. " * 20}
 
 
@@ -79,7 +81,9 @@ def wait_ready(url: str) -> None:
     raise SystemExit(f"{url} did not come up")
 
 
-def prepare(home: Path, upstream_port: int) -> tuple[str, list[dict[str, str]]]:
+def prepare(
+    home: Path, upstream_port: int, *, guards: bool = True
+) -> tuple[str, list[dict[str, str]]]:
     (home / "seamline.toml").write_text(
         "[[models]]\n"
         'name = "bench-model"\n'
@@ -95,6 +99,8 @@ def prepare(home: Path, upstream_port: int) -> tuple[str, list[dict[str, str]]]:
     author = local_actor(registry.db, "default", "author")
     reviewer = local_actor(registry.db, "default", "reviewer")
     registry.push(author, [draft_from_mapping(PROMPT, source="bench.yaml")])
+    if not guards:  # the project's own default policy, with no rules
+        registry.push(author, [draft_from_mapping(NO_GUARDS, source="default.yaml")])
     registry.approve(reviewer, "prompt", "bench", 1)
     registry.move_alias(
         author, "prompt", "bench", "production", 1, override=True, reason="benchmark"
@@ -115,10 +121,15 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=2, help="alternating bare/gateway rounds per cell"
     )
+    parser.add_argument(
+        "--no-guards",
+        action="store_true",
+        help="run the gateway under a guard policy with no rules (default: the shipped one)",
+    )
     args = parser.parse_args()
-    with running_servers() as servers:
+    with running_servers(guards=not args.no_guards) as servers:
         rows = measure(args, servers)
-    report(rows, args.seconds)
+    report(rows, args.seconds, guards=not args.no_guards)
 
 
 @dataclass(frozen=True)
@@ -162,13 +173,13 @@ class Servers:
 
 
 @contextmanager
-def running_servers() -> Iterator[Servers]:
+def running_servers(*, guards: bool = True) -> Iterator[Servers]:
     """The stub upstream, the bare floor and ``seamline serve`` (in a temporary home), each
     in its own process, ready."""
     upstream_port, gateway_port, bare_port = free_port(), free_port(), free_port()
     with tempfile.TemporaryDirectory() as folder:
         home = Path(folder)
-        key, messages = prepare(home, upstream_port)
+        key, messages = prepare(home, upstream_port, guards=guards)
         env = {**os.environ, "SEAMLINE_HOME": str(home)}
         env.pop("SEAMLINE_DATABASE_URL", None)
         stub = subprocess.Popen([sys.executable, "-m", "bench.stub_upstream", str(upstream_port)])
@@ -268,11 +279,12 @@ def row(stream: bool, concurrency: int, base: LoadResult, floor: Measured, via: 
     }
 
 
-def report(rows: list[Row], seconds: float) -> None:
+def report(rows: list[Row], seconds: float, *, guards: bool) -> None:
     print(
         f"seamline gateway overhead ({os.cpu_count()} cores, one gateway worker, SQLite, "
-        f"{seconds:g} s per cell; prompt resolution, auth, limits, budgets, events, metrics, "
-        "guards on; neither logs a line per request)"
+        f"{seconds:g} s per cell; prompt resolution, auth, limits, budgets, events, metrics on; "
+        f"guards {'on (the shipped policy)' if guards else 'off'}; "
+        "neither logs a line per request)"
     )
     print(
         f"{'mode':13} {'conc':>4} | {'direct p50':>10} {'p99':>7} | {'gateway p50':>11} "
