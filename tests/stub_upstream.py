@@ -26,6 +26,11 @@ class Faults:
     latency_s: float = 0.0
     cut_stream_after: int | None = None  # chunks sent before the connection drops
     omit_usage: bool = False
+    call_tool: str | None = None  # answer by calling this function, declared or not
+
+
+def _tool_call(name: str) -> dict[str, Any]:
+    return {"id": "call_stub", "type": "function", "function": {"name": name, "arguments": "{}"}}
 
 
 @dataclass
@@ -76,6 +81,20 @@ class StubUpstream:
             "total_tokens": prompt_tokens + len(text.split()) * answers,
         }
         created = int(time.time())
+        if self.faults.call_tool and not body.get("stream"):
+            message = {"role": "assistant", "content": None}
+            message["tool_calls"] = [_tool_call(self.faults.call_tool)]
+            choice = {"index": 0, "finish_reason": "tool_calls", "message": message}
+            return web.json_response(
+                {
+                    "id": "chatcmpl-stub",
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": body["model"],
+                    "usage": usage,
+                    "choices": [choice],
+                }
+            )
         if not body.get("stream"):
             return web.json_response(
                 {
@@ -98,6 +117,17 @@ class StubUpstream:
         await response.prepare(request)
         words = text.split(" ")
         try:
+            if self.faults.call_tool:
+                delta = {"tool_calls": [{"index": 0, **_tool_call(self.faults.call_tool)}]}
+                called = {
+                    "id": "chatcmpl-stub",
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": body["model"],
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+                }
+                await response.write(f"data: {json.dumps(called)}\n\n".encode())
+                words = []
             for index, word in enumerate(words):
                 if (
                     self.faults.cut_stream_after is not None

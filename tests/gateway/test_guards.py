@@ -232,3 +232,19 @@ def test_a_bad_policy_is_refused_at_push(
     with pytest.raises(Exception) as refused:
         registry.push(alice, [_policy(**spec)])
     assert complaint in str(refused.value)
+
+
+def test_an_answer_calling_an_undeclared_tool_is_refused(gateway: RunningGateway) -> None:
+    declared = {"type": "function", "function": {"name": "lookup", "parameters": {}}}
+    gateway.upstreams["primary"].faults.call_tool = "send_email"  # steered, say, by a page
+    refused = _chat(gateway, "What is on my calendar?", tools=[declared])
+    assert refused.status_code == 400
+    assert "send_email" in refused.json()["error"]["message"]
+    with pytest.raises(openai.APIError):  # streamed: the stream ends with the error
+        _streamed_text(gateway, "What is on my calendar?")
+    gateway.upstreams["primary"].faults.call_tool = "lookup"
+    allowed = _chat(gateway, "What is on my calendar?", tools=[declared])
+    assert allowed.json()["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "lookup"
+    events = gateway.events(3)
+    assert [e["status"] for e in events] == ["blocked", "blocked", "ok"]
+    assert events[0]["guard_actions"][-1]["label"] == "undeclared_tool"

@@ -45,6 +45,7 @@ from seamline.gateway.stages.calls import (
 )
 from seamline.gateway.stages.guard import (
     GuardedCall,
+    called_tools,
     guard_answer,
     guard_input,
     record_guard,
@@ -316,8 +317,9 @@ async def _complete(
     event.response_content = message
     _account(gateway, event, attempt.deployment, body, result.usage, message.get("content") or "")
     answered, raw = result.body, result.raw
-    if guarded is not None and guarded.guards_output:
-        answered, raw = guard_answer(guarded, result.body, event), None
+    if guarded is not None:
+        answered = guard_answer(guarded, result.body, event)
+        raw = raw if answered is result.body else None
     headers["x-seamline-model"] = event.model_used or model
     await send_bytes(send, 200, dialect.answer(answered, raw), headers)
     return result.body
@@ -416,7 +418,7 @@ async def _stream(
                         text.append(delta["content"])
                     cacheable = cacheable and not delta.get("tool_calls")
                     event.finish_reason = choice.get("finish_reason") or event.finish_reason
-                output.guard(choice)
+                output.guard(choice, event)
             if output.blocked is not None:
                 raise output.blocked
             raw = None if output.active else chunk.raw
@@ -486,9 +488,12 @@ class _OutputGuards:
             self._streams[index] = stream
         return stream
 
-    def guard(self, choice: dict[str, Any]) -> None:
-        """Rewrite one choice of a chunk in place: its content, then what the guard stream
-        still held when the answer finishes."""
+    def guard(self, choice: dict[str, Any], event: CallEvent) -> None:
+        """Check the functions a choice calls; rewrite its content in place, then add what
+        the guard stream still held when the answer finishes."""
+        if self._guarded is not None:
+            for name in called_tools(choice.get("delta") or {}):
+                self._guarded.check_tool(name, event)
         if not self.active:
             return
         stream = self._stream_for(choice.get("index", 0))

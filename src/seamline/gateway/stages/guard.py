@@ -23,6 +23,7 @@ from seamline.telemetry.event import CallEvent
 # Above this much text a call's input is scanned on a worker thread: the rules take about a
 # millisecond per 10,000 characters, which the event loop should not spend for one call.
 INLINE_SCAN_CHARS = 20_000
+TOOL_CALLS = "tool_calls"  # the detector name tool-call hygiene records under
 
 
 @dataclass
@@ -31,7 +32,32 @@ class GuardedCall:
 
     engine: GuardEngine
     verdict: InputVerdict
+    tools: frozenset[str]  # the functions the call declared: the only ones it may call
     actions: list[GuardAction] = field(default_factory=list)
+
+    def check_tool(self, name: str, event: CallEvent) -> None:
+        """Tool-call hygiene: an answer that calls a function the call did not declare (a
+        model steered by injected text inventing ``send_email``) is refused, in enforce
+        mode; recorded either way."""
+        if name in self.tools:
+            return
+        action = GuardAction(
+            self.engine.ref,
+            TOOL_CALLS,
+            "undeclared_tool",
+            1.0,
+            "block",
+            "output",
+            self.engine.enforcing,
+        )
+        self.actions.append(action)
+        event.guard_actions = [a.as_record() for a in self.actions]
+        event.safety_pass = False
+        if self.engine.enforcing:
+            raise ContentBlocked(
+                f"blocked by guard policy {self.engine.ref}: the answer calls "
+                f"{name[:64]!r}, a function the call did not declare"
+            )
 
     @property
     def guards_output(self) -> bool:
@@ -60,7 +86,7 @@ async def guard_input(
         verdict = await asyncio.to_thread(engine.check_input, messages, untrusted)
     else:
         verdict = engine.check_input(messages, untrusted)
-    guarded = GuardedCall(engine, verdict)
+    guarded = GuardedCall(engine, verdict, declared_tools(body))
     record_guard(event, guarded, verdict)
     if verdict.blocked is not None:
         raise blocked_error(verdict.blocked)
@@ -73,7 +99,13 @@ def guard_answer(
 ) -> dict[str, Any]:
     """A chat.completion after the output rules: a copy for the caller (placeholders
     restored), while ``completion`` itself keeps what may be stored (redacted, placeholders
-    kept). :class:`ContentBlocked` when a rule blocks the answer."""
+    kept); ``completion`` itself when there was nothing to do. :class:`ContentBlocked` when
+    a rule blocks the answer or it calls a function the call did not declare."""
+    for choice in completion.get("choices") or []:
+        for name in called_tools(choice.get("message") or {}):
+            guarded.check_tool(name, event)
+    if not guarded.guards_output:
+        return completion
     answered = {**completion, "choices": []}
     for choice in completion.get("choices") or []:
         message = choice.get("message") or {}
@@ -90,6 +122,21 @@ def guard_answer(
         message["content"] = verdict.stored
         answered["choices"].append({**choice, "message": {**message, "content": verdict.text}})
     return answered
+
+
+def declared_tools(body: dict[str, Any]) -> frozenset[str]:
+    """The function names a chat body declares (``tools``, or the legacy ``functions``)."""
+    tools = [t.get("function") or {} for t in body.get("tools") or [] if isinstance(t, dict)]
+    legacy = [f for f in body.get("functions") or [] if isinstance(f, dict)]
+    return frozenset(str(f.get("name")) for f in tools + legacy if f.get("name"))
+
+
+def called_tools(message: dict[str, Any]) -> list[str]:
+    """The function names a message (or a streamed delta) calls."""
+    calls = [c.get("function") or {} for c in message.get("tool_calls") or []]
+    if message.get("function_call"):
+        calls.append(message["function_call"])
+    return [str(call["name"]) for call in calls if isinstance(call, dict) and call.get("name")]
 
 
 def record_guard(event: CallEvent, guarded: GuardedCall, verdict: Verdict) -> None:
