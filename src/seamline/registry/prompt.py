@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from seamline.core.errors import InvalidInput
+from seamline.guards.spotlight import spotlighted, with_instructions
 from seamline.registry.specs import InlineModel, PromptSpec, VariableSpec
 from seamline.registry.templating import TemplateError, is_straight_line, render_template
 
@@ -62,6 +63,14 @@ class Prompt:
         """Validate ``variables`` against the declared ones (missing, unknown, wrong type) and
         render every message. Raises :class:`InvalidInput` naming the offending variable."""
         values = bind_variables(self.spec.variables, variables, prompt=self.ref)
+        mode = self.spec.spotlight
+        marked = [
+            v.name
+            for v in self.spec.variables
+            if v.untrusted and isinstance(values.get(v.name), str)
+        ]
+        if mode != "off":
+            values.update({name: spotlighted(values[name], mode) for name in marked})
         try:
             messages = [
                 {"role": m.role, "content": render_template(m.content, values)}
@@ -69,6 +78,8 @@ class Prompt:
             ]
         except TemplateError as exc:
             raise InvalidInput(f"prompt {self.ref}: {exc}", code="template_error") from None
+        if mode != "off" and marked:
+            messages = with_instructions(messages, mode)
         model = self.spec.model
         return RenderedPrompt(
             messages=messages,

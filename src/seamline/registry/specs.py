@@ -17,6 +17,7 @@ from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from seamline.guards.policy import GuardPolicySpec
+from seamline.guards.spotlight import Spotlight
 from seamline.registry.templating import compile_template, template_variables
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"
@@ -145,6 +146,8 @@ class PromptSpec(Strict):
     # The guard policy its calls run under (its production version, else its latest);
     # none named: the project's ``default`` policy, else the one seamline ships.
     guard_policy: Name | None = None
+    # How untrusted variables are marked in the rendered prompt (``guards.spotlight``).
+    spotlight: Spotlight = "off"
     gate: GateSpec | None = None
     max_prompt_tokens: Annotated[int, Field(gt=0)] | None = None
     tags: list[str] = Field(default_factory=list)
