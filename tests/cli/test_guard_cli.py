@@ -34,3 +34,55 @@ def test_a_pushed_policy_by_reference_and_redacted_text(seamline: Run, tmp_path:
     assert "write to [EMAIL]" in done.stdout
     missing = seamline("guard", "test", "hi", "--policy", "nope", ok=False)
     assert missing.returncode == 1 and missing.stderr.startswith("error:")
+
+
+EVAL_KEYS = {
+    "n",
+    "positives",
+    "precision",
+    "recall",
+    "fpr",
+    "f1",
+    "auc",
+    "recall_at_1_fpr",
+    "recall_at_2_fpr",
+    "latency_ms_p50",
+    "latency_ms_p99",
+}
+
+
+def test_guard_eval_reports_per_kind_and_overall(seamline: Run, tmp_path: Path) -> None:
+    rows = [
+        {"text": HIDDEN, "label": 1, "kind": "direct"},
+        {"text": "How many days does a parcel to Lyon take?", "label": 0, "kind": "direct"},
+        {"text": HIDDEN, "label": 1, "kind": "indirect.email"},
+        {
+            "text": "Minutes: the board approved the new roof budget.",
+            "label": 0,
+            "kind": "indirect.email",
+        },
+        {"text": "Translate 'good morning' into Portuguese.", "label": 0},
+    ]
+    path = tmp_path / "eval.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    shown = json.loads(seamline("guard", "eval", str(path), "--json").stdout)
+    assert shown["policy"] == "default (built in)"
+    assert set(shown["kinds"]) == {"direct", "indirect.email"}
+    for group in (shown["overall"], *shown["kinds"].values()):
+        assert set(group) >= EVAL_KEYS and group["latency_ms_p50"] > 0
+    overall = shown["overall"]
+    assert (overall["n"], overall["positives"]) == (5, 2)
+    assert overall["recall"] == 1.0 and overall["fpr"] == 0.0 and overall["auc"] == 1.0
+    assert shown["kinds"]["indirect.email"]["recall"] == 1.0
+    table = seamline("guard", "eval", str(path)).stdout
+    assert "policy: default (built in)   5 texts" in table and "indirect.email" in table
+
+
+def test_guard_eval_names_a_bad_line(seamline: Run, tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"text": "fine", "label": 0}\n{"text": "no label"}\n')
+    bad = seamline("guard", "eval", str(path), ok=False)
+    assert bad.returncode == 1 and bad.stderr.startswith("error:") and "line 2" in bad.stderr
+    assert bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+    missing = seamline("guard", "eval", str(tmp_path / "absent.jsonl"), ok=False)
+    assert missing.returncode == 1 and "no such file" in missing.stderr

@@ -148,23 +148,29 @@ def test_metrics_behind_a_token_name_each_project(
 
 
 @pytest.mark.parametrize(
-    ("mode", "stored"),
+    ("mode", "request_stored", "response_stored"),
     [
-        ("redacted", [{"role": "user", "content": "[redacted]"}]),
-        ("none", None),
+        (
+            "redacted",
+            [{"role": "user", "content": "hi from [EMAIL]"}],
+            {"role": "assistant", "content": "[primary] echo: hi from [EMAIL]"},
+        ),
+        ("none", None, None),
     ],
 )
 def test_content_logging_follows_the_project_policy(
-    gateway: RunningGateway, mode: str, stored: object
+    gateway: RunningGateway, mode: str, request_stored: object, response_stored: object
 ) -> None:
     from seamline.registry.workspace import local_actor
 
     registry = gateway.registry
     registry.set_content_logging(local_actor(registry.db, "acme", "admin"), mode)
-    gateway.client().chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+    sent = [{"role": "user", "content": "hi from jane.doe@example.org"}]
+    reply = gateway.client().chat.completions.create(model="gpt-4o-mini", messages=sent)
+    assert reply.choices[0].message.content.endswith("jane.doe@example.org")  # the caller's
     [event] = gateway.events()
-    assert event["request_content"] == stored
-    assert "[primary]" not in str(event["response_content"])
+    assert event["request_content"] == request_stored
+    assert event["response_content"] == response_stored
 
 
 def test_azure_openai_clients_call_deployments_by_path(gateway: RunningGateway) -> None:

@@ -191,7 +191,9 @@ def projects_create(name: str, as_user: AsUser = None) -> None:
 
 @projects_app.command("logging")
 def projects_logging(
-    mode: Annotated[str, typer.Argument(help="full, redacted (roles only) or none")],
+    mode: Annotated[
+        str, typer.Argument(help="full, redacted (personal data and secrets masked) or none")
+    ],
     project: ProjectOption = None,
     as_user: AsUser = None,
 ) -> None:

@@ -56,6 +56,7 @@ from seamline.gateway.stages.router import Attempt
 from seamline.gateway.stages.tiers import choose_model
 from seamline.gateway.stores.cache import as_stream, cache_key
 from seamline.guards.engine import GuardEngine, OutputStream
+from seamline.guards.redact import mask_sensitive
 from seamline.providers.base import ChatResult, Deployment, StreamChunk, UpstreamError, Usage
 from seamline.registry import Actor
 from seamline.registry.prompt import Prompt
@@ -176,7 +177,7 @@ async def serve_chat(
             body=dialect.error_body,
         )
     finally:
-        event.apply_content_policy(content_logging)
+        event.apply_content_policy(content_logging, mask_sensitive)
         gateway.emit(event)
 
 
@@ -638,7 +639,7 @@ async def _shadow_call(
     except Exception as exc:
         await fail_call(_discard, event, exc, {}, response_started=True)
     finally:
-        event.apply_content_policy(actor.project.content_logging)
+        event.apply_content_policy(actor.project.content_logging, mask_sensitive)
         gateway.emit(event)
 
 

@@ -8,6 +8,7 @@ DESIGN.md; exporters map them to OpenTelemetry's GenAI attribute names.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from time import perf_counter
@@ -85,14 +86,15 @@ class CallEvent:
         self.error_type = error_type
         self.error_message = message[:500]
 
-    def apply_content_policy(self, mode: str) -> None:
-        """The project's content logging: ``full`` keeps messages, ``redacted`` keeps their
-        roles and shape only, ``none`` keeps nothing."""
+    def apply_content_policy(self, mode: str, redact: Callable[[str], str]) -> None:
+        """The project's content logging: ``full`` keeps messages, ``redacted`` keeps them
+        with what ``redact`` masks in the text (personal data and secrets: the gateway passes
+        the guards' detectors), ``none`` keeps nothing."""
         if mode == "full":
             return
         if mode == "redacted":
-            self.request_content = _redacted(self.request_content)
-            self.response_content = _redacted(self.response_content)
+            self.request_content = _redacted(self.request_content, redact)
+            self.response_content = _redacted(self.response_content, redact)
         else:
             self.request_content = self.response_content = None
 
@@ -112,12 +114,18 @@ class CallEvent:
         return row
 
 
-def _redacted(content: Any) -> Any:
+# The fields of a message that hold what someone wrote; ids, roles and names are kept.
+_WRITTEN = frozenset({"content", "text", "arguments", "refusal"})
+
+
+def _redacted(content: Any, redact: Callable[[str], str], written: bool = False) -> Any:
+    if isinstance(content, str):
+        return redact(content) if written else content
     if isinstance(content, list):
-        return [_redacted(item) for item in content]
+        return [_redacted(item, redact, written) for item in content]
     if isinstance(content, dict):
-        return {"role": content.get("role"), "content": "[redacted]"}
-    return None if content is None else "[redacted]"
+        return {k: _redacted(v, redact, written or k in _WRITTEN) for k, v in content.items()}
+    return content
 
 
 def without_nul(value: Any) -> Any:
