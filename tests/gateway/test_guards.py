@@ -4,6 +4,7 @@ release or rollback is seen on the next request."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -248,3 +249,16 @@ def test_an_answer_calling_an_undeclared_tool_is_refused(gateway: RunningGateway
     events = gateway.events(3)
     assert [e["status"] for e in events] == ["blocked", "blocked", "ok"]
     assert events[0]["guard_actions"][-1]["label"] == "undeclared_tool"
+
+
+def test_a_route_can_run_under_a_policy_of_its_own(
+    start_gateway: Callable[..., RunningGateway], registry: Registry, alice: Actor
+) -> None:
+    gateway = start_gateway(route_guard_policies={"/v1/chat/completions": "html-safe"})
+    rule = {"detector": "markup", "content": ["output"], "action": "redact"}
+    registry.push(alice, [_policy("html-safe", rules=[rule])])
+    reply = _chat(gateway, "Say <script>alert(1)</script> now")
+    answer = reply.json()["choices"][0]["message"]["content"]
+    assert "alert(1)" not in answer and answer.endswith("now")
+    [event] = gateway.events(1)
+    assert event["guard_actions"][0]["policy"] == "html-safe@1"

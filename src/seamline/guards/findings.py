@@ -15,6 +15,7 @@ PII = "pii"
 SECRET = "secret"
 EXFILTRATION = "exfiltration"
 LEAK = "leak"
+MARKUP = "markup"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import re
 import secrets
 from urllib.parse import urlsplit
 
-from seamline.guards.findings import EXFILTRATION, LEAK, Finding
+from seamline.guards.findings import EXFILTRATION, LEAK, MARKUP, Finding
 
 _URL = r"<?([^\s)>]{1,4096})>?(?:\s+(?:\"[^\"\n]{0,500}\"|'[^'\n]{0,500}'))?\s*"
 _HTML_URL = r"\s*=\s*[\"']?([^\"'\s>]{1,4096})[^>]{0,2000}>?"
@@ -109,3 +109,34 @@ class CanaryLeak:
         if at < 0:
             return []
         return [Finding(self.name, LEAK, "system_prompt_leak", 1.0, at, at + len(self._token))]
+
+
+# Markup that runs or loads something when an answer is rendered as HTML: a script, a style
+# sheet, a frame, an embedded object, a form, an auto-refresh, an event handler, a
+# javascript: URL. Each pattern is bounded; an element left open is cut to the end.
+_ACTIVE_MARKUP: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "script",
+        re.compile(r"(?is)<\s*(script|style)\b[^>]{0,2000}>.{0,200000}?(?:<\s*/\s*\1\s*>|\Z)"),
+    ),
+    ("frame", re.compile(r"(?i)<\s*(?:iframe|frame|object|embed|form|base)\b[^>]{0,2000}>?")),
+    ("refresh", re.compile(r"(?i)<\s*meta\b[^>]{0,2000}http-equiv[^>]{0,2000}>?")),
+    ("event_handler", re.compile(r"(?i)<[a-z][^>]{0,2000}?\son[a-z]{2,30}\s*=[^>]{0,2000}>?")),
+    ("javascript_url", re.compile(r"(?i)(?:java|vb)script\s*:[^\s\"'<>)]{0,2000}")),
+)
+
+
+class MarkupDetector:
+    """Active markup in an answer, for routes whose clients render answers as HTML (a rule
+    ``detector: markup`` with ``action: redact`` cuts it out)."""
+
+    name = "markup"
+
+    def scan(self, text: str, *, untrusted: bool = False) -> list[Finding]:
+        if "<" not in text and "script" not in text.lower():
+            return []
+        return [
+            Finding(self.name, MARKUP, label, 1.0, match.start(), match.end())
+            for label, pattern in _ACTIVE_MARKUP
+            for match in pattern.finditer(text)
+        ]
