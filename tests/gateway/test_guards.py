@@ -262,3 +262,31 @@ def test_a_route_can_run_under_a_policy_of_its_own(
     assert "alert(1)" not in answer and answer.endswith("now")
     [event] = gateway.events(1)
     assert event["guard_actions"][0]["policy"] == "html-safe@1"
+
+
+def test_an_answer_that_misses_the_schema_is_asked_again_once(
+    gateway: RunningGateway, registry: Registry, alice: Actor
+) -> None:
+    rule = {"detector": "schema", "content": ["output"], "action": "block", "reask": True}
+    registry.push(alice, [_policy(rules=[rule])])
+    stub = gateway.upstreams["primary"]
+
+    def reply(body: dict[str, Any]) -> str:  # JSON only once told what was wrong
+        told = "invalid" in str(body["messages"][-1]["content"])
+        return '{"city": "Oslo"}' if told else "Oslo, I think"
+
+    stub.reply_text = reply  # type: ignore[method-assign]
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    response_format = {"type": "json_schema", "json_schema": {"name": "city", "schema": schema}}
+    answered = _chat(gateway, "Which city?", response_format=response_format)
+    assert answered.status_code == 200
+    assert answered.json()["choices"][0]["message"]["content"] == '{"city": "Oslo"}'
+    assert len(stub.requests) == 2
+    assert "not JSON" in stub.requests[1]["messages"][-1]["content"]
+    stub.reply_text = lambda body: "never JSON"  # type: ignore[method-assign]
+    refused = _chat(gateway, "Which city?", response_format=response_format)
+    assert refused.status_code == 400 and len(stub.requests) == 4  # one re-ask, no more
+    first, second = gateway.events(2)
+    assert first["completion_tokens"] == 3 + 2  # both answers are billed
+    assert second["status"] == "blocked"
+    assert second["guard_actions"][-1]["label"] == "invalid_json"

@@ -45,9 +45,11 @@ from seamline.gateway.stages.calls import (
 )
 from seamline.gateway.stages.guard import (
     GuardedCall,
+    SchemaReask,
     called_tools,
     guard_answer,
     guard_input,
+    reask_messages,
     record_guard,
     refusal_answer,
 )
@@ -319,7 +321,11 @@ async def _complete(
     _account(gateway, event, attempt.deployment, body, result.usage, message.get("content") or "")
     answered, raw = result.body, result.raw
     if guarded is not None:
-        answered = guard_answer(guarded, result.body, event)
+        try:
+            answered = guard_answer(guarded, result.body, event)
+        except SchemaReask as reask:
+            result = await _reask(gateway, body, model, event, catalog, result, reask.error)
+            answered = guard_answer(guarded, result.body, event, reasked=True)
         raw = raw if answered is result.body else None
     headers["x-seamline-model"] = event.model_used or model
     await send_bytes(send, 200, dialect.answer(answered, raw), headers)
@@ -466,6 +472,40 @@ async def _stream(
             "total_tokens": event.prompt_tokens + event.completion_tokens,
         },
     }
+
+
+async def _reask(
+    gateway: Gateway,
+    body: dict[str, Any],
+    model: str,
+    event: CallEvent,
+    catalog: ModelCatalog | None,
+    first: ChatResult,
+    error: str,
+) -> ChatResult:
+    """One more call when the answer did not match the schema (a policy's ``reask``), the
+    validation error in the conversation; its tokens and cost add to the call's."""
+    message = ((first.body.get("choices") or [{}])[0].get("message")) or {}
+    again = {**body, "messages": reask_messages(body, str(message.get("content") or ""), error)}
+    attempt = Attempt()
+
+    async def call(deployment: Deployment) -> ChatResult:
+        return await gateway.provider(deployment).chat(
+            deployment, {**again, "model": deployment.upstream_model}
+        )
+
+    spent = (event.prompt_tokens, event.completion_tokens, event.cost_usd)
+    try:
+        result = await gateway.router.call(model, attempt, call, catalog)
+    finally:
+        attempt.record(event)
+    reply = (result.body.get("choices") or [{}])[0].get("message") or {}
+    _account(gateway, event, attempt.deployment, again, result.usage, reply.get("content") or "")
+    event.prompt_tokens += spent[0]
+    event.completion_tokens += spent[1]
+    event.cost_usd = (event.cost_usd or 0.0) + (spent[2] or 0.0)
+    event.response_content = reply
+    return result
 
 
 class _OutputGuards:

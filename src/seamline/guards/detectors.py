@@ -23,19 +23,25 @@ ENTRY_POINT_GROUP = "seamline.guards"
 # compiles their patterns).
 BUILT_IN: dict[str, tuple[str, str]] = {
     "injection.rules": ("seamline.guards.injection_rules", "InjectionRules"),
+    "injection.minilm": ("seamline.guards.injection_model", "InjectionModel"),
     "pii": ("seamline.guards.pii", "PiiDetector"),
     "secrets": ("seamline.guards.secrets", "SecretDetector"),
     "markup": ("seamline.guards.output", "MarkupDetector"),
 }
-# Built by the engine rather than shared: leakage looks for the call's own canary token,
-# exfiltration for links outside the rule's allowed hosts (``output.py``).
+# Built by the engine rather than shared (``output.py``): leakage looks for the call's own
+# canary token, schema checks against the call's expected JSON Schema, exfiltration for
+# links outside the rule's allowed hosts.
 LEAKAGE = "leakage"
+SCHEMA = "schema"
 EXFILTRATION = "exfiltration"
+PER_CALL = frozenset({LEAKAGE, SCHEMA})
 # What each detector's findings can be answered with. Injection has no span worth cutting
 # out (an instruction hidden in a document is still in the document), so it blocks or flags.
 ACTIONS_BY_DETECTOR: dict[str, frozenset[str]] = {
     "injection.rules": frozenset({"block", "flag"}),
+    "injection.minilm": frozenset({"block", "flag"}),
     LEAKAGE: frozenset({"block", "flag"}),
+    SCHEMA: frozenset({"block", "flag"}),
     EXFILTRATION: frozenset({"block", "redact", "flag"}),
 }
 
@@ -49,7 +55,7 @@ def _registered() -> dict[str, Callable[[], Any]]:
 
 
 def known_detectors() -> frozenset[str]:
-    return frozenset(BUILT_IN) | {LEAKAGE, EXFILTRATION} | frozenset(_registered())
+    return frozenset(BUILT_IN) | PER_CALL | {EXFILTRATION} | frozenset(_registered())
 
 
 def detector(name: str) -> Detector:

@@ -14,9 +14,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from seamline.guards.detectors import EXFILTRATION, LEAKAGE, detector
+from seamline.guards.detectors import EXFILTRATION, LEAKAGE, PER_CALL, SCHEMA, detector
 from seamline.guards.findings import Detector, Finding
-from seamline.guards.output import CanaryLeak, ExfiltrationDetector, new_canary, with_canary
+from seamline.guards.output import (
+    CanaryLeak,
+    ExfiltrationDetector,
+    SchemaCheck,
+    new_canary,
+    with_canary,
+)
 from seamline.guards.policy import INPUT_KINDS, GuardPolicySpec, GuardRule
 from seamline.guards.redact import Pseudonymiser, mask_token
 from seamline.guards.stream_scan import StreamScanner
@@ -80,12 +86,14 @@ class InputVerdict(Verdict):
 class OutputVerdict(Verdict):
     stored: str = ""  # the answer redacted, placeholders kept: what an event may record
     text: str = ""  # the answer as the caller gets it: placeholders restored
+    # Set when a schema rule asks for one more try: what to tell the model.
+    reask: str | None = None
 
 
 @dataclass(frozen=True)
 class _Compiled:
     rule: GuardRule
-    detector: Detector | None  # None for leakage: built per call with its canary
+    detector: Detector | None  # None for leakage and schema: built per call
 
 
 class GuardEngine:
@@ -162,17 +170,18 @@ class GuardEngine:
         kind: str,
         where: str,
         pseudonymiser: Pseudonymiser | None,
-        canary: str | None = None,
+        per_call: dict[str, Detector] | None = None,
     ) -> str:
         """``text`` after the rules for ``kind``: the findings recorded on ``verdict``, spans
-        redacted or pseudonymised when enforcing (the same object when nothing changed)."""
+        redacted or pseudonymised when enforcing (the same object when nothing changed).
+        ``per_call``: the detectors a call brings (its canary, its schema), by name."""
         spans: list[tuple[Finding, str]] = []
         # Rules sharing a detector (block above one threshold, flag above another) share
         # its scan of this text.
         scanned: dict[int, list[Finding]] = {}
         for compiled in self._for(kind):
             rule = compiled.rule
-            found = self._scan(verdict, compiled, text, kind, where, canary, scanned)
+            found = self._scan(verdict, compiled, text, kind, where, per_call or {}, scanned)
             for finding in found:
                 if finding.score < rule.threshold or (
                     rule.labels and finding.label not in rule.labels
@@ -192,11 +201,11 @@ class GuardEngine:
         text: str,
         kind: str,
         where: str,
-        canary: str | None,
+        per_call: dict[str, Detector],
         scanned: dict[int, list[Finding]],
     ) -> list[Finding]:
         rule = compiled.rule
-        scanner = compiled.detector or (CanaryLeak(canary) if canary else None)
+        scanner = compiled.detector or per_call.get(rule.detector)
         if scanner is None:
             return []
         if len(text) > self.spec.max_chars:
@@ -251,12 +260,27 @@ class GuardEngine:
         *,
         canary: str | None = None,
         pseudonymiser: Pseudonymiser | None = None,
+        schema: dict[str, Any] | None = None,
+        reasked: bool = False,
     ) -> OutputVerdict:
         """The answer after the output rules (redactions when enforcing), placeholders of
-        pseudonymised input restored for the caller."""
+        pseudonymised input restored for the caller. ``schema``: the JSON Schema the answer
+        must match; unless ``reasked``, a schema rule with ``reask`` asks for one more try
+        (``verdict.reask``) rather than acting."""
         started = time.perf_counter()
         verdict = OutputVerdict()
-        verdict.stored = self._guard_text(verdict, text, "output", "output", None, canary)
+        per_call: dict[str, Detector] = {}
+        if canary is not None:
+            per_call[LEAKAGE] = CanaryLeak(canary)
+        check = SchemaCheck(schema) if schema is not None else None
+        if check is not None:
+            per_call[SCHEMA] = check
+        verdict.stored = self._guard_text(verdict, text, "output", "output", None, per_call)
+        reasks = any(c.rule.detector == SCHEMA and c.rule.reask for c in self._for("output"))
+        if check and check.error and reasks and not reasked and self.enforcing:
+            verdict.reask = check.error
+            if verdict.blocked is not None and verdict.blocked.detector == SCHEMA:
+                verdict.blocked = None  # decided on the second answer
         restored = pseudonymiser.restore(verdict.stored) if pseudonymiser is not None else None
         verdict.text = verdict.stored if restored is None else restored
         verdict.elapsed_ms = (time.perf_counter() - started) * 1000
@@ -358,7 +382,7 @@ class OutputStream:
 
 
 def _build(rule: GuardRule) -> Detector | None:
-    if rule.detector == LEAKAGE:
+    if rule.detector in PER_CALL:
         return None
     if rule.detector == EXFILTRATION:
         return ExfiltrationDetector(rule.allowed_hosts)

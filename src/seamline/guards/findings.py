@@ -16,6 +16,7 @@ SECRET = "secret"
 EXFILTRATION = "exfiltration"
 LEAK = "leak"
 MARKUP = "markup"
+SCHEMA_MISMATCH = "schema"
 
 
 @dataclass(frozen=True)

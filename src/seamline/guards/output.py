@@ -14,13 +14,18 @@ contains it is repeating the system prompt.
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
+from typing import Any
 from urllib.parse import urlsplit
 
-from seamline.guards.findings import EXFILTRATION, LEAK, MARKUP, Finding
+from jsonschema import Draft202012Validator
+
+from seamline.guards.findings import EXFILTRATION, LEAK, MARKUP, SCHEMA_MISMATCH, Finding
 
 _URL = r"<?([^\s)>]{1,4096})>?(?:\s+(?:\"[^\"\n]{0,500}\"|'[^'\n]{0,500}'))?\s*"
+_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
 _HTML_URL = r"\s*=\s*[\"']?([^\"'\s>]{1,4096})[^>]{0,2000}>?"
 # (label, score, pattern whose group 1 is the URL). Bounded repetitions throughout: no
 # pattern can backtrack more than linearly on hostile output.
@@ -140,3 +145,29 @@ class MarkupDetector:
             for label, pattern in _ACTIVE_MARKUP
             for match in pattern.finditer(text)
         ]
+
+
+class SchemaCheck:
+    """An answer against the JSON Schema the call expects (its prompt's ``output_schema``, or
+    its ``response_format``): not JSON, or JSON that does not match, is a finding whose
+    label says which, with the first validation error kept for a re-ask."""
+
+    name = "schema"
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self._validator = Draft202012Validator(schema)
+        self.error: str | None = None
+
+    def scan(self, text: str, *, untrusted: bool = False) -> list[Finding]:
+        body = _FENCE.sub("", text.strip())  # a model may wrap JSON in a markdown fence
+        try:
+            value = json.loads(body)
+        except json.JSONDecodeError as exc:
+            self.error = f"the answer is not JSON ({exc.msg} at character {exc.pos})"
+            return [Finding(self.name, SCHEMA_MISMATCH, "invalid_json", 1.0)]
+        error = next(iter(self._validator.iter_errors(value)), None)
+        if error is None:
+            return []
+        where = "/".join(str(part) for part in error.absolute_path) or "the top level"
+        self.error = f"the answer does not match the JSON Schema at {where}: {error.message}"
+        return [Finding(self.name, SCHEMA_MISMATCH, "schema_mismatch", 1.0)]

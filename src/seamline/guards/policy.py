@@ -58,6 +58,8 @@ class GuardRule(_Strict):
     labels: list[str] = Field(default_factory=list)  # only these labels; empty: all
     # For ``exfiltration``: hosts that links and images may point to.
     allowed_hosts: list[str] = Field(default_factory=list)
+    # For ``schema``: ask the model once more, with the validation error, before acting.
+    reask: bool = False
 
     @model_validator(mode="after")
     def _known(self) -> GuardRule:
@@ -72,6 +74,8 @@ class GuardRule(_Strict):
                 f"detector {self.detector!r} cannot {self.action} "
                 f"(it can: {', '.join(sorted(allowed))})"
             )
+        if self.reask and self.detector != "schema":
+            raise ValueError("reask applies to the schema detector only")
         if self.action == "pseudonymise" and "output" in self.content:
             raise ValueError("pseudonymise applies to input: placeholders are restored in output")
         return self

@@ -33,6 +33,7 @@ class GuardedCall:
     engine: GuardEngine
     verdict: InputVerdict
     tools: frozenset[str]  # the functions the call declared: the only ones it may call
+    schema: dict[str, Any] | None = None  # the JSON Schema its answer must match, if any
     actions: list[GuardAction] = field(default_factory=list)
 
     def check_tool(self, name: str, event: CallEvent) -> None:
@@ -86,7 +87,8 @@ async def guard_input(
         verdict = await asyncio.to_thread(engine.check_input, messages, untrusted)
     else:
         verdict = engine.check_input(messages, untrusted)
-    guarded = GuardedCall(engine, verdict, declared_tools(body))
+    schema = prompt.spec.output_schema if prompt is not None else None
+    guarded = GuardedCall(engine, verdict, declared_tools(body), schema or expected_schema(body))
     record_guard(event, guarded, verdict)
     if verdict.blocked is not None:
         raise blocked_error(verdict.blocked)
@@ -94,8 +96,16 @@ async def guard_input(
     return guarded
 
 
+class SchemaReask(Exception):
+    """The answer does not match the call's schema and its policy asks once more."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
+
+
 def guard_answer(
-    guarded: GuardedCall, completion: dict[str, Any], event: CallEvent
+    guarded: GuardedCall, completion: dict[str, Any], event: CallEvent, *, reasked: bool = False
 ) -> dict[str, Any]:
     """A chat.completion after the output rules: a copy for the caller (placeholders
     restored), while ``completion`` itself keeps what may be stored (redacted, placeholders
@@ -114,14 +124,42 @@ def guard_answer(
             answered["choices"].append(choice)
             continue
         verdict = guarded.engine.check_output(
-            content, canary=guarded.verdict.canary, pseudonymiser=guarded.verdict.pseudonymiser
+            content,
+            canary=guarded.verdict.canary,
+            pseudonymiser=guarded.verdict.pseudonymiser,
+            schema=guarded.schema,
+            reasked=reasked,
         )
         record_guard(event, guarded, verdict)
+        if verdict.reask is not None:
+            raise SchemaReask(verdict.reask)
         if verdict.blocked is not None:
             raise blocked_error(verdict.blocked)
         message["content"] = verdict.stored
         answered["choices"].append({**choice, "message": {**message, "content": verdict.text}})
     return answered
+
+
+def expected_schema(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON Schema a chat body's ``response_format`` asks the answer to match."""
+    response_format = body.get("response_format")
+    if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
+        return None
+    schema = (response_format.get("json_schema") or {}).get("schema")
+    return schema if isinstance(schema, dict) else None
+
+
+def reask_messages(body: dict[str, Any], answer: str, error: str) -> list[dict[str, Any]]:
+    """The conversation once more, with the answer and what was wrong with it."""
+    return [
+        *(body.get("messages") or []),
+        {"role": "assistant", "content": answer},
+        {
+            "role": "user",
+            "content": f"That answer is invalid: {error}. Answer again with only JSON that "
+            "matches the schema.",
+        },
+    ]
 
 
 def declared_tools(body: dict[str, Any]) -> frozenset[str]:
