@@ -106,7 +106,8 @@ def test_canary_gets_its_share_of_2000_calls_and_sessions_stick(
     registry.move_alias(
         alice, "prompt", "greeter", "canary", 2, weight=20, override=True, reason="canary"
     )
-    with httpx.Client() as http, ThreadPoolExecutor(8) as pool:
+    # A generous timeout: 2,000 calls on a busy 2-core machine can queue a call for seconds.
+    with httpx.Client(timeout=30) as http, ThreadPoolExecutor(8) as pool:
         versions = list(
             pool.map(
                 lambda i: _call(gateway, http, metadata={"session_id": f"s{i}"}).headers[
