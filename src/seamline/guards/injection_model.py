@@ -3,10 +3,11 @@
 ``injection.minilm`` reads the normalised view of a text (and any payload normalise decoded
 from it: base64, hex, tag characters, percent-encoding), cuts each into windows of
 :data:`WINDOW` tokens, embeds every window with the embedded MiniLM (int8 ONNX, mean pooling,
-L2 norm, as ``local-minilm`` serves it), scores each window with a linear head and keeps the
-highest score. The maximum, not the mean: an injection is a few sentences somewhere in a
-document, and averaging over the document would dilute it by the document's length, so that
-padding an attack with benign text would hide it. A window of 256 tokens is MiniLM's
+L2 norm, as ``local-minilm`` serves it, and again over :data:`SEGMENT`-token segments inside
+the window), scores every vector with a linear head and keeps the highest score. The
+maximum, not the mean: an injection is a few sentences somewhere in a document, and averaging
+over the document would dilute it by the document's length, so that padding an attack with
+benign text would hide it. A window of 256 tokens is MiniLM's
 ``max_seq_length`` (its position embeddings were trained to it; longer input is truncated).
 
 The head's logit becomes a probability by one of two Platt calibrations, chosen by the
@@ -25,8 +26,11 @@ Needs the ``[local]`` extra (onnxruntime, tokenizers, the MiniLM packages): with
 policy's ``on_error``). Importing this module loads neither onnxruntime nor the model; the
 first scan does, once per process, and every detector instance shares that session.
 
-Budget: one window (a message of up to 254 tokens) is one MiniLM pass on one thread;
-``bench/guards.py`` prints p50/p99 (about 11 ms at p50 for a 256-token message here).
+Cost: one MiniLM pass per window on one thread; the head and the segment means are
+negligible. Measured here (``bench/guards.py``, one core of a busy AMD EPYC with AVX2 and no
+VNNI): p50 15 ms for a held-out user message (most are under 64 tokens), 113 ms for a
+255-token message, about 100 ms for a held-out document. The issue's budget (15 ms at p50 for
+256 tokens on one core) is not met by this encoder on this CPU.
 """
 
 from __future__ import annotations
