@@ -29,8 +29,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from seamline.guards.embeddings import shared_encoder
 from seamline.guards.evaluate import percentile, recall_at_fpr, roc_auc
-from seamline.guards.injection_model import Head, InjectionModel, shared_encoder
+from seamline.guards.injection_model import Head, InjectionModel
 from seamline.guards.injection_rules import InjectionRules
 from seamline.providers.local_models import minilm_files
 

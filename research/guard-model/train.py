@@ -44,8 +44,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from carriers import KINDS, SPLITS, CarrierMaker, insert
 
-from seamline.guards.evaluate import recall_at_fpr, roc_auc
-from seamline.guards.injection_model import (
+from seamline.guards.embeddings import (
     SEGMENT,
     SEGMENT_STRIDE,
     STRIDE,
@@ -54,8 +53,10 @@ from seamline.guards.injection_model import (
     read_windows,
     segments,
 )
+from seamline.guards.evaluate import recall_at_fpr, roc_auc
 from seamline.guards.normalise import views
 from seamline.providers.local_models import minilm_files
+from seamline.providers.minilm import MiniLM
 
 SEED = 20261129
 HERE = Path(__file__).parent
@@ -255,7 +256,7 @@ class Embeddings:
 def window_spans(encoder: Encoder, text: str) -> list[list[tuple[int, int]]]:
     """Per window of ``text`` (as ``Encoder.windows`` cuts it), the character span of each
     of its vectors: the whole window's, then each segment's."""
-    offsets = encoder._tokenizer.encode(text, add_special_tokens=False).offsets
+    offsets = encoder.minilm.tokenizer.encode(text, add_special_tokens=False).offsets
     width = WINDOW - 2
     n = len(offsets)
     starts = [*range(0, n - width, STRIDE), n - width] if n > width else [0]
@@ -392,7 +393,7 @@ def main() -> None:
     files = minilm_files()
     if files is None:
         raise SystemExit("needs seamline[local] (onnxruntime, tokenizers, the MiniLM packages)")
-    encoder = Encoder(*files, threads=args.threads)
+    encoder = Encoder(MiniLM(*files, threads=args.threads))
     store = Embeddings(encoder, args.cache)
 
     # Near-duplicates of held-out rows leave training and calibration (first window).

@@ -16,7 +16,10 @@ def test_the_shipped_policy_blocks_an_injection_and_shows_what_it_saw(seamline: 
     done = seamline("guard", "test", HIDDEN, "--untrusted", "--json")
     shown = json.loads(done.stdout)
     assert shown["policy"] == "default (built in)" and shown["outcome"] == "blocked"
-    assert {a["detector"] for a in shown["actions"]} == {"injection.rules"}
+    taken = {(a["detector"], a["action"]) for a in shown["actions"]}
+    # the rules block it; the learned detector, which reads untrusted text too, flags it
+    assert {("injection.rules", "block"), ("injection.minilm", "flag")} <= taken
+    assert {detector for detector, _ in taken} == {"injection.rules", "injection.minilm"}
     assert shown["views"][0]["view"] == "normalised"
 
 

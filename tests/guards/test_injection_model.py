@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from seamline.guards import detectors, injection_model
+from seamline.guards import detectors, embeddings
 from seamline.guards.findings import INJECTION
 from seamline.guards.injection_model import (
     LABEL,
@@ -83,8 +83,8 @@ def test_an_injection_at_the_end_of_a_long_document_is_still_found(
     model: InjectionModel,
 ) -> None:
     document = REPORT * 12  # about 800 tokens: four windows
-    encoder = injection_model.shared_encoder()
-    assert len(injection_model.read_windows(encoder, document)) > 3
+    encoder = embeddings.shared_encoder()
+    assert len(embeddings.read_windows(encoder, document)) > 3
     benign = _score(model, document, untrusted=True)
     attacked = _score(model, document + "\n\n" + INJECTION_TEXT, untrusted=True)
     alone = _score(model, INJECTION_TEXT, untrusted=True)
@@ -146,8 +146,8 @@ def test_missing_weights_give_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_without_the_local_extra_scanning_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(injection_model, "minilm_files", lambda: None)
-    monkeypatch.setattr(injection_model, "_encoder", None)
+    monkeypatch.setattr(embeddings, "minilm_files", lambda: None)
+    monkeypatch.setattr(embeddings, "_encoder", None)
     with pytest.raises(ModelUnavailable, match=r"seamline\[local\]"):
         InjectionModel().scan(BENIGN_TEXT)
 
@@ -160,6 +160,5 @@ def test_an_embedding_model_other_than_the_trained_one_is_refused(
     data["embedding"]["onnx_sha256"] = "0" * 64
     other = tmp_path / "other.json"
     other.write_text(json.dumps(data), encoding="utf-8")
-    monkeypatch.setattr(injection_model, "_encoder", None)
-    with pytest.raises(ModelUnavailable, match="not the MiniLM its weights were trained on"):
+    with pytest.raises(ModelUnavailable, match="not the one these weights were trained on"):
         InjectionModel(other).scan(BENIGN_TEXT)

@@ -102,7 +102,7 @@ async def serve_chat(
         named = named or gateway.config.route_guard_policies.get(dialect.route)
         policy = await gateway.view.guard_policy(actor, generation, named)
         try:
-            guarded = await guard_input(policy, prompt, request.variables, forwarded, event)
+            guarded = await guard_input(policy, prompt, request, forwarded, event)
         except ContentBlocked:
             if policy.spec.refusal is None:
                 raise
@@ -163,7 +163,9 @@ async def serve_chat(
         if key is not None and answer is not None and event.status == STATUS_OK:
             await gateway.cache.put(key, answer)
         if shadow is not None:
-            gateway.in_background(_shadow_call(gateway, actor, request, shadow, policy, event))
+            gateway.in_background(
+                _shadow_call(gateway, actor, request, shadow, policy, event, guarded)
+            )
     except asyncio.CancelledError:
         started = event.ttft_ms is not None
         await answer_cancelled(
@@ -645,8 +647,10 @@ async def _shadow_call(
     prompt: Prompt,
     policy: GuardEngine,
     live: CallEvent,
+    guarded: GuardedCall,
 ) -> None:
-    """Call the shadow version with the live call's inputs; record it, return it to no one."""
+    """Call the shadow version with the live call's inputs (and the embeddings its guards
+    computed of them); record it, return it to no one."""
     event = CallEvent(
         route=CHAT.route, arm=SHADOW, parent_request_id=live.request_id, trace_id=live.trace_id
     )
@@ -663,7 +667,7 @@ async def _shadow_call(
         body.pop("stream_options", None)
         event.model_requested = model
         # The live call's policy: the shadow's rendering must not carry what it keeps out.
-        await guard_input(policy, prompt, request.variables, body, event)
+        await guard_input(policy, prompt, request, body, event, guarded.verdict.embeddings)
         event.request_content = body["messages"]
         catalog = await gateway.catalog_for(actor, None, model)
         # A shadow spends real money: it is held to the same budgets as the live call.

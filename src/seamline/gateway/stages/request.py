@@ -32,6 +32,10 @@ class ChatRequest:
     session_id: str | None = None
     use_case: str | None = None
     use_cache: bool = True
+    # What the caller marked untrusted (``seamline.untrusted``): indices into its own
+    # ``messages`` (a pasted document, a web page in a user turn) and prompt variable names.
+    untrusted_messages: frozenset[int] = frozenset()
+    untrusted_variables: frozenset[str] = frozenset()
 
 
 def _expect(body: dict[str, Any], name: str, types: tuple[type, ...], what: str) -> Any:
@@ -93,6 +97,7 @@ def parse_chat_request(body: dict[str, Any]) -> ChatRequest:
     variables = extension.get("variables") or {}
     if not isinstance(variables, dict):
         raise InvalidInput("'seamline.variables' must be an object", param="seamline.variables")
+    untrusted_messages, untrusted_variables = _untrusted(extension, messages or [])
     request = ChatRequest(
         body=body,
         model=model,
@@ -103,6 +108,8 @@ def parse_chat_request(body: dict[str, Any]) -> ChatRequest:
         session_id=_text(metadata.get("session_id")),
         use_case=_text(metadata.get("use_case")),
         use_cache=extension.get("cache", True) is not False,
+        untrusted_messages=untrusted_messages,
+        untrusted_variables=untrusted_variables,
     )
     if is_prompt:
         reference = model[len(PROMPT_PREFIX) :]
@@ -115,6 +122,31 @@ def parse_chat_request(body: dict[str, Any]) -> ChatRequest:
             )
         request.prompt_name, request.prompt_ref = name, ref or DEFAULT_PROMPT_ALIAS
     return request
+
+
+def _untrusted(
+    extension: dict[str, Any], messages: list[Any]
+) -> tuple[frozenset[int], frozenset[str]]:
+    """``seamline.untrusted``: message indices and variable names, checked."""
+    marked = extension.get("untrusted") or []
+    if not isinstance(marked, list):
+        raise InvalidInput(
+            "'seamline.untrusted' must be an array of message indices and variable names",
+            param="seamline.untrusted",
+        )
+    indices, names = set(), set()
+    for item in marked:
+        if isinstance(item, str):
+            names.add(item)
+        elif isinstance(item, int) and not isinstance(item, bool) and 0 <= item < len(messages):
+            indices.add(item)
+        else:
+            raise InvalidInput(
+                f"'seamline.untrusted' holds {str(item)[:40]!r}: each item must be the index "
+                f"of one of the {len(messages)} messages or a variable's name",
+                param="seamline.untrusted",
+            )
+    return frozenset(indices), frozenset(names)
 
 
 def _text(value: Any) -> str | None:
