@@ -90,4 +90,4 @@ def test_a_message_the_caller_marks_untrusted_is_read_as_untrusted_content() -> 
     marked = policy.check_input(messages, untrusted_messages=[1])
     assert marked.blocked is not None and marked.blocked.where == "messages[1]"
     assert policy.kinds(messages, [1]) == ["system", "untrusted"]
-    assert policy.embeds(["untrusted"]) and not policy.embeds(["user", "system"])
+    assert policy.slow_for(["untrusted"]) and not policy.slow_for(["user", "system"])

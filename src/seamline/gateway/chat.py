@@ -10,11 +10,14 @@ provider -> response -> emit. The event is created on arrival and emitted exactl
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import hashlib
 import logging
 import random
+import threading
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from seamline.core.errors import ContentBlocked, PermissionDenied, UpstreamFailed
@@ -44,6 +47,7 @@ from seamline.gateway.stages.calls import (
     most_it_can_cost,
 )
 from seamline.gateway.stages.guard import (
+    JUDGE_USE_CASE,
     GuardedCall,
     SchemaReask,
     called_tools,
@@ -58,6 +62,7 @@ from seamline.gateway.stages.router import Attempt
 from seamline.gateway.stages.tiers import choose_model
 from seamline.gateway.stores.cache import as_stream, cache_key
 from seamline.guards.engine import GuardEngine, OutputStream
+from seamline.guards.judge import JudgeClient
 from seamline.guards.redact import mask_sensitive
 from seamline.providers.base import ChatResult, Deployment, StreamChunk, UpstreamError, Usage
 from seamline.registry import Actor
@@ -102,7 +107,8 @@ async def serve_chat(
         named = named or gateway.config.route_guard_policies.get(dialect.route)
         policy = await gateway.view.guard_policy(actor, generation, named)
         try:
-            guarded = await guard_input(policy, prompt, request, forwarded, event)
+            judge = _judge_client(gateway, actor, event) if policy.asks_judge else None
+            guarded = await guard_input(policy, prompt, request, forwarded, event, judge=judge)
         except ContentBlocked:
             if policy.spec.refusal is None:
                 raise
@@ -654,37 +660,93 @@ async def _shadow_call(
     event = CallEvent(
         route=CHAT.route, arm=SHADOW, parent_request_id=live.request_id, trace_id=live.trace_id
     )
-    admit_caller(event, actor)  # the live call was admitted: this only attributes it
-    event.user_id, event.session_id, event.use_case = live.user_id, live.session_id, live.use_case
     event.prompt_name, event.prompt_version, event.prompt_alias = (
         prompt.name,
         prompt.version,
         SHADOW,
     )
-    try:
+
+    async def prepare() -> tuple[dict[str, Any], str]:
         # The live call's inputs, answered whole: a shadow is never streamed to anyone.
         body, model = await _prompt_body(prompt, request, stream=False)
         body.pop("stream_options", None)
-        event.model_requested = model
         # The live call's policy: the shadow's rendering must not carry what it keeps out.
         await guard_input(policy, prompt, request, body, event, guarded.verdict.embeddings)
+        return body, model
+
+    # Its failure is recorded on its own event, and concerns no caller.
+    with contextlib.suppress(Exception, asyncio.CancelledError):
+        await _side_call(gateway, actor, live, event, prepare)
+
+
+def _judge_client(gateway: Gateway, actor: Actor, live: CallEvent) -> JudgeClient:
+    """How ``injection.judge`` asks its model for the call ``live``: through this gateway's
+    router, from the worker thread the guard check runs on, as a call of its own."""
+    loop = asyncio.get_running_loop()
+    loop_thread = threading.get_ident()
+
+    def ask(model: str, body: dict[str, Any], timeout_s: float) -> str:
+        if threading.get_ident() == loop_thread:  # waiting here would stop the loop it needs
+            raise RuntimeError("the judge must be asked from a worker thread")
+        event = CallEvent(
+            route=CHAT.route, parent_request_id=live.request_id, trace_id=live.trace_id
+        )
+        event.use_case = JUDGE_USE_CASE
+
+        async def prepare() -> tuple[dict[str, Any], str]:
+            return {**body, "model": model}, model
+
+        future = asyncio.run_coroutine_threadsafe(
+            _side_call(gateway, actor, live, event, prepare), loop
+        )
+        try:
+            answer = future.result(timeout_s)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise
+        content = ((answer.get("choices") or [{}])[0].get("message") or {}).get("content")
+        return content if isinstance(content, str) else ""
+
+    return ask
+
+
+async def _side_call(
+    gateway: Gateway,
+    actor: Actor,
+    live: CallEvent,
+    event: CallEvent,
+    prepare: Callable[[], Awaitable[tuple[dict[str, Any], str]]],
+) -> dict[str, Any]:
+    """A call the gateway makes on behalf of the live call (a prompt's shadow, a guard's
+    judge): attributed to the same caller, held to the same budgets, answered to no one and
+    recorded as an event of its own. Returns the answer; raises what failed it, once
+    recorded."""
+    admit_caller(event, actor)  # the live call was admitted: this only attributes it
+    event.user_id, event.session_id = live.user_id, live.session_id
+    event.use_case = event.use_case or live.use_case
+    try:
+        body, model = await prepare()
+        event.model_requested = model
         event.request_content = body["messages"]
         catalog = await gateway.catalog_for(actor, None, model)
-        # A shadow spends real money: it is held to the same budgets as the live call.
         reservation = await gateway.budgets.reserve(
             actor, lambda: _most_it_can_cost(gateway, catalog, model, body)
         )
         try:
-            await _complete(gateway, CHAT, body, model, event, {}, _discard, catalog)
+            answer = await _complete(gateway, CHAT, body, model, event, {}, _discard, catalog)
         finally:
             await gateway.budgets.settle(reservation, event.cost_usd)
     except asyncio.CancelledError:
         await answer_cancelled(_discard, event, {}, response_started=True)
+        raise
     except Exception as exc:
         await fail_call(_discard, event, exc, {}, response_started=True)
+        raise
     finally:
         event.apply_content_policy(actor.project.content_logging, mask_sensitive)
         gateway.emit(event)
+    assert answer is not None  # None only when a client leaves, and no client waits here
+    return answer
 
 
 async def _discard(message: Any) -> None:

@@ -35,11 +35,15 @@ LEAKAGE = "leakage"
 SCHEMA = "schema"
 EXFILTRATION = "exfiltration"
 PER_CALL = frozenset({LEAKAGE, SCHEMA})
+# Built per rule (``judge.py``): each rule names the model it asks.
+JUDGE = "injection.judge"
+PER_RULE = frozenset({EXFILTRATION, JUDGE})
 # What each detector's findings can be answered with. Injection has no span worth cutting
 # out (an instruction hidden in a document is still in the document), so it blocks or flags.
 ACTIONS_BY_DETECTOR: dict[str, frozenset[str]] = {
     "injection.rules": frozenset({"block", "flag"}),
     "injection.minilm": frozenset({"block", "flag"}),
+    JUDGE: frozenset({"block", "flag"}),
     LEAKAGE: frozenset({"block", "flag"}),
     SCHEMA: frozenset({"block", "flag"}),
     EXFILTRATION: frozenset({"block", "redact", "flag"}),
@@ -55,7 +59,7 @@ def _registered() -> dict[str, Callable[[], Any]]:
 
 
 def known_detectors() -> frozenset[str]:
-    return frozenset(BUILT_IN) | PER_CALL | {EXFILTRATION} | frozenset(_registered())
+    return frozenset(BUILT_IN) | PER_CALL | PER_RULE | frozenset(_registered())
 
 
 def detector(name: str) -> Detector:

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from seamline.core.errors import Unavailable
-from seamline.guards.detectors import EXFILTRATION, LEAKAGE, PER_CALL, SCHEMA, detector
+from seamline.guards.detectors import EXFILTRATION, JUDGE, LEAKAGE, PER_CALL, SCHEMA, detector
 from seamline.guards.embeddings import CallEmbeddings
 from seamline.guards.findings import Detector, EmbeddingDetector, Finding
+from seamline.guards.judge import InjectionJudge
 from seamline.guards.output import (
     CanaryLeak,
     ExfiltrationDetector,
@@ -103,6 +104,11 @@ class _Compiled:
     def reads_embeddings(self) -> bool:
         return bool(getattr(self.detector, "reads_embeddings", False))
 
+    @property
+    def slow(self) -> bool:
+        """Milliseconds or more per text (a MiniLM pass, a model call), not microseconds."""
+        return bool(getattr(self.detector, "slow", False))
+
 
 class GuardEngine:
     """A guard policy version, ready to run. Thread-safe: per-call state lives in verdicts."""
@@ -113,14 +119,15 @@ class GuardEngine:
         self.enforcing = spec.mode == "enforce"
         self._rules = [_Compiled(rule, _build(rule)) for rule in spec.rules]
         self.needs_canary = any(c.rule.detector == LEAKAGE for c in self._rules)
+        self.asks_judge = any(c.rule.detector == JUDGE for c in self._rules)
 
     def _for(self, kind: str) -> Iterator[_Compiled]:
         return (c for c in self._rules if kind in c.rule.content)
 
-    def embeds(self, kinds: Iterable[str]) -> bool:
-        """Whether a rule that reads embeddings (a MiniLM pass: milliseconds, not
-        microseconds) looks at any of ``kinds``: a caller then checks off its event loop."""
-        return any(c.reads_embeddings for kind in set(kinds) for c in self._for(kind))
+    def slow_for(self, kinds: Iterable[str]) -> bool:
+        """Whether a slow rule (a MiniLM pass, a judge's model call) looks at any of
+        ``kinds``: a caller then checks off its event loop."""
+        return any(c.slow for kind in set(kinds) for c in self._for(kind))
 
     def kinds(
         self, messages: list[dict[str, Any]], untrusted_messages: Iterable[int] = ()
@@ -432,6 +439,9 @@ def _build(rule: GuardRule) -> Detector | None:
         return None
     if rule.detector == EXFILTRATION:
         return ExfiltrationDetector(rule.allowed_hosts)
+    if rule.detector == JUDGE:
+        assert rule.model is not None  # the policy schema requires it
+        return InjectionJudge(rule.model, rule.timeout_s)
     return detector(rule.detector)
 
 

@@ -96,6 +96,7 @@ class InjectionModel:
 
     name = NAME
     reads_embeddings = True  # the engine hands it the call's CallEmbeddings
+    slow = True  # a MiniLM pass: the engine's caller checks off its event loop
 
     def __init__(self, model_path: Path = MODEL_PATH) -> None:
         self._path = model_path

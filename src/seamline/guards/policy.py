@@ -19,6 +19,11 @@ rules:
   - detector: secrets
     content: [user, tool, untrusted, output]
     action: redact
+  - detector: injection.judge   # a model call per text: for teams that accept its latency
+    model: gpt-4o-mini
+    content: [untrusted]
+    threshold: 0.8
+    action: flag
 ```
 """
 
@@ -30,7 +35,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from seamline.guards.detectors import ACTIONS_BY_DETECTOR, known_detectors
+from seamline.guards.detectors import ACTIONS_BY_DETECTOR, JUDGE, known_detectors
+from seamline.guards.judge import DEFAULT_TIMEOUT_S
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"
 # What a rule can look at. ``untrusted`` is text from outside the conversation: prompt
@@ -60,6 +66,9 @@ class GuardRule(_Strict):
     allowed_hosts: list[str] = Field(default_factory=list)
     # For ``schema``: ask the model once more, with the validation error, before acting.
     reask: bool = False
+    # For ``injection.judge``: the model asked (any the gateway routes), and how long it has.
+    model: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    timeout_s: Annotated[float, Field(gt=0, le=120)] = DEFAULT_TIMEOUT_S
 
     @model_validator(mode="after")
     def _known(self) -> GuardRule:
@@ -76,6 +85,10 @@ class GuardRule(_Strict):
             )
         if self.reask and self.detector != "schema":
             raise ValueError("reask applies to the schema detector only")
+        if (self.model is not None) != (self.detector == JUDGE):
+            raise ValueError(f"{JUDGE} needs a 'model' to ask, and only it takes one")
+        if self.detector == JUDGE and "output" in self.content:
+            raise ValueError(f"{JUDGE} reads what goes upstream, not the answer")
         if self.action == "pseudonymise" and "output" in self.content:
             raise ValueError("pseudonymise applies to input: placeholders are restored in output")
         return self

@@ -20,6 +20,7 @@ from seamline.core.errors import ContentBlocked
 from seamline.gateway.stages.request import ChatRequest
 from seamline.guards.embeddings import CallEmbeddings
 from seamline.guards.engine import GuardAction, GuardEngine, InputVerdict, Verdict
+from seamline.guards.judge import JudgeClient, judge_client
 from seamline.registry.prompt import Prompt
 from seamline.telemetry.event import CallEvent
 
@@ -27,6 +28,7 @@ from seamline.telemetry.event import CallEvent
 # millisecond per 10,000 characters, which the event loop should not spend for one call.
 INLINE_SCAN_CHARS = 20_000
 TOOL_CALLS = "tool_calls"  # the detector name tool-call hygiene records under
+JUDGE_USE_CASE = "guard.judge"  # the use case of the events of injection.judge's calls
 
 
 @dataclass
@@ -75,11 +77,14 @@ async def guard_input(
     body: dict[str, Any],
     event: CallEvent,
     embeddings: CallEmbeddings | None = None,
+    *,
+    judge: JudgeClient | None = None,
 ) -> GuardedCall:
     """Check the upstream body's messages (and a prompt's untrusted variables) in place:
     rewritten when the policy redacts; :class:`ContentBlocked` when it blocks. What the
     caller marked untrusted is scanned as untrusted content; ``embeddings``: the call's
-    already computed (a shadow call reads the live call's)."""
+    already computed (a shadow call reads the live call's); ``judge``: how the policy's
+    ``injection.judge`` rules call their model."""
     messages = body.get("messages") or []
     variables = request.variables
     untrusted = {
@@ -100,8 +105,13 @@ async def guard_input(
     )
     # Off the event loop when it would hold it up for the other calls: a long text, or a
     # rule that embeds (a MiniLM pass takes milliseconds).
-    if size > INLINE_SCAN_CHARS or engine.embeds(kinds):
-        verdict = await asyncio.to_thread(check)
+    if size > INLINE_SCAN_CHARS or engine.slow_for(kinds):
+        # the worker thread runs in a copy of this context: it sees the judge set here
+        token = judge_client.set(judge)
+        try:
+            verdict = await asyncio.to_thread(check)
+        finally:
+            judge_client.reset(token)
     else:
         verdict = check()
     schema = prompt.spec.output_schema if prompt is not None else None
