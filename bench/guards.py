@@ -15,7 +15,12 @@ the maximum of the two scores. Then the ratio of recall at 2% FPR against the ru
 issue's targets, and the latency per message (p50/p99) of each detector, with the learned
 detector on one thread of one core for a message of 256 tokens.
 
-Run: ``.venv/bin/python -m bench.guards [--limit N]`` (needs the ``[local]`` extra).
+First, on the gateway path (:mod:`bench.guard_path`): a call under the shipped policy
+against the same call under a policy with no rules, latency and CPU per call, and the time to
+first content of a streamed answer, in the same run.
+
+Run: ``.venv/bin/python -m bench.guards [--limit N] [--no-gateway]`` (needs the ``[local]``
+extra).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import guard_path
 from seamline.guards.embeddings import shared_encoder
 from seamline.guards.evaluate import percentile, recall_at_fpr, roc_auc
 from seamline.guards.injection_model import Head, InjectionModel
@@ -132,6 +138,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=0, help="score only the first N rows")
     parser.add_argument("--rounds", type=int, default=200, help="for the 256-token latency")
+    parser.add_argument("--seconds", type=float, default=5.0, help="per gateway measurement")
+    parser.add_argument("--streams", type=int, default=6, help="streamed calls per policy")
+    parser.add_argument("--no-gateway", action="store_true", help="detection figures only")
     args = parser.parse_args()
     if minilm_files() is None:
         print("skipped: needs the [local] extra (onnxruntime, tokenizers, the MiniLM packages)")
@@ -139,6 +148,11 @@ def main() -> None:
     if not HELDOUT.exists():
         print(f"skipped: {HELDOUT} is missing; run research/guard-model/train.py")
         return
+    if not args.no_gateway:  # before pinning: the gateway's processes inherit the affinity
+        with guard_path.running_gateway() as gateway:
+            guard_path.report_calls(gateway, args.seconds, rounds=4)
+            guard_path.report_first_token(gateway, args.streams)
+        print()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as budgeted
     rows = [json.loads(line) for line in HELDOUT.read_text(encoding="utf-8").splitlines()]
