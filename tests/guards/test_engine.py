@@ -188,3 +188,21 @@ def test_active_markup_is_cut_out_of_answers_for_html_clients() -> None:
         assert gone not in cleaned
     assert cleaned.startswith("Hello <b>there</b>.") and "Bye" in cleaned
     assert guard.check_output("Plain text, 2 < 3.").text == "Plain text, 2 < 3."
+
+
+def test_under_the_shipped_policy_a_streamed_answer_starts_after_its_first_word() -> None:
+    shipped = GuardEngine(default_policy())
+    stream = shipped.output_stream(canary=None)
+    assert stream.feed("The ") == "The "  # no 160-character wait for prose
+    assert stream.feed(f"key {AWS_KEY[:6]}") == "key "
+    assert stream.feed(AWS_KEY[6:] + " works.") == ""  # a loud word waits for the window
+    assert stream.flush() == "[AWS_ACCESS_KEY] works."
+
+
+def test_a_rule_whose_detector_may_find_quiet_text_holds_the_whole_window() -> None:
+    guard = engine(
+        {"detector": "secrets", "content": ["output"], "action": "redact"},
+        {"detector": "markup", "content": ["output"], "action": "redact"},
+    )
+    stream = guard.output_stream()
+    assert stream.feed("The refund takes two weeks. ") == ""

@@ -15,7 +15,7 @@ import pytest
 from seamline.guards.findings import PII, SECRET, Detector, Finding
 from seamline.guards.pii import PiiDetector
 from seamline.guards.redact import Pseudonymiser, mask, mask_token, merge_overlapping
-from seamline.guards.secrets import SecretDetector
+from seamline.guards.secrets import KEYWORD_LITERALS, SecretDetector
 from seamline.guards.stream_scan import MIN_WINDOW, StreamScanner
 
 DETECTORS: list[Detector] = [PiiDetector(), SecretDetector()]
@@ -229,8 +229,12 @@ PEM = (
 )  # fmt: skip
 
 
-def streamed(text: str, cuts: list[int], stride: int = 32) -> tuple[str, StreamScanner]:
-    scanner = StreamScanner(DETECTORS, window=MIN_WINDOW, stride=stride)
+def streamed(
+    text: str, cuts: list[int], stride: int = 32, *, early: bool = False
+) -> tuple[str, StreamScanner]:
+    scanner = StreamScanner(
+        DETECTORS, window=MIN_WINDOW, stride=stride, early=early, loud_words=KEYWORD_LITERALS
+    )
     bounds = [0, *cuts, len(text)]
     pieces = [scanner.feed(text[a:b]) for a, b in itertools.pairwise(bounds)]
     return "".join(pieces) + scanner.flush(), scanner
@@ -247,30 +251,37 @@ def streamed(text: str, cuts: list[int], stride: int = 32) -> tuple[str, StreamS
         "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8",
         JWT,  # longer than the window
         PEM,  # longer than the window, several lines
+        "Bearer qwertyuiopasdfgh",  # plain letters: loud by its keyword
+        "password: qwertyuiopzx",
     ],
 )
-def test_a_secret_split_at_every_position_across_two_chunks_is_masked(secret: str) -> None:
+@pytest.mark.parametrize("early", [False, True])
+def test_a_secret_split_at_every_position_across_two_chunks_is_masked(
+    secret: str, early: bool
+) -> None:
     text = f"{PROSE}Here: {secret}\nThanks. {PROSE}"
     expected = mask(text, scan(text))
     start = text.index(secret)
     sensitive = secret.split("=")[-1]
 
     for cut in range(start - 2, start + len(secret) + 3):
-        output, _ = streamed(text, [cut])
+        output, _ = streamed(text, [cut], early=early)
         assert output == expected, cut
         assert sensitive not in output
 
 
-def test_a_stream_in_random_small_chunks_is_masked_like_the_whole_text() -> None:
+@pytest.mark.parametrize("early", [False, True])
+def test_a_stream_in_random_small_chunks_is_masked_like_the_whole_text(early: bool) -> None:
     text = f"{PROSE} {EMAIL} then {JWT} and {PEM}\n{AWS_KEY_ID} {PROSE} 4111 1111 1111 1111."
     rng = random.Random(11)
     for _ in range(20):
         cuts = sorted(rng.sample(range(1, len(text)), 60))
-        output, _ = streamed(text, cuts)
+        output, _ = streamed(text, cuts, early=early)
         assert output == mask(text, scan(text))
 
 
-def test_a_stream_fed_one_character_at_a_time_is_masked_like_the_whole_text() -> None:
+@pytest.mark.parametrize("early", [False, True])
+def test_a_stream_fed_one_character_at_a_time_is_masked_like_the_whole_text(early: bool) -> None:
     # With a scan on every character, the emission boundary falls at every position of every
     # secret once.
     text = (
@@ -278,16 +289,17 @@ def test_a_stream_fed_one_character_at_a_time_is_masked_like_the_whole_text() ->
         f"key {AWS_KEY_ID} token=Tr0ub4dor3xQ9 {JWT} {PROSE}"
     )
 
-    output, _ = streamed(text, list(range(1, len(text))), stride=1)
+    output, _ = streamed(text, list(range(1, len(text))), stride=1, early=early)
 
     assert output == mask(text, scan(text))
 
 
-def test_stream_findings_carry_spans_in_the_stream_as_received() -> None:
+@pytest.mark.parametrize("early", [False, True])
+def test_stream_findings_carry_spans_in_the_stream_as_received(early: bool) -> None:
     text = f"{PROSE}{EMAIL} and {PEM} end {AWS_KEY_ID} {PROSE}"
     cuts = list(range(40, len(text), 40))
 
-    _, scanner = streamed(text, cuts)
+    _, scanner = streamed(text, cuts, early=early)
 
     assert [(f.label, f.start, f.end) for f in scanner.findings] == [
         (f.label, f.start, f.end) for f in merge_overlapping(scan(text))
@@ -320,6 +332,23 @@ def test_the_scanner_holds_back_a_bounded_window() -> None:
         assert len(emitted) >= position + 10 - MIN_WINDOW - 16 - longest_word
 
     assert emitted + scanner.flush() == text
+
+
+def test_quiet_words_leave_at_once_and_a_loud_word_waits_for_the_window() -> None:
+    scanner = StreamScanner(DETECTORS, early=True, loud_words=KEYWORD_LITERALS)
+    sent = [scanner.feed(word) for word in ("The ", "refund ", "takes ", "two ", "wee")]
+    assert sent == ["The ", "refund ", "takes ", "two ", ""]  # a word leaves once it ends
+    assert scanner.feed("ks. Mail jane") == "weeks. Mail "
+    assert scanner.feed(".doe@exam") == ""  # "jane.doe@exam" holds a symbol: loud
+    assert scanner.feed("ple.com today.") == ""  # and what follows it waits with it
+    assert scanner.flush() == "[EMAIL] today."
+    token = StreamScanner(DETECTORS, early=True, loud_words=KEYWORD_LITERALS)
+    assert token.feed("Send the token ") == "Send the "  # a secret's keyword is loud
+
+
+def test_without_early_the_first_output_waits_for_the_window() -> None:
+    scanner = StreamScanner(DETECTORS, window=MIN_WINDOW, stride=16)
+    assert scanner.feed(PROSE[: MIN_WINDOW + 15]) == ""
 
 
 def test_the_scanner_checks_its_settings_and_refuses_feeding_after_flush() -> None:

@@ -358,6 +358,8 @@ class _RuleScan:
         self.rule = rule
         self._detector = detector
         self.fired = False
+        self.finds_only_loud_text = bool(getattr(detector, "finds_only_loud_text", False))
+        self.loud_words: tuple[str, ...] = tuple(getattr(detector, "loud_words", ()))
 
     def scan(self, text: str, *, untrusted: bool = False) -> list[Finding]:
         rule = self.rule
@@ -375,8 +377,10 @@ class OutputStream:
 
     Redacting and blocking rules run in a :class:`StreamScanner`, which holds back
     :data:`STREAM_WINDOW` characters so that what they look for is seen whole even when it
-    arrives cut across chunks (a key, an email, a markdown image, the canary): that hold-back
-    is what an output guard adds to a stream's time to first token. A blocking rule that
+    arrives cut across chunks (a key, an email, a markdown image, the canary). When every
+    such rule's detector finds only loud text (digits, symbols, long runs), quiet words leave
+    at once and only what follows a loud word waits: prose starts streaming after its first
+    word rather than after 160 characters. A blocking rule that
     fires (the canary: the system prompt is being repeated) ends the stream before the text
     that fired it is sent. Placeholders of pseudonymised input are restored last, for the
     caller. What was found is recorded once the stream ends (:meth:`verdict`), from the
@@ -394,8 +398,14 @@ class OutputStream:
             for c in engine._for("output")
             if c.rule.action in ("redact", "block") and (c.detector is not None or canary)
         ]
+        # Quiet words may leave at once when no rule could find anything in them.
         self._scanner = (
-            StreamScanner(self._rules, window=STREAM_WINDOW)
+            StreamScanner(
+                self._rules,
+                window=STREAM_WINDOW,
+                early=all(r.finds_only_loud_text for r in self._rules),
+                loud_words=sorted({w for r in self._rules for w in r.loud_words}),
+            )
             if self._rules and self._enforcing
             else None
         )

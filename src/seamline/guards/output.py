@@ -55,6 +55,7 @@ class ExfiltrationDetector:
     its subdomains)."""
 
     name = "exfiltration"
+    finds_only_loud_text = True  # links start with "[", "!" or "<" (``stream_scan``)
 
     def __init__(self, allowed_hosts: list[str]) -> None:
         self.allowed_hosts = tuple(host.lower().strip(".") for host in allowed_hosts)
@@ -104,6 +105,7 @@ class CanaryLeak:
     """The call's canary in an answer: the system prompt is being repeated."""
 
     name = "leakage"
+    finds_only_loud_text = True  # the canary is one 26-character word (``stream_scan``)
 
     def __init__(self, canary: str) -> None:
         # The random part alone: a model that repeats the token may drop the prefix.

@@ -573,6 +573,7 @@ class PiiDetector:
     """
 
     name = "pii"
+    finds_only_loud_text = True  # every entity holds a digit or "@" (``stream_scan``)
 
     def __init__(self, labels: Iterable[str] | None = None) -> None:
         chosen = frozenset(PII_LABELS if labels is None else labels)

@@ -276,6 +276,9 @@ _GENERIC: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("bearer", r"bearer\s+"),
     )
 )
+# Words holding one of these may introduce a secret that is plain letters ("bearer
+# qwertyuiopasdf"): a stream must hold them back (``stream_scan``'s loud words).
+KEYWORD_LITERALS: tuple[str, ...] = tuple(literal for literal, _ in _GENERIC)
 # In a value, these mark a placeholder or a template, not a secret.
 _PLACEHOLDER_MARKS = (
     "your",
@@ -347,6 +350,10 @@ class SecretDetector:
     """
 
     name = "secrets"
+    # What it finds holds a digit, a symbol or a long run (or follows one of these words):
+    # a stream may send quiet words at once (``stream_scan``).
+    finds_only_loud_text = True
+    loud_words = KEYWORD_LITERALS
 
     def __init__(self, labels: Iterable[str] | None = None) -> None:
         chosen = SECRET_LABELS if labels is None else tuple(labels)
