@@ -40,6 +40,18 @@ KIND_OF_ROLE = {
     "function": "tool",
 }
 UNTRUSTED_KINDS = frozenset({"tool", "untrusted"})
+# Content parts that carry text, by type: the field holding it.
+TEXT_FIELD_OF_PART = {
+    "text": "text",
+    "input_text": "text",
+    "output_text": "text",
+    "refusal": "refusal",
+}
+# Content parts that carry no text for a detector to read (OpenAI chat, Responses, Anthropic
+# shapes), passed through as they are.
+MEDIA_PARTS = frozenset(
+    {"image_url", "input_audio", "file", "image", "input_image", "input_file", "audio"}
+)
 # Characters a streamed answer is held back for its output rules: the stream scanner's
 # least, longer than every fixed-length key format it knows.
 STREAM_WINDOW = 128
@@ -174,14 +186,7 @@ class GuardEngine:
                     verdict.messages[index] = {**message, "content": text}
             elif isinstance(content, list):
                 parts = [
-                    {
-                        **part,
-                        "text": self._guard_text(
-                            verdict, part["text"], kind, f"{where}.content[{i}]", pseudonymiser
-                        ),
-                    }
-                    if isinstance(part, dict) and isinstance(part.get("text"), str)
-                    else part
+                    self._guard_part(verdict, part, kind, f"{where}.content[{i}]", pseudonymiser)
                     for i, part in enumerate(content)
                 ]
                 verdict.messages[index] = {**message, "content": parts}
@@ -194,6 +199,30 @@ class GuardEngine:
         verdict.messages = self._with_canary(verdict, verdict.messages)
         verdict.elapsed_ms = (time.perf_counter() - started) * 1000
         return verdict
+
+    def _guard_part(
+        self,
+        verdict: Verdict,
+        part: Any,
+        kind: str,
+        where: str,
+        pseudonymiser: Pseudonymiser | None,
+    ) -> Any:
+        """A content part after the rules: a text part's text guarded, a media part as it
+        is (no detector reads images or audio), and any other shape (text nested where a
+        detector cannot read it, a part type it does not know) recorded as uninspected, so
+        that a blocking rule's ``on_error`` applies rather than the text going up unread."""
+        if isinstance(part, dict):
+            field = TEXT_FIELD_OF_PART.get(part.get("type", "text"))
+            text = part.get(field) if field is not None else None
+            if field is not None and isinstance(text, str):
+                guarded = self._guard_text(verdict, text, kind, where, pseudonymiser)
+                return {**part, field: guarded}
+            if part.get("type") in MEDIA_PARTS:
+                return part
+        for compiled in self._for(kind):
+            self._uninspected(verdict, compiled.rule, where, "uninspectable_content")
+        return part
 
     def _with_canary(
         self, verdict: InputVerdict, messages: list[dict[str, Any]]

@@ -40,8 +40,10 @@ up to 15 ASCII letters, with hyphens, apostrophes and trailing punctuation. Whil
 text starts with whole quiet words (each followed by whitespace), they are sent at once; the
 first loud word, and everything after it, waits for the window as before. So an answer that
 opens in prose starts streaming after its first word, and a key, an email or a link is still
-seen whole before any of it leaves. CPU: a 2,000-character answer streamed in 4-character chunks costs 4-8 ms with the
-PII and secrets detectors (26 ms when scanning on every chunk; measured on 2 shared, loaded
+seen whole before any of it leaves.
+
+CPU: a 2,000-character answer streamed in 4-character chunks costs 4-8 ms with the PII and
+secrets detectors (26 ms when scanning on every chunk; measured on 2 shared, loaded
 cores).
 
 Example::
@@ -77,7 +79,7 @@ _END_LINE_TAIL = 100
 # lower case after its first letter or all capitals, joined by hyphens or apostrophes, with
 # an opening quote and closing punctuation allowed; whole only when whitespace follows it.
 _PART = r"(?:[A-Z]{1,15}|[A-Za-z][a-z]{0,14})"
-_QUIET_WORD = rf"[\"'“‘]?{_PART}(?:['’-]{_PART})*[.,;:?!\"'”’)]*"
+_QUIET_WORD = rf"[\"'\u201c\u2018]?{_PART}(?:['\u2019-]{_PART})*[.,;:?!\"'\u201d\u2019)]*"
 _QUIET_HEAD = re.compile(rf"(?:[ \t\r\n]*{_QUIET_WORD}(?=[ \t\r\n]))+[ \t\r\n]*")
 
 
