@@ -117,3 +117,26 @@ def test_a_failing_judge_follows_on_error(
     judge = next(e for e in events if e["use_case"] == "guard.judge")
     assert judge["status"] == "error"
     assert upstreams["primary"].requests == []
+
+
+def test_a_judge_that_only_flags_runs_beside_the_call_and_is_recorded(
+    judged: RunningGateway,
+    upstreams: dict[str, StubUpstream],
+    registry: Registry,
+    alice: Actor,
+) -> None:
+    rule = {"detector": "injection.judge", "model": "judge-model", "content": ["user"],
+            "threshold": 0.8, "action": "flag"}  # fmt: skip
+    spec = {"kind": "guard_policy", "name": "default", "rules": [rule]}
+    registry.push(alice, [draft_from_mapping(spec, source="default.yaml")])
+    _verdict(upstreams["secondary"], json.dumps({"injection": True, "confidence": 0.9}))
+    assert _chat(judged).status_code == 200  # a flag never holds the call
+    assert len(upstreams["primary"].requests) == 1
+    events = {e["use_case"]: e for e in judged.events(2)}
+    [action] = events[None]["guard_actions"]
+    assert (action["detector"], action["action"], action["score"]) == (
+        "injection.judge",
+        "flag",
+        0.9,
+    )
+    assert events["guard.judge"]["parent_request_id"] == events[None]["request_id"]

@@ -91,3 +91,38 @@ def test_a_message_the_caller_marks_untrusted_is_read_as_untrusted_content() -> 
     assert marked.blocked is not None and marked.blocked.where == "messages[1]"
     assert policy.kinds(messages, [1]) == ["system", "untrusted"]
     assert policy.slow_for(["untrusted"]) and not policy.slow_for(["user", "system"])
+
+
+def test_slow_rules_that_only_record_can_be_left_to_run_beside_the_call(
+    passes: list[int],
+) -> None:
+    policy = _engine(_learned(0.5, "flag", ["tool"]), {"detector": "secrets", "content": ["tool"]})
+    messages = [{"role": "tool", "tool_call_id": "c1", "content": DOCUMENT}]
+    first = policy.check_input(messages, defer=True)
+    assert passes == [] and first.actions == []  # nothing slow ran before the call
+    assert first.deferred == [(DOCUMENT, "tool", "messages[0]")]
+    assert not policy.slow_for(["tool"], deferring=True) and policy.slow_for(["tool"])
+    beside = policy.check_deferred(first.deferred, first.embeddings)
+    assert [(a.detector, a.action) for a in beside.actions] == [("injection.minilm", "flag")]
+    assert passes == [1] and beside.elapsed_ms == 0
+    assert policy.check_input(messages).actions == beside.actions  # the same, undeferred
+
+
+def test_a_slow_rule_that_blocks_runs_before_the_call_with_its_flagging_sibling(
+    passes: list[int],
+) -> None:
+    policy = _engine(_learned(0.99, "block", ["tool"]), _learned(0.5, "flag", ["tool"]))
+    messages = [{"role": "tool", "tool_call_id": "c1", "content": DOCUMENT}]
+    verdict = policy.check_input(messages, defer=True)
+    assert passes == [1] and verdict.deferred == []
+    assert [(a.detector, a.action) for a in verdict.actions] == [("injection.minilm", "flag")]
+
+
+def test_in_shadow_mode_every_slow_rule_runs_beside_the_call(passes: list[int]) -> None:
+    spec = {"name": "t", "mode": "shadow", "rules": [_learned(0.5, "block", ["tool"])]}
+    policy = GuardEngine(GuardPolicySpec.model_validate(spec), 1)
+    messages = [{"role": "tool", "tool_call_id": "c1", "content": DOCUMENT}]
+    verdict = policy.check_input(messages, defer=True)
+    assert passes == [] and verdict.deferred
+    beside = policy.check_deferred(verdict.deferred, verdict.embeddings)
+    assert [(a.action, a.enforced) for a in beside.actions] == [("block", False)]

@@ -88,6 +88,7 @@ async def serve_chat(
     event = new_event(scope, dialect.route)
     headers: dict[str, str] = call_headers(event)
     content_logging = "none"  # until the key tells whose policy applies
+    guarded: GuardedCall | None = None
     try:
         raw_body = parse_json_object(await read_body(receive, gateway.config.max_body_bytes))
         actor, generation = await gateway.view.authenticate(dialect.credentials(scope))
@@ -108,7 +109,9 @@ async def serve_chat(
         policy = await gateway.view.guard_policy(actor, generation, named)
         try:
             judge = _judge_client(gateway, actor, event) if policy.asks_judge else None
-            guarded = await guard_input(policy, prompt, request, forwarded, event, judge=judge)
+            guarded = await guard_input(
+                policy, prompt, request, forwarded, event, judge=judge, defer=True
+            )
         except ContentBlocked:
             if policy.spec.refusal is None:
                 raise
@@ -187,8 +190,19 @@ async def serve_chat(
             body=dialect.error_body,
         )
     finally:
+        if guarded is not None:
+            await _settled(guarded, event)
         event.apply_content_policy(content_logging, mask_sensitive)
         gateway.emit(event)
+
+
+async def _settled(guarded: GuardedCall, event: CallEvent) -> None:
+    """The guard rules that ran beside the call, added to its event; a failure there (the
+    rules catch their detectors' own) must not cost the call its event."""
+    try:
+        await guarded.settle(event)
+    except Exception:
+        log.exception("guard rules beside call %s failed", event.request_id)
 
 
 async def _resolve(

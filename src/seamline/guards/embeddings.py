@@ -157,7 +157,8 @@ class CallEmbeddings:
     """One call's embeddings, by text: each computed on first use and kept for the call.
 
     Not shared between calls (the memo dies with the call, and with it the texts it is keyed
-    by); a call's stages run one after another, so no lock."""
+    by). No lock: the rules running beside a call and its own stages may ask for one text at
+    once, which then is embedded twice, never wrongly."""
 
     def __init__(self) -> None:
         self._by_text: dict[str, Embedded] = {}

@@ -90,6 +90,9 @@ class Verdict:
     elapsed_ms: float = 0.0
     # The call's MiniLM embeddings: what a detector embedded, later stages read.
     embeddings: CallEmbeddings = field(default_factory=CallEmbeddings)
+    # When the caller defers slow rules that only record (see ``GuardEngine.deferred``):
+    # the texts left for them, as (text, kind, where).
+    deferred: list[tuple[str, str, str]] | None = None
 
 
 @dataclass
@@ -132,14 +135,29 @@ class GuardEngine:
         self._rules = [_Compiled(rule, _build(rule)) for rule in spec.rules]
         self.needs_canary = any(c.rule.detector == LEAKAGE for c in self._rules)
         self.asks_judge = any(c.rule.detector == JUDGE for c in self._rules)
+        self._deferrable = {kind: self._deferrable_for(kind) for kind in INPUT_KINDS}
+
+    def _deferrable_for(self, kind: str) -> frozenset[int]:
+        """The rules on ``kind`` that may run after the check, beside the upstream call: slow
+        ones that only record (``flag``, or any in shadow mode), unless a rule that must run
+        first scans with the same detector anyway."""
+        rules = list(self._for(kind))
+        records = [c for c in rules if c.slow and (c.rule.action == "flag" or not self.enforcing)]
+        first = {c.rule.detector for c in rules if c not in records}
+        return frozenset(id(c) for c in records if c.rule.detector not in first)
 
     def _for(self, kind: str) -> Iterator[_Compiled]:
         return (c for c in self._rules if kind in c.rule.content)
 
-    def slow_for(self, kinds: Iterable[str]) -> bool:
+    def slow_for(self, kinds: Iterable[str], *, deferring: bool = False) -> bool:
         """Whether a slow rule (a MiniLM pass, a judge's model call) looks at any of
-        ``kinds``: a caller then checks off its event loop."""
-        return any(c.slow for kind in set(kinds) for c in self._for(kind))
+        ``kinds`` (``deferring``: other than those a deferring check leaves out): a caller
+        then checks off its event loop."""
+        return any(
+            c.slow and not (deferring and id(c) in self._deferrable.get(kind, ()))
+            for kind in set(kinds)
+            for c in self._for(kind)
+        )
 
     def kinds(
         self, messages: list[dict[str, Any]], untrusted_messages: Iterable[int] = ()
@@ -161,14 +179,17 @@ class GuardEngine:
         *,
         untrusted_messages: Iterable[int] = (),
         embeddings: CallEmbeddings | None = None,
+        defer: bool = False,
     ) -> InputVerdict:
         """Scan every message (and the untrusted texts: a prompt's retrieved-content
         variables, by name) with the rules that look at its kind; redact or pseudonymise in
         the messages that go upstream, when enforcing. ``untrusted_messages``: indices of
         messages the caller marked untrusted (scanned as ``untrusted``, whatever their
-        role); ``embeddings``: the call's, when it has some already."""
+        role); ``embeddings``: the call's, when it has some already. ``defer``: leave the
+        slow rules that only record to :meth:`check_deferred` (``verdict.deferred``), so that
+        a caller can run them beside the upstream call rather than before it."""
         started = time.perf_counter()
-        verdict = InputVerdict(messages=list(messages))
+        verdict = InputVerdict(messages=list(messages), deferred=[] if defer else None)
         if embeddings is not None:
             verdict.embeddings = embeddings
         if not any(kind in c.rule.content for c in self._rules for kind in INPUT_KINDS):
@@ -224,6 +245,17 @@ class GuardEngine:
             self._uninspected(verdict, compiled.rule, where, "uninspectable_content")
         return part
 
+    def check_deferred(
+        self, deferred: list[tuple[str, str, str]], embeddings: CallEmbeddings
+    ) -> Verdict:
+        """The findings of the rules a deferring :meth:`check_input` left out (they only
+        record, so nothing is rewritten or blocked); ``elapsed_ms`` stays 0: the time was
+        spent beside the upstream call, not before it."""
+        verdict = Verdict(embeddings=embeddings)
+        for text, kind, where in deferred:
+            self._guard_text(verdict, text, kind, where, None, deferred_only=True)
+        return verdict
+
     def _with_canary(
         self, verdict: InputVerdict, messages: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
@@ -241,15 +273,24 @@ class GuardEngine:
         where: str,
         pseudonymiser: Pseudonymiser | None,
         per_call: dict[str, Detector] | None = None,
+        *,
+        deferred_only: bool = False,
     ) -> str:
         """``text`` after the rules for ``kind``: the findings recorded on ``verdict``, spans
         redacted or pseudonymised when enforcing (the same object when nothing changed).
-        ``per_call``: the detectors a call brings (its canary, its schema), by name."""
+        ``per_call``: the detectors a call brings (its canary, its schema), by name.
+        ``deferred_only``: run only the rules a deferring check left out."""
         spans: list[tuple[Finding, str]] = []
         # Rules sharing a detector (block above one threshold, flag above another) share
         # its scan of this text.
         scanned: dict[int, list[Finding]] = {}
+        deferrable = self._deferrable.get(kind, frozenset())
+        deferring = verdict.deferred is not None and bool(deferrable)
+        if deferring and verdict.deferred is not None:
+            verdict.deferred.append((text, kind, where))
         for compiled in self._for(kind):
+            if (deferring or deferred_only) and (id(compiled) in deferrable) != deferred_only:
+                continue
             rule = compiled.rule
             found = self._scan(verdict, compiled, text, kind, where, per_call or {}, scanned)
             for finding in found:

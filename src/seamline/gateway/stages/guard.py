@@ -40,6 +40,16 @@ class GuardedCall:
     tools: frozenset[str]  # the functions the call declared: the only ones it may call
     schema: dict[str, Any] | None = None  # the JSON Schema its answer must match, if any
     actions: list[GuardAction] = field(default_factory=list)
+    # The slow rules that only record, running beside the upstream call (``defer``).
+    beside: asyncio.Future[Verdict] | None = None
+
+    async def settle(self, event: CallEvent) -> None:
+        """Wait for the rules running beside the call and add what they found to the event
+        (before it is written)."""
+        if self.beside is None:
+            return
+        beside, self.beside = self.beside, None
+        record_guard(event, self, await beside)
 
     def check_tool(self, name: str, event: CallEvent) -> None:
         """Tool-call hygiene: an answer that calls a function the call did not declare (a
@@ -79,12 +89,16 @@ async def guard_input(
     embeddings: CallEmbeddings | None = None,
     *,
     judge: JudgeClient | None = None,
+    defer: bool = False,
 ) -> GuardedCall:
     """Check the upstream body's messages (and a prompt's untrusted variables) in place:
     rewritten when the policy redacts; :class:`ContentBlocked` when it blocks. What the
     caller marked untrusted is scanned as untrusted content; ``embeddings``: the call's
     already computed (a shadow call reads the live call's); ``judge``: how the policy's
-    ``injection.judge`` rules call their model."""
+    ``injection.judge`` rules call their model. ``defer``: start the slow rules that only
+    record (a learned detector that flags, a shadow policy's) beside the upstream call, to
+    be settled (:meth:`GuardedCall.settle`) before the event is written, rather than
+    waiting for them before the call goes up."""
     messages = body.get("messages") or []
     variables = request.variables
     untrusted = {
@@ -101,21 +115,34 @@ async def guard_input(
     )
     kinds = engine.kinds(messages, marked) + (["untrusted"] if untrusted else [])
     check = functools.partial(
-        engine.check_input, messages, untrusted, untrusted_messages=marked, embeddings=embeddings
+        engine.check_input,
+        messages,
+        untrusted,
+        untrusted_messages=marked,
+        embeddings=embeddings,
+        defer=defer,
     )
-    # Off the event loop when it would hold it up for the other calls: a long text, or a
-    # rule that embeds (a MiniLM pass takes milliseconds).
-    if size > INLINE_SCAN_CHARS or engine.slow_for(kinds):
-        # the worker thread runs in a copy of this context: it sees the judge set here
-        token = judge_client.set(judge)
-        try:
+    # Worker threads run in a copy of this context: they see the judge set here.
+    token = judge_client.set(judge)
+    try:
+        # Off the event loop when it would hold it up for the other calls: a long text, or
+        # a slow rule (a MiniLM pass takes milliseconds, a judge's call more).
+        if size > INLINE_SCAN_CHARS or engine.slow_for(kinds, deferring=defer):
             verdict = await asyncio.to_thread(check)
-        finally:
-            judge_client.reset(token)
-    else:
-        verdict = check()
+        else:
+            verdict = check()
+        beside = (
+            asyncio.ensure_future(
+                asyncio.to_thread(engine.check_deferred, verdict.deferred, verdict.embeddings)
+            )
+            if verdict.deferred and verdict.blocked is None
+            else None
+        )
+    finally:
+        judge_client.reset(token)
     schema = prompt.spec.output_schema if prompt is not None else None
     guarded = GuardedCall(engine, verdict, declared_tools(body), schema or expected_schema(body))
+    guarded.beside = beside
     record_guard(event, guarded, verdict)
     if verdict.blocked is not None:
         raise blocked_error(verdict.blocked)
