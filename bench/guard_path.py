@@ -4,11 +4,17 @@ same call under a policy with no rules, in one run on one gateway.
 ``seamline serve`` (one worker, SQLite, a temporary home) serves two prompts that differ
 only in their guard policy: ``guarded`` runs under the shipped one, ``open`` names a policy
 with no rules. Both render a question and a retrieved passage declared ``untrusted`` (so the
-shipped policy's learned detector reads it, as it would on a RAG call):
+shipped policy's learned detector reads it, as it would on a RAG call). The passage is the
+same in every call, or new in every call: the learned detector keeps the scores of texts it
+read lately (a retrieved chunk comes back with many questions), so only a new one costs a
+MiniLM pass:
 
 * non-streamed calls to ``bench.stub_upstream`` (instant answers, its own process):
   latency p50/p99 and the gateway's CPU per call, in alternating rounds so that drift in
-  the machine's load falls on both;
+  the machine's load falls on both. The shipped policy's learned detector only flags, so it
+  runs beside the upstream call: its CPU counts, its latency mostly does not (past one
+  check per core in flight, calls wait for it, and an instant upstream makes that the
+  common case here);
 * streamed calls to the embedded ``local-smollm2``: time to the first content the client
   receives. The shipped policy guards the answer (secrets, exfiltration), so its stream
   holds back enough text to catch a key cut across chunks: that hold-back is what guarding
@@ -48,6 +54,8 @@ PASSAGE = (
 ) * 4
 VARIABLES = {"question": "How long does a refund take?", "context": PASSAGE}
 POLICIES = {"guarded": None, "open": "none"}  # prompt name -> the guard policy it names
+# Passages that differ in one sentence: the learned detector has scored none of them before.
+NEW_PASSAGES = 2_000
 
 
 def _prompt(name: str, model: str, policy: str | None) -> dict[str, object]:
@@ -73,17 +81,24 @@ class Gateway:
     pid: int
     key: str
 
-    def body(self, prompt: str, *, stream: bool = False) -> bytes:
+    def body(self, prompt: str, *, stream: bool = False, passage: str = PASSAGE) -> bytes:
+        variables = {**VARIABLES, "context": passage}
         return json.dumps(
-            {"model": f"prompt:{prompt}@latest", "seamline": {"variables": VARIABLES},
+            {"model": f"prompt:{prompt}@latest", "seamline": {"variables": variables},
              "stream": stream}
         ).encode()  # fmt: skip
 
-    def request(self, prompt: str) -> bytes:
+    def request(self, prompt: str, passage: str = PASSAGE) -> bytes:
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self.key}"}
-        return build_request(
-            "127.0.0.1", self.port, "POST", "/v1/chat/completions", headers, self.body(prompt)
-        )
+        body = self.body(prompt, passage=passage)
+        return build_request("127.0.0.1", self.port, "POST", "/v1/chat/completions", headers, body)
+
+    def requests(self, prompt: str) -> list[bytes]:
+        """One call each with a passage never seen before (a ticket number makes it new)."""
+        return [
+            self.request(prompt, f"Ticket {i} was closed on day {i % 28 + 1}. {PASSAGE}")
+            for i in range(NEW_PASSAGES)
+        ]
 
 
 def _prepare(home: Path, upstream_port: int) -> str:
@@ -171,31 +186,46 @@ def main() -> None:
             report_first_token(gateway, args.streams)
 
 
+CASES = {  # what is measured: the prompt called, and whether each call's passage is new
+    "shipped, same passage": ("guarded", False),
+    "shipped, new passages": ("guarded", True),
+    "no rules": ("open", False),
+}
+
+
 def report_calls(gateway: Gateway, seconds: float, rounds: int) -> None:
-    measured = {name: Measured() for name in POLICIES}
+    measured = {case: Measured() for case in CASES}
     for name in POLICIES:  # warm up: the learned detector loads MiniLM on first use
         Measured().add(gateway.port, gateway.request(name), gateway.pid, 1, 1.0)
+    calls = {
+        case: gateway.requests(name) if new else gateway.request(name)
+        for case, (name, new) in CASES.items()
+    }
     for _ in range(rounds):
-        for name, into in measured.items():
-            into.add(gateway.port, gateway.request(name), gateway.pid, 1, seconds / rounds)
+        for case, into in measured.items():
+            into.add(gateway.port, calls[case], gateway.pid, 1, seconds / rounds)
+            # rules running beside the last calls finish before the next round is measured
+            time.sleep(0.5)
     print(
         f"guards on the gateway path ({os.cpu_count()} cores, one worker, SQLite, concurrency 1, "
         f"{seconds:g} s each; a {len(PASSAGE)}-char untrusted passage and a question)"
     )
     print(f"{'policy':<22} {'calls':>6} {'p50 ms':>7} {'p99 ms':>7} {'CPU ms/call':>11} errors")
-    for name, into in measured.items():
+    for case, into in measured.items():
         latencies = into.load.latencies_ms
-        label = "shipped" if POLICIES[name] is None else "no rules"
         print(
-            f"{label:<22} {into.load.requests:>6} {statistics.median(latencies):7.2f} "
+            f"{case:<22} {into.load.requests:>6} {statistics.median(latencies):7.2f} "
             f"{percentile(latencies, 0.99):7.2f} {into.cpu_ms:11.3f} {into.load.errors}"
         )
-    on, off = measured["guarded"], measured["open"]
-    added = statistics.median(on.load.latencies_ms) - statistics.median(off.load.latencies_ms)
-    print(
-        f"the shipped policy adds {added:.2f} ms at p50 and {on.cpu_ms - off.cpu_ms:.3f} ms of "
-        f"CPU per call (ratio {on.cpu_ms / max(off.cpu_ms, 1e-9):.2f}x the CPU without guards)"
-    )
+    off = measured["no rules"]
+    for case in ("shipped, same passage", "shipped, new passages"):
+        on = measured[case]
+        added = statistics.median(on.load.latencies_ms) - statistics.median(off.load.latencies_ms)
+        print(
+            f"{case}: the shipped policy adds {added:.2f} ms at p50 and "
+            f"{on.cpu_ms - off.cpu_ms:.3f} ms of CPU per call "
+            f"(ratio {on.cpu_ms / max(off.cpu_ms, 1e-9):.2f}x the CPU without guards)"
+        )
 
 
 def report_first_token(gateway: Gateway, streams: int) -> None:

@@ -2,15 +2,17 @@
 
 Written here because the load generator shares the machine's 2 cores with the server: an
 httpx client spends ~2.5 ms CPU per request (FACTS.md) and would measure itself, not the
-server. This one sends a fixed request and reads a Content-Length or chunked body; for a
+server. This one sends fixed requests and reads a Content-Length or chunked body; for a
 streamed answer it also notes when the first body bytes arrived (time to first byte).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 
@@ -63,13 +65,18 @@ async def _read_response(reader: asyncio.StreamReader, started: float, result: L
 
 
 async def _worker(
-    host: str, port: int, request: bytes, stop_at: float, limit: int | None, result: LoadResult
+    host: str,
+    port: int,
+    requests: Iterator[bytes],
+    stop_at: float,
+    limit: int | None,
+    result: LoadResult,
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
         while time.perf_counter() < stop_at and (limit is None or result.requests < limit):
             started = time.perf_counter()
-            writer.write(request)
+            writer.write(next(requests))
             status = await _read_response(reader, started, result)
             result.latencies_ms.append((time.perf_counter() - started) * 1000)
             result.requests += 1
@@ -82,21 +89,23 @@ async def _worker(
 def run_load(
     host: str,
     port: int,
-    request: bytes,
+    request: bytes | Sequence[bytes],
     *,
     concurrency: int,
     seconds: float,
     limit: int | None = None,
 ) -> LoadResult:
     """``concurrency`` connections sending ``request`` back to back for ``seconds`` (or
-    until ``limit`` requests in all)."""
+    until ``limit`` requests in all); given several requests, the connections take them in
+    turn, each the next one not yet sent."""
     result = LoadResult()
+    requests = itertools.cycle([request] if isinstance(request, bytes) else request)
 
     async def main() -> None:
         started = time.perf_counter()
         stop_at = started + seconds
         await asyncio.gather(
-            *(_worker(host, port, request, stop_at, limit, result) for _ in range(concurrency))
+            *(_worker(host, port, requests, stop_at, limit, result) for _ in range(concurrency))
         )
         result.seconds = time.perf_counter() - started
 

@@ -4,14 +4,15 @@ read as untrusted content."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import pytest
 
-from seamline.guards import embeddings
+from seamline.guards import detectors, embeddings
 from seamline.guards.embeddings import CallEmbeddings
 from seamline.guards.engine import GuardEngine
-from seamline.guards.injection_model import InjectionModel
+from seamline.guards.injection_model import NAME, InjectionModel
 from seamline.guards.policy import GuardPolicySpec
 from seamline.providers.local_models import minilm_files
 from seamline.providers.minilm import MiniLM
@@ -38,6 +39,8 @@ def _learned(threshold: float, action: str, content: list[str]) -> dict[str, Any
 def passes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The number of windows each MiniLM pass of the guards embedded, in order."""
     encoder = embeddings.shared_encoder()
+    # scores of texts other tests scanned would spare the passes counted here
+    monkeypatch.setattr(detectors.detector(NAME), "_recent", OrderedDict())
     seen: list[int] = []
     embed = encoder.embed
 
@@ -75,7 +78,7 @@ def test_a_texts_first_vector_is_its_local_minilm_embedding() -> None:
     assert len(memo) == 2 and set(memo.computed()) == {text, "   "}
 
 
-def test_the_detector_scores_from_the_calls_embeddings() -> None:
+def test_the_detector_scores_from_the_calls_embeddings(passes: list[int]) -> None:
     memo = CallEmbeddings()
     model = InjectionModel()
     assert model.scan(DOCUMENT, embeddings=memo) == model.scan(DOCUMENT)
@@ -126,3 +129,12 @@ def test_in_shadow_mode_every_slow_rule_runs_beside_the_call(passes: list[int]) 
     assert passes == [] and verdict.deferred
     beside = policy.check_deferred(verdict.deferred, verdict.embeddings)
     assert [(a.action, a.enforced) for a in beside.actions] == [("block", False)]
+
+
+def test_a_text_scored_lately_is_not_embedded_again(passes: list[int]) -> None:
+    model = detectors.detector(NAME)
+    first = model.scan(DOCUMENT, untrusted=True)
+    again = model.scan(DOCUMENT, untrusted=True, embeddings=CallEmbeddings())
+    assert passes == [1] and again == first
+    assert model.scan(DOCUMENT) != first  # the score is kept, each calibration applied anew
+    assert model.scan(DOCUMENT + " Thanks.") and passes == [1, 1]

@@ -33,9 +33,11 @@ VNNI): p50 15 ms for a held-out user message (most are under 64 tokens), 113 ms 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,8 @@ from seamline.guards.findings import INJECTION, Finding
 NAME = "injection.minilm"
 LABEL = "learned"
 MODEL_PATH = Path(__file__).parent / "models" / "injection_minilm.json"
+# Texts whose scores a process keeps (16-byte digest and a float each: about 200 bytes).
+RECENT_SCORES = 8192
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,9 @@ class InjectionModel:
         self._path = model_path
         self._ready: tuple[Head, Any] | None = None
         self._lock = threading.Lock()
+        # Logits of texts scored lately, by a digest of the text (never the text itself).
+        self._recent: OrderedDict[bytes, float | None] = OrderedDict()
+        self._recent_lock = threading.Lock()
 
     def _load(self) -> tuple[Head, Any]:
         if self._ready is None:
@@ -115,13 +122,22 @@ class InjectionModel:
 
     def logit(self, text: str, embeddings: CallEmbeddings | None = None) -> float | None:
         """The head's highest logit over the vectors of ``text`` (None: nothing to read),
-        from ``embeddings`` when a call has them."""
+        from ``embeddings`` when a call has them. A text scored lately is not scored again:
+        a retrieved chunk comes back with many questions, and its score with it."""
         head, weights = self._load()
+        key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        with self._recent_lock:
+            if key in self._recent:
+                self._recent.move_to_end(key)
+                return self._recent[key]
         memo = embeddings if embeddings is not None else CallEmbeddings()
         vectors = memo.of(text).vectors
-        if not len(vectors):
-            return None
-        return float((vectors @ weights).max()) + head.bias
+        logit = float((vectors @ weights).max()) + head.bias if len(vectors) else None
+        with self._recent_lock:
+            self._recent[key] = logit
+            if len(self._recent) > RECENT_SCORES:
+                self._recent.popitem(last=False)
+        return logit
 
     def scan(
         self, text: str, *, untrusted: bool = False, embeddings: CallEmbeddings | None = None

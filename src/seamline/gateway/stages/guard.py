@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +31,30 @@ from seamline.telemetry.event import CallEvent
 INLINE_SCAN_CHARS = 20_000
 TOOL_CALLS = "tool_calls"  # the detector name tool-call hygiene records under
 JUDGE_USE_CASE = "guard.judge"  # the use case of the events of injection.judge's calls
+# Checks running beside their calls, at most: past it a call's slow rules run before it
+# goes up, as without deferring. Deferring trades a call's latency for work that outlives
+# its answer; unbounded, a stream of calls faster than the detector would pile that work up
+# (and the events waiting on it) without end. One per core keeps the pile to what the
+# cores can drain, and the calls past it feel the detector's cost, which slows their
+# clients down.
+BESIDE_LIMIT = os.cpu_count() or 1
+
+
+class _Beside:
+    """The checks running beside calls in this process (touched on the event loop only)."""
+
+    running = 0
+
+    @classmethod
+    def start(cls, work: Callable[[], Verdict]) -> asyncio.Future[Verdict]:
+        cls.running += 1
+        future = asyncio.ensure_future(asyncio.to_thread(work))
+        future.add_done_callback(cls._done)
+        return future
+
+    @classmethod
+    def _done(cls, _: asyncio.Future[Verdict]) -> None:
+        cls.running -= 1
 
 
 @dataclass
@@ -107,6 +133,7 @@ async def guard_input(
         if (variable.untrusted or variable.name in request.untrusted_variables)
         and variable.name in variables
     }
+    defer = defer and _Beside.running < BESIDE_LIMIT
     # The caller's messages come after the ones a prompt renders.
     offset = len(messages) - len(request.body.get("messages") or [])
     marked = [offset + i for i in request.untrusted_messages]
@@ -132,8 +159,8 @@ async def guard_input(
         else:
             verdict = check()
         beside = (
-            asyncio.ensure_future(
-                asyncio.to_thread(engine.check_deferred, verdict.deferred, verdict.embeddings)
+            _Beside.start(
+                functools.partial(engine.check_deferred, verdict.deferred, verdict.embeddings)
             )
             if verdict.deferred and verdict.blocked is None
             else None
