@@ -96,6 +96,8 @@ def test_an_injection_in_any_text_part_is_found(gateway: RunningGateway) -> None
         {"type": "text", "text": [[[[INJECTION]]]]},
         {"type": "input_text", "content": [{"type": "text", "text": INJECTION}]},
         {"type": "document", "source": {"data": INJECTION}},
+        {"type": ["text"], "text": INJECTION},  # a type that is not a string
+        {"type": {"kind": "text"}, "text": INJECTION},
     ],
 )
 def test_text_a_guard_cannot_read_never_goes_upstream_unread(

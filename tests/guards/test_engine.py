@@ -193,10 +193,10 @@ def test_active_markup_is_cut_out_of_answers_for_html_clients() -> None:
 def test_under_the_shipped_policy_a_streamed_answer_starts_after_its_first_word() -> None:
     shipped = GuardEngine(default_policy())
     stream = shipped.output_stream(canary=None)
-    assert stream.feed("The ") == "The "  # no 160-character wait for prose
-    assert stream.feed(f"key {AWS_KEY[:6]}") == "key "
+    assert stream.feed("The ") == ""  # a word waits for the next one, not 160 characters
+    assert stream.feed(f"key {AWS_KEY[:6]}") == "The "
     assert stream.feed(AWS_KEY[6:] + " works.") == ""  # a loud word waits for the window
-    assert stream.flush() == "[AWS_ACCESS_KEY] works."
+    assert stream.flush() == "key [AWS_ACCESS_KEY] works."
 
 
 def test_a_rule_whose_detector_may_find_quiet_text_holds_the_whole_window() -> None:

@@ -201,6 +201,8 @@ async def _settled(guarded: GuardedCall, event: CallEvent) -> None:
     rules catch their detectors' own) must not cost the call its event."""
     try:
         await guarded.settle(event)
+    except asyncio.CancelledError:  # cancelled again (shutdown): the event goes out without
+        pass
     except Exception:
         log.exception("guard rules beside call %s failed", event.request_id)
 
@@ -685,7 +687,10 @@ async def _shadow_call(
         body, model = await _prompt_body(prompt, request, stream=False)
         body.pop("stream_options", None)
         # The live call's policy: the shadow's rendering must not carry what it keeps out.
-        await guard_input(policy, prompt, request, body, event, guarded.verdict.embeddings)
+        judge = _judge_client(gateway, actor, event) if policy.asks_judge else None
+        await guard_input(
+            policy, prompt, request, body, event, guarded.verdict.embeddings, judge=judge
+        )
         return body, model
 
     # Its failure is recorded on its own event, and concerns no caller.

@@ -233,13 +233,14 @@ class GuardEngine:
         is (no detector reads images or audio), and any other shape (text nested where a
         detector cannot read it, a part type it does not know) recorded as uninspected, so
         that a blocking rule's ``on_error`` applies rather than the text going up unread."""
-        if isinstance(part, dict):
-            field = TEXT_FIELD_OF_PART.get(part.get("type", "text"))
+        kind_of_part = part.get("type", "text") if isinstance(part, dict) else None
+        if isinstance(part, dict) and isinstance(kind_of_part, str):
+            field = TEXT_FIELD_OF_PART.get(kind_of_part)
             text = part.get(field) if field is not None else None
             if field is not None and isinstance(text, str):
                 guarded = self._guard_text(verdict, text, kind, where, pseudonymiser)
                 return {**part, field: guarded}
-            if part.get("type") in MEDIA_PARTS:
+            if kind_of_part in MEDIA_PARTS:
                 return part
         for compiled in self._for(kind):
             self._uninspected(verdict, compiled.rule, where, "uninspectable_content")

@@ -37,8 +37,10 @@ detectors find always holds a digit, a symbol (``@ : / [ < ( = _``), a run of mo
 letters, mixed case inside a word, or one of the keywords a secret is recognised by
 (``password``, ``token``, ``bearer``...). A *quiet word* has none of these: plain words of
 up to 15 ASCII letters, with hyphens, apostrophes and trailing punctuation. While the held
-text starts with whole quiet words (each followed by whitespace), they are sent at once; the
-first loud word, and everything after it, waits for the window as before. So an answer that
+text starts with whole quiet words (each followed by whitespace), they are sent at once, all
+but the last (a NINO starts with a word of letters); the first loud word, and everything
+after it, waits for the window as before, and nothing leaves early while one of the keywords
+is in the recent text (a quoted password may be quiet words). So an answer that
 opens in prose starts streaming after its first word, and a key, an email or a link is still
 seen whole before any of it leaves.
 
@@ -78,7 +80,10 @@ _END_LINE_TAIL = 100
 # A quiet word (see the module docstring): ASCII letters in parts of at most 15, each part
 # lower case after its first letter or all capitals, joined by hyphens or apostrophes, with
 # an opening quote and closing punctuation allowed; whole only when whitespace follows it.
-_PART = r"(?:[A-Z]{1,15}|[A-Za-z][a-z]{0,14})"
+# The two kinds of part cannot match the same letters (two or more capitals, or one letter
+# then lower case), so a failed match is linear: "S-U-P-E-R..." split two ways per letter
+# took seconds of the event loop.
+_PART = r"(?:[A-Z]{2,15}|[A-Za-z][a-z]{0,14})"
 _QUIET_WORD = rf"[\"'\u201c\u2018]?{_PART}(?:['\u2019-]{_PART})*[.,;:?!\"'\u201d\u2019)]*"
 _QUIET_HEAD = re.compile(rf"(?:[ \t\r\n]*{_QUIET_WORD}(?=[ \t\r\n]))+[ \t\r\n]*")
 
@@ -141,7 +146,14 @@ class StreamScanner:
         return self._emit(final=False)
 
     def _emit_quiet(self) -> str:
-        """The whole quiet words at the head of the held text, sent without waiting."""
+        """The whole quiet words at the head of the held text, sent without waiting, but
+        the last of them: a few entities start with a word of letters ("AB 12 34 56 C", a UK
+        National Insurance number; "X 1234567 L", a Spanish NIE), so a quiet word leaves
+        only once a quiet word follows it. Nothing leaves while a secret's keyword is in the
+        recent text (``password = "correct horse battery"``: its value may be quiet words)."""
+        context = self._context.lower()
+        if any(word in context for word in self._loud_words):
+            return ""
         head = _QUIET_HEAD.match(self._pending)
         if head is None:
             return ""
@@ -149,7 +161,10 @@ class StreamScanner:
         lowered = out.lower()
         loud = min((i for w in self._loud_words if (i := lowered.find(w)) != -1), default=-1)
         if loud != -1:  # up to the word holding the keyword
-            out = out[: max(out.rfind(c, 0, loud) for c in _WHITESPACE) + 1]
+            out = out[:loud]
+        # keep the last word back (and whatever of a word ``out`` may end inside)
+        words = out.rstrip(_WHITESPACE)
+        out = out[: max(words.rfind(c) for c in _WHITESPACE) + 1]
         if out:
             self._context = (self._context + out)[-self._window :]
             self._pending = self._pending[len(out) :]

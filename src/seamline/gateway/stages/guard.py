@@ -10,13 +10,15 @@ next request like a prompt's.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import os
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from seamline.core.errors import ContentBlocked
 from seamline.gateway.stages.request import ChatRequest
@@ -26,6 +28,7 @@ from seamline.guards.judge import JudgeClient, judge_client
 from seamline.registry.prompt import Prompt
 from seamline.telemetry.event import CallEvent
 
+T = TypeVar("T")
 # Above this much text a call's input is scanned on a worker thread: the rules take about a
 # millisecond per 10,000 characters, which the event loop should not spend for one call.
 INLINE_SCAN_CHARS = 20_000
@@ -40,6 +43,19 @@ JUDGE_USE_CASE = "guard.judge"  # the use case of the events of injection.judge'
 BESIDE_LIMIT = os.cpu_count() or 1
 
 
+# Guard checks run off the event loop on threads of their own: a judge's check waits on its
+# thread for a model call that itself needs the default executor (budget and registry reads
+# in a worker thread), which a pool shared with it could run out of.
+GUARD_THREADS = 32
+_pool = ThreadPoolExecutor(max_workers=GUARD_THREADS, thread_name_prefix="seamline-guard")
+
+
+def off_loop(work: Callable[[], T]) -> asyncio.Future[T]:
+    """``work`` on a guard thread, in a copy of this context (the call's judge client)."""
+    context = contextvars.copy_context()
+    return asyncio.get_running_loop().run_in_executor(_pool, context.run, work)
+
+
 class _Beside:
     """The checks running beside calls in this process (touched on the event loop only)."""
 
@@ -48,7 +64,7 @@ class _Beside:
     @classmethod
     def start(cls, work: Callable[[], Verdict]) -> asyncio.Future[Verdict]:
         cls.running += 1
-        future = asyncio.ensure_future(asyncio.to_thread(work))
+        future = off_loop(work)
         future.add_done_callback(cls._done)
         return future
 
@@ -155,7 +171,7 @@ async def guard_input(
         # Off the event loop when it would hold it up for the other calls: a long text, or
         # a slow rule (a MiniLM pass takes milliseconds, a judge's call more).
         if size > INLINE_SCAN_CHARS or engine.slow_for(kinds, deferring=defer):
-            verdict = await asyncio.to_thread(check)
+            verdict = await off_loop(check)
         else:
             verdict = check()
         beside = (
