@@ -375,3 +375,22 @@ def _chat_messages(
     gateway: RunningGateway, messages: list[dict[str, Any]], **extra: Any
 ) -> httpx.Response:
     return _post(gateway, {"model": "gpt-4o-mini", "messages": messages, **extra})
+
+
+@pytest.mark.skipif(minilm_files() is None, reason="needs the [local] extra (MiniLM)")
+def test_every_detectors_score_is_recorded_found_or_not(gateway: RunningGateway) -> None:
+    page = "Opening hours are 9 to 5 on weekdays; the shop is closed on public holidays."
+    messages = [
+        {"role": "user", "content": "When is the shop open?"},
+        {"role": "tool", "tool_call_id": "c1", "content": page},
+    ]
+    assert _chat_messages(gateway, messages).status_code == 200
+    [clean] = gateway.events(1)
+    # below every threshold: no action, and still the learned detector's score for the call
+    assert clean["guard_actions"] == [] and clean["safety_pass"] is True
+    assert set(clean["guard_scores"]) == {"injection.minilm"}
+    assert 0 <= clean["guard_scores"]["injection.minilm"] < 0.8
+    messages[1]["content"] = DAN_IN_FAQ
+    assert _chat_messages(gateway, messages).status_code == 200
+    flagged = gateway.events(2)[-1]
+    assert flagged["guard_scores"]["injection.minilm"] >= 0.8

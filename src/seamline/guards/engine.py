@@ -88,6 +88,8 @@ class Verdict:
     actions: list[GuardAction] = field(default_factory=list)
     blocked: GuardAction | None = None
     elapsed_ms: float = 0.0
+    # The highest score of each detector's findings, whatever the thresholds.
+    scores: dict[str, float] = field(default_factory=dict)
     # The call's MiniLM embeddings: what a detector embedded, later stages read.
     embeddings: CallEmbeddings = field(default_factory=CallEmbeddings)
     # When the caller defers slow rules that only record (see ``GuardEngine.deferred``):
@@ -294,6 +296,9 @@ class GuardEngine:
                 continue
             rule = compiled.rule
             found = self._scan(verdict, compiled, text, kind, where, per_call or {}, scanned)
+            if found:
+                top = max(finding.score for finding in found)
+                verdict.scores[rule.detector] = max(top, verdict.scores.get(rule.detector, 0.0))
             for finding in found:
                 if finding.score < rule.threshold or (
                     rule.labels and finding.label not in rule.labels

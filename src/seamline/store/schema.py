@@ -218,6 +218,7 @@ events = Table(
     Column("rag_chunks_used", Integer),
     Column("cache_hit", Boolean, nullable=False),
     Column("guard_actions", JSON),
+    Column("guard_scores", JSON),
     Column("safety_pass", Boolean),
     Column("status", String(16), nullable=False),
     Column("http_status", Integer, nullable=False),

@@ -68,6 +68,9 @@ class CallEvent:
     rag_chunks_used: int | None = None
     cache_hit: bool = False
     guard_actions: list[dict[str, Any]] | None = None  # guards.engine.GuardAction records
+    # The highest score each guard detector gave the call, above its rules' thresholds or
+    # not (a detector that found nothing is absent): what shadow policies are watched by.
+    guard_scores: dict[str, float] | None = None
     safety_pass: bool | None = None
     status: str = STATUS_OK
     http_status: int = 200

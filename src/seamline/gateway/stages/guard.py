@@ -276,10 +276,15 @@ def called_tools(message: dict[str, Any]) -> list[str]:
 
 
 def record_guard(event: CallEvent, guarded: GuardedCall, verdict: Verdict) -> None:
-    """Add a check's findings to the event: the actions, the time, and ``safety_pass``
-    (False once any rule found anything, enforced or not)."""
+    """Add a check's findings to the event: the actions, each detector's highest score, the
+    time, and ``safety_pass`` (False once any rule found anything, enforced or not)."""
     guarded.actions.extend(verdict.actions)
     event.guard_actions = [action.as_record() for action in guarded.actions]
+    if verdict.scores:
+        scores = event.guard_scores or {}
+        for detector, score in verdict.scores.items():
+            scores[detector] = round(max(score, scores.get(detector, 0.0)), 4)
+        event.guard_scores = scores
     event.guard_ms = (event.guard_ms or 0.0) + verdict.elapsed_ms
     event.safety_pass = not guarded.actions
 
