@@ -58,6 +58,12 @@ def test_the_shipped_policy_blocks_an_injection_before_the_upstream(
     blocked = [a for a in event["guard_actions"] if a["action"] == "block"]
     assert blocked and blocked[0]["detector"] == "injection.rules"
     assert blocked[0]["where"] == "messages[0]" and blocked[0]["enforced"] is True
+    metrics = httpx.get(f"{gateway.url}/metrics").text
+    assert (
+        'seamline_guard_actions_total{action="block",detector="injection.rules",'
+        'enforced="True",policy="default (built in)"} 1.0'
+    ) in metrics
+    assert 'seamline_guard_seconds_count{route="/v1/chat/completions"} 1.0' in metrics
 
 
 def test_a_clean_call_passes_and_is_recorded_as_safe(gateway: RunningGateway) -> None:

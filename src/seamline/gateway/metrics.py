@@ -75,6 +75,20 @@ class GatewayMetrics:
             ("scope", "name", "level"),
             registry=self.registry,
         )
+        self.guard_actions = Counter(
+            "seamline_guard_actions_total",
+            "What guard rules did: block, redact, pseudonymise or flag, by policy version and "
+            "detector (enforced=false: a shadow policy's)",
+            ("policy", "detector", "action", "enforced"),
+            registry=self.registry,
+        )
+        self.guard_time = Histogram(
+            "seamline_guard_seconds",
+            "Time the guard stages held a call before and after its upstream call",
+            ("route",),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.circuit = Gauge(
             "seamline_circuit_state",
             "Circuit breaker per deployment: 0 closed, 1 half-open, 2 open",
@@ -104,6 +118,12 @@ class GatewayMetrics:
             self.cache_hits.labels(model).inc()
         if event.http_status == 429:
             self.limit_rejections.labels(project, event.error_type or "rate_limit").inc()
+        if event.guard_ms is not None:
+            self.guard_time.labels(event.route).observe(event.guard_ms / 1000)
+        for action in event.guard_actions or ():
+            self.guard_actions.labels(
+                action["policy"], action["detector"], action["action"], str(action["enforced"])
+            ).inc()
 
     def budget_alert(self, budget: BudgetConfig, level: str, spent_usd: float) -> None:
         name = budget.name if self.name_tenants else ""
