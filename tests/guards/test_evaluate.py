@@ -137,6 +137,25 @@ def test_an_indirect_kind_is_checked_as_untrusted_content() -> None:
     assert not as_user.blocks and as_user.score == 0.0
 
 
+def test_the_score_is_the_detectors_whatever_the_rules_threshold() -> None:
+    # a threshold no finding reaches: nothing is decided, yet the score still ranks
+    strict = GuardEngine(
+        GuardPolicySpec.model_validate(
+            {
+                "name": "strict",
+                "rules": [
+                    {"detector": "injection.rules", "content": ["user"], "threshold": 1.0,
+                     "labels": ["no_such_label"], "action": "block"}
+                ],
+            }
+        ),
+        1,
+    )  # fmt: skip
+    found = score(strict, Example(CHATML, 1, "direct"))
+    assert not found.blocks and found.score >= 0.9
+    assert score(strict, Example(BENIGN, 0, "direct")).score == 0.0
+
+
 def test_a_shadow_policy_is_scored_by_what_it_would_block() -> None:
     shadow = GuardEngine(default_policy().model_copy(update={"mode": "shadow"}))
     report = evaluate(

@@ -161,7 +161,8 @@ def score(engine: GuardEngine, example: Example) -> Scored:
         else engine.check_input([{"role": "user", "content": example.text}])
     )
     latency_ms = (time.perf_counter() - started) * 1000
-    injection = [a.score for a in verdict.actions if a.detector.startswith(INJECTION_PREFIX)]
+    # every injection finding, over a rule's threshold or not: what a threshold could reach
+    injection = [s for name, s in verdict.scores.items() if name.startswith(INJECTION_PREFIX)]
     return Scored(
         label=example.label,
         score=max(injection, default=0.0),
