@@ -66,3 +66,10 @@ def test_guard_path_benchmark_runs() -> None:
     assert len(rows) == 3 and all(line.rstrip().endswith(" 0") for line in rows)  # no errors
     assert out.count("the shipped policy adds") == 2 and "x the CPU without guards" in out
     assert "time to first content" in out  # CI installs [local]: the streamed part runs too
+
+
+def test_evals_gate_benchmark_runs() -> None:
+    out = _run("bench.evals", "--runs", "20")
+    rows = [line for line in out.splitlines() if line.strip().endswith(tuple("0123456789"))]
+    assert len(rows) == 5 and "seamline caught" in out and "unpaired caught" in out
+    assert rows[0].split("|")[1].split() == ["100.0%", "100.0%"]  # no churn: every one caught

@@ -57,20 +57,21 @@ def test_paired_scores_must_cover_the_same_cases() -> None:
         compare_paired([1.0, 0.0], [1.0])
 
 
-def test_binary_scores_get_the_exact_mcnemar_p_value() -> None:
+def test_binary_scores_get_mcnemars_mid_p_value() -> None:
     baseline = [1.0] * 190 + [0.0] * 10
     candidate = list(baseline)
     for i in range(6):  # six passing cases now fail, nothing else changes
         candidate[i] = 0.0
     result = compare_paired(candidate, baseline)
-    assert result.test == "exact McNemar" and (result.better, result.worse) == (0, 6)
-    assert result.p_worse == pytest.approx(0.5**6)  # all six discordant cases went one way
-    assert result.p_value == pytest.approx(2 * 0.5**6)
+    assert result.test == "McNemar mid-p" and (result.better, result.worse) == (0, 6)
+    # all six discordant cases went one way: P(X < 0) + P(X = 0) / 2 with X ~ B(6, 1/2)
+    assert result.p_worse == pytest.approx(0.5 / 64)
+    assert result.p_value == pytest.approx(1 / 64)
     assert result.difference.estimate == pytest.approx(-0.03)
     assert result.difference.high < 0
-    # two better, six worse: P(X <= 2 | 8, 1/2) = (1 + 8 + 28) / 256
+    # two better, six worse: P(X < 2) + P(X = 2) / 2 with X ~ B(8, 1/2) = (1 + 8 + 14) / 256
     candidate[190], candidate[191] = 1.0, 1.0
-    assert compare_paired(candidate, baseline).p_worse == pytest.approx(37 / 256)
+    assert compare_paired(candidate, baseline).p_worse == pytest.approx(23 / 256)
     same = compare_paired(baseline, baseline)
     assert (same.p_value, same.p_worse, same.difference.estimate) == (1.0, 1.0, 0.0)
 
@@ -95,7 +96,7 @@ def test_a_scripted_regression_fails_the_gate_and_noise_of_the_same_mean_does_no
     held = no_regression("accuracy", compare_paired(churned, baseline), baseline="production")
     assert not failed.passed and held.passed
     assert failed.condition == "accuracy: no regression against production"
-    assert "6 cases worse, 0 better" in failed.detail and "exact McNemar" in failed.detail
+    assert "6 cases worse, 0 better" in failed.detail and "McNemar mid-p" in failed.detail
     tolerant = no_regression(
         "accuracy", compare_paired(regressed, baseline), baseline="production", tolerance=0.05
     )
@@ -118,3 +119,17 @@ def test_errored_cases_over_the_cap_fail_closed() -> None:
     capped = errors_within(6, 100)
     assert not capped.passed and capped.detail == "6 of 100 cases errored (6.0%)"
     assert not errors_within(0, 0).passed  # nothing scored is not a pass
+
+
+def test_noise_fails_the_gate_at_most_about_alpha_of_the_time() -> None:
+    # candidate and baseline differ only by random flips both ways (same mean on average)
+    rng = random.Random(9)
+    failures = 0
+    for _ in range(400):
+        baseline = _passes(200, 0.85, seed=rng.randrange(10**9))
+        passing = sum(baseline)
+        up = 0.03 * passing / (len(baseline) - passing)  # as many flips up as down, on average
+        candidate = [1.0 - v if rng.random() < (0.03 if v else up) else v for v in baseline]
+        comparison = compare_paired(candidate, baseline, resamples=100)
+        failures += not no_regression("x", comparison, baseline="b").passed
+    assert failures / 400 <= 0.08
