@@ -208,30 +208,36 @@ class Length:
         return _verdict(not problems, "; ".join(problems) or "within the budget")
 
 
-class CostBudget:
-    name = "cost"
+class _Budget:
+    """One figure recorded with the answer (``figure``) against a ceiling."""
+
+    name = ""
+    figure = ""
+    unit = ""
+
+    def __init__(self, ceiling: float) -> None:
+        self.ceiling = ceiling
+
+    def score(self, case: Case, answer: Answer) -> Score:
+        got = getattr(answer, self.figure)
+        if got is None:
+            raise ScoreError(f"{self.name}: the answer's {self.name} was not recorded")
+        ok = got <= self.ceiling
+        return _verdict(ok, f"{got:g} {self.unit} against {self.ceiling:g} {self.unit}")
+
+
+class CostBudget(_Budget):
+    name, figure, unit = "cost", "cost_usd", "USD"
 
     def __init__(self, max_usd: float) -> None:
-        self.max_usd = max_usd
-
-    def score(self, case: Case, answer: Answer) -> Score:
-        if answer.cost_usd is None:
-            raise ScoreError("cost: the answer's cost was not recorded")
-        ok = answer.cost_usd <= self.max_usd
-        return _verdict(ok, f"${answer.cost_usd:.6f} against ${self.max_usd:g}")
+        super().__init__(max_usd)
 
 
-class LatencyBudget:
-    name = "latency"
+class LatencyBudget(_Budget):
+    name, figure, unit = "latency", "latency_ms", "ms"
 
     def __init__(self, max_ms: float) -> None:
-        self.max_ms = max_ms
-
-    def score(self, case: Case, answer: Answer) -> Score:
-        if answer.latency_ms is None:
-            raise ScoreError("latency: the answer's latency was not recorded")
-        ok = answer.latency_ms <= self.max_ms
-        return _verdict(ok, f"{answer.latency_ms:.0f} ms against {self.max_ms:g} ms")
+        super().__init__(max_ms)
 
 
 def _contexts(case: Case, answer: Answer) -> tuple[str, ...]:
