@@ -16,7 +16,7 @@ import typer
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from seamline.cli import admin, gateway, guards, prompts
+from seamline.cli import admin, evals, gateway, guards, prompts
 from seamline.cli.context import AsUser, registry, settings
 from seamline.core.errors import SeamlineError
 from seamline.registry.identity import Scope
@@ -41,6 +41,7 @@ app.add_typer(admin.db_app, name="db")
 app.add_typer(gateway.traces_app, name="traces")
 app.add_typer(gateway.models_app, name="models")
 app.add_typer(guards.guard_app, name="guard")
+app.add_typer(evals.evals_app, name="evals")
 app.command()(gateway.cost)
 
 Host = Annotated[str | None, typer.Option("--host", help="default: 127.0.0.1")]

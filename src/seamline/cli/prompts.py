@@ -13,7 +13,7 @@ from seamline.cli.context import AsUser, JsonOption, ProjectOption, actor, regis
 from seamline.cli.output import print_json, print_table
 from seamline.core.clock import isoformat
 from seamline.core.errors import InvalidInput
-from seamline.registry.loader import load_drafts
+from seamline.registry.loader import Draft, load_drafts
 from seamline.registry.specs import REFERENCE, content_as_yaml
 
 app = typer.Typer(
@@ -46,7 +46,18 @@ def push(
 
     Example: seamline prompts push examples/prompts -m "tighter grounding rule"
     """
-    drafts = load_drafts(paths)
+    push_drafts(load_drafts(paths), message, dry_run, as_user, project, json_output)
+
+
+def push_drafts(
+    drafts: list[Draft],
+    message: str,
+    dry_run: bool,
+    as_user: str | None,
+    project: str | None,
+    json_output: bool,
+) -> None:
+    """Push validated drafts and say, per artefact, what became of it."""
     pushed = registry().push(actor(project, as_user), drafts, message=message, dry_run=dry_run)
     if json_output:
         print_json({"dry_run": dry_run, "data": [p.to_dict() for p in pushed]})

@@ -6,6 +6,7 @@ checked before anything is written, so a push of ten files with one bad file wri
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,8 @@ def load_drafts(paths: list[Path]) -> list[Draft]:
     problems: list[str] = []
     for file in collect_files(paths):
         try:
-            drafts.append(load_draft(file.read_text(encoding="utf-8"), source=str(file)))
+            text = file.read_text(encoding="utf-8")
+            drafts.append(load_draft(text, source=str(file), folder=file.parent))
         except InvalidInput as exc:
             problems.append(exc.message)
         except (OSError, UnicodeDecodeError) as exc:
@@ -67,7 +69,9 @@ def load_drafts(paths: list[Path]) -> list[Draft]:
     return drafts
 
 
-def load_draft(text: str, *, source: str) -> Draft:
+def load_draft(text: str, *, source: str, folder: Path | None = None) -> Draft:
+    """One artefact from YAML text; ``folder``: where files it names (an eval set's
+    ``cases_file``) are read from, when it came from a file."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -80,7 +84,43 @@ def load_draft(text: str, *, source: str) -> Draft:
         ) from None
     if not isinstance(data, dict):
         raise InvalidInput(f"{source}: expected a mapping at the top level", code="invalid_yaml")
+    if "cases_file" in data:
+        data = _with_cases_file(data, source, folder)
     return draft_from_mapping(data, source=source, node=node)
+
+
+def _with_cases_file(data: dict[str, Any], source: str, folder: Path | None) -> dict[str, Any]:
+    """An eval set's ``cases_file`` (JSON Lines, one case per line, beside the YAML) read
+    into its ``cases``: what is versioned is the cases, not a path."""
+    data = dict(data)
+    name = data.pop("cases_file")
+    if folder is None or not isinstance(name, str):
+        raise InvalidInput(
+            f"{source}: cases_file must name a JSON Lines file beside the YAML",
+            code="invalid_artefact",
+        )
+    path = folder / name
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{source}: cannot read cases_file {path}: {exc}") from None
+    cases = list(data.get("cases") or [])
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            case = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(
+                f"{path}:{number}: not JSON: {exc.msg}", code="invalid_artefact"
+            ) from None
+        if not isinstance(case, dict):
+            raise InvalidInput(
+                f"{path}:{number}: a case must be an object", code="invalid_artefact"
+            )
+        cases.append(case)
+    data["cases"] = cases
+    return data
 
 
 def draft_from_mapping(

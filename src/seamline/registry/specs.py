@@ -1,8 +1,9 @@
 """The YAML file formats of artefacts, as pydantic models.
 
 A file is one artefact; ``kind`` defaults to ``prompt``. Prompts and model configurations
-have full schemas here. The other kinds (eval sets, guard policies, index snapshots, routing
-rules) are versioned like any artefact; their own issues give them their schemas.
+have full schemas here; guard policies and eval sets have theirs in ``guards.policy`` and
+``registry.eval_set``. The other kinds (index snapshots, routing rules) are versioned like
+any artefact; their own issues give them their schemas.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from seamline.guards.policy import GuardPolicySpec
 from seamline.guards.spotlight import Spotlight
+from seamline.registry.eval_set import EvalSetSpec
 from seamline.registry.templating import compile_template, template_variables
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"
@@ -207,29 +209,23 @@ class ModelSpec(Strict):
 
 
 class GenericSpec(BaseModel):
-    """Eval sets, guard policies, index snapshots and routing rules: versioned as given."""
+    """Index snapshots and routing rules: versioned as given."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    kind: Literal["eval_set", "index", "route"]
+    kind: Literal["index", "route"]
     name: Name
     description: str = ""
 
 
-ArtefactSpec = PromptSpec | ModelSpec | GuardPolicySpec | GenericSpec
+ArtefactSpec = PromptSpec | ModelSpec | GuardPolicySpec | EvalSetSpec | GenericSpec
 
 SPEC_TYPES: dict[ArtefactKind, type[ArtefactSpec]] = {
     ArtefactKind.PROMPT: PromptSpec,
     ArtefactKind.MODEL: ModelSpec,
     ArtefactKind.GUARD_POLICY: GuardPolicySpec,
-    **{
-        kind: GenericSpec
-        for kind in (
-            ArtefactKind.EVAL_SET,
-            ArtefactKind.INDEX,
-            ArtefactKind.ROUTE,
-        )
-    },
+    ArtefactKind.EVAL_SET: EvalSetSpec,
+    **{kind: GenericSpec for kind in (ArtefactKind.INDEX, ArtefactKind.ROUTE)},
 }
 
 
