@@ -21,6 +21,8 @@ ProjectOption = Annotated[
     str | None, typer.Option("--project", "-p", help="project (default: $SEAMLINE_PROJECT)")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+MessageOption = Annotated[str, typer.Option("--message", "-m", help="why this change")]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="show what would change")]
 
 
 class NotInitialised(SeamlineError):

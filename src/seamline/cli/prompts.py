@@ -9,7 +9,15 @@ from typing import Annotated, Any
 
 import typer
 
-from seamline.cli.context import AsUser, JsonOption, ProjectOption, actor, registry
+from seamline.cli.context import (
+    AsUser,
+    DryRunOption,
+    JsonOption,
+    MessageOption,
+    ProjectOption,
+    actor,
+    registry,
+)
 from seamline.cli.output import print_json, print_table
 from seamline.core.clock import isoformat
 from seamline.core.errors import InvalidInput
@@ -36,8 +44,8 @@ def push(
     paths: Annotated[
         list[Path], typer.Argument(help="YAML files or folders (searched recursively)")
     ],
-    message: Annotated[str, typer.Option("--message", "-m", help="why this change")] = "",
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="show what would change")] = False,
+    message: MessageOption = "",
+    dry_run: DryRunOption = False,
     as_user: AsUser = None,
     project: ProjectOption = None,
     json_output: JsonOption = False,
