@@ -29,7 +29,7 @@ from importlib.metadata import entry_points
 from typing import Any, Protocol
 
 ENTRY_POINT_GROUP = "seamline.scorers"
-# Built in: module and factory, imported on first use (MiniLM only when similarity is used).
+# Built in: module and factory, imported on first use (MiniLM only when a scorer embeds).
 BUILT_IN: dict[str, tuple[str, str]] = {
     **{
         name: ("seamline.evals.scorers.deterministic", factory)
@@ -49,6 +49,10 @@ BUILT_IN: dict[str, tuple[str, str]] = {
         )
     },
     "similarity": ("seamline.evals.scorers.similarity", "Similarity"),
+    "faithfulness": ("seamline.evals.scorers.rag", "Faithfulness"),
+    "context_recall": ("seamline.evals.scorers.rag", "ContextRecall"),
+    "context_precision": ("seamline.evals.scorers.rag", "ContextPrecision"),
+    "answer_relevance": ("seamline.evals.scorers.rag", "AnswerRelevance"),
 }
 
 

@@ -22,11 +22,15 @@ def _minilm() -> MiniLM:
     return MiniLM(*files, threads=1)
 
 
+def cosine(first: str, second: str) -> float:
+    """The cosine of two texts' MiniLM embeddings (``local-minilm``'s vectors)."""
+    vectors, _ = _minilm().embed([first, second])
+    return float(vectors[0] @ vectors[1])
+
+
 class Similarity:
     name = "similarity"
 
     def score(self, case: Case, answer: Answer) -> Score:
-        reference = reference_of(case, self.name)
-        vectors, _ = _minilm().embed([answer.text, reference])
-        cosine = float(vectors[0] @ vectors[1])
-        return Score(max(0.0, min(1.0, cosine)), f"cosine {cosine:.3f} to the reference")
+        value = cosine(answer.text, reference_of(case, self.name))
+        return Score(max(0.0, min(1.0, value)), f"cosine {value:.3f} to the reference")
