@@ -15,9 +15,9 @@ Verdicts are JSON objects held to a schema; an answer that is not one is a
 from __future__ import annotations
 
 import contextvars
-import json
 from typing import Any, Protocol
 
+from seamline.core.json_answer import json_object_in
 from seamline.evals.scoring import ScoreError
 
 
@@ -45,11 +45,7 @@ def ask_json(model: str, system: str, user: str, schema: dict[str, Any]) -> dict
         },
     }
     answer = client(model, body)
-    start, end = answer.find("{"), answer.rfind("}")
-    try:
-        parsed = json.loads(answer[start : end + 1]) if 0 <= start < end else None
-    except json.JSONDecodeError:
-        parsed = None
-    if not isinstance(parsed, dict):
+    parsed = json_object_in(answer)
+    if parsed is None:
         raise ScoreError(f"{model}'s answer is not a JSON object: {answer[:80]!r}")
     return parsed

@@ -21,11 +21,11 @@ gateway (``seamline guard test``) the judge is unavailable.
 from __future__ import annotations
 
 import contextvars
-import json
 import secrets
 from typing import Any, Protocol
 
 from seamline.core.errors import Unavailable
+from seamline.core.json_answer import json_object_in
 from seamline.guards.findings import INJECTION, Finding
 
 NAME = "injection.judge"
@@ -121,12 +121,8 @@ def judge_body(text: str, untrusted: bool) -> dict[str, Any]:
 def injection_probability(answer: str) -> float:
     """The judge's answer as the probability of an injection; ValueError for anything that
     is not the verdict object (a judge that was itself steered, or a model without JSON)."""
-    start, end = answer.find("{"), answer.rfind("}")
-    try:
-        verdict = json.loads(answer[start : end + 1]) if 0 <= start < end else None
-    except json.JSONDecodeError:
-        verdict = None
-    if not isinstance(verdict, dict):
+    verdict = json_object_in(answer)
+    if verdict is None:
         raise ValueError(f"{NAME}: the judge's answer is not a JSON object")
     injection, confidence = verdict.get("injection"), verdict.get("confidence")
     if not isinstance(injection, bool) or isinstance(confidence, bool):
