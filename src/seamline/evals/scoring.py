@@ -53,6 +53,7 @@ BUILT_IN: dict[str, tuple[str, str]] = {
     "context_recall": ("seamline.evals.scorers.rag", "ContextRecall"),
     "context_precision": ("seamline.evals.scorers.rag", "ContextPrecision"),
     "answer_relevance": ("seamline.evals.scorers.rag", "AnswerRelevance"),
+    "pairwise": ("seamline.evals.scorers.pairwise", "Pairwise"),
 }
 
 
@@ -133,6 +134,16 @@ def build_scorer(spec: Mapping[str, Any]) -> Scorer:
 def setting(case: Case, scorer: str, key: str, default: Any) -> Any:
     """A scorer's setting for ``case``: the case's own criteria first, then ``default``."""
     return (case.criteria.get(scorer) or {}).get(key, default)
+
+
+def question_of(case: Case, scorer: str) -> str:
+    """What the case asks: its ``question`` variable, else its last user message."""
+    question = case.variables.get("question") or next(
+        (m.get("content") for m in reversed(case.messages) if m.get("role") == "user"), None
+    )
+    if not isinstance(question, str) or not question.strip():
+        raise ScoreError(f"{scorer}: case {case.id!r} has no question")
+    return question
 
 
 def reference_of(case: Case, scorer: str) -> str:

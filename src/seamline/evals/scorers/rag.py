@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 from seamline.evals.judging import ask_json
 from seamline.evals.scorers.similarity import cosine
-from seamline.evals.scoring import Answer, Case, Score, ScoreError, reference_of
+from seamline.evals.scoring import Answer, Case, Score, ScoreError, question_of, reference_of
 
 _SENTENCE = re.compile(r"[^.!?\n]*[A-Za-z0-9][^.!?\n]*[.!?]?")
 _CITATION = re.compile(r"\s*\[\d+\]")
@@ -144,10 +144,5 @@ class AnswerRelevance:
     name = "answer_relevance"
 
     def score(self, case: Case, answer: Answer) -> Score:
-        question = case.variables.get("question") or next(
-            (m.get("content") for m in reversed(case.messages) if m.get("role") == "user"), None
-        )
-        if not isinstance(question, str) or not question.strip():
-            raise ScoreError(f"answer_relevance: case {case.id!r} has no question")
-        value = cosine(question, answer.text)
+        value = cosine(question_of(case, self.name), answer.text)
         return Score(max(0.0, value), f"cosine {value:.3f} to the question")
