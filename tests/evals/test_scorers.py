@@ -121,3 +121,36 @@ def test_similarity_ranks_a_paraphrase_above_an_unrelated_answer() -> None:
     unrelated = value(spec, "The museum opens at nine on Sundays.", reference=reference)
     assert 0 <= unrelated < paraphrase <= 1
     assert value(spec, reference, reference=reference) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_citations_by_id_name_contexts_that_carry_that_id() -> None:
+    spec = {"name": "citation_format", "pattern": r"\[(kb-\d+)\]"}
+    contexts = ("[kb-7] Refunds take 14 days.", "[kb-9] Sale items: exchange only.")
+    assert value(spec, "14 days [kb-7], exchange only [kb-9].", contexts=contexts) == 1.0
+    wrong = build_scorer(spec).score(Case(contexts=contexts), Answer("See [kb-8]."))
+    assert wrong.value == 0.0 and "kb-8" in wrong.reason
+
+
+def test_the_example_eval_sets_references_pass_its_own_scorers() -> None:
+    from pathlib import Path
+
+    from seamline.registry.loader import load_drafts
+
+    examples = Path(__file__).resolve().parents[2] / "examples" / "evals"
+    [draft] = load_drafts([examples])
+    scorers = [
+        build_scorer(spec)
+        for spec in draft.content["scorers"]
+        if spec["name"] != "similarity" or minilm_files() is not None
+    ]
+    for raw in draft.content["cases"]:
+        case = Case(
+            id=raw["id"],
+            reference=raw["reference"],
+            contexts=tuple(raw["contexts"]),
+            criteria=raw.get("criteria", {}),
+        )
+        scores = {s.name: s.score(case, Answer(raw["reference"])).value for s in scorers}
+        cites = 0.0 if "refusal" in raw.get("tags", []) else 1.0  # a refusal cites nothing
+        assert scores.pop("citation_format") == cites, raw["id"]
+        assert all(v == pytest.approx(1.0, abs=1e-5) for v in scores.values()), raw["id"]

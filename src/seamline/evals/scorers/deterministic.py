@@ -245,8 +245,10 @@ def _contexts(case: Case, answer: Answer) -> tuple[str, ...]:
 
 
 class CitationFormat:
-    """The answer cites (``[1]``, or ``pattern`` with the number as its group 1), and every
-    citation names a context the model was given (1-based)."""
+    """The answer cites (``[1]``, or ``pattern`` whose group 1 is what is cited), and every
+    citation names a context the model was given: by its 1-based position, or by an id the
+    context carries in brackets (``[kb-7] Refunds are...``, cited with a pattern such as
+    ``\\[(kb-\\d+)\\]``)."""
 
     name = "citation_format"
 
@@ -254,14 +256,22 @@ class CitationFormat:
         self.pattern = re.compile(pattern)
 
     def score(self, case: Case, answer: Answer) -> Score:
-        cited = [int(n) for n in self.pattern.findall(answer.text)]
+        cited = self.pattern.findall(answer.text)
         if not cited:
             return Score(0.0, "no citation")
-        available = len(_contexts(case, answer))
-        wrong = sorted({n for n in cited if not 1 <= n <= available})
+        contexts = _contexts(case, answer)
+
+        def given(citation: str) -> bool:
+            if citation.isdigit():
+                return 1 <= int(citation) <= len(contexts)
+            return any(f"[{citation}]" in context for context in contexts)
+
+        wrong = sorted({c for c in cited if not given(c)})
         return _verdict(
             not wrong,
-            f"cites {wrong} of {available} contexts" if wrong else f"{len(cited)} citations",
+            f"cites {wrong}, not among the {len(contexts)} contexts given"
+            if wrong
+            else f"{len(cited)} citations",
         )
 
 
