@@ -250,3 +250,16 @@ budget_holds = Table(
     Column("amount_nano", BigInteger, nullable=False),
     Column("expires_at", Timestamp, nullable=False),
 )
+
+# Eval runs' model and judge answers, by the content of the request that produced them
+# (``evals.cache``): a re-run reads them instead of calling again, and so costs nothing and
+# scores the same answers. Per project: answers hold what a project's cases asked.
+eval_outputs = Table(
+    "eval_outputs",
+    metadata,
+    Column("project_id", ForeignKey("projects.id"), primary_key=True),
+    Column("request_hash", String(64), primary_key=True),
+    Column("model", String(200), nullable=False),
+    Column("answer", JSON, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+)
