@@ -64,8 +64,8 @@ def test_a_metric_nobody_scored_is_a_usage_error() -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ('{"id": "a", "scores": {}}\n{oops\n', ":2: not JSON"),
-        ('{"scores": {}}\n', ":1: a row needs a string 'id'"),
+        ('{"id": "a", "scores": {}}\n{oops\n', "line 2: not JSON"),
+        ('{"scores": {}}\n', "line 1: a row needs a string 'id'"),
         ('{"id": "a"}\n{"id": "a"}\n', "appears twice"),
         ("\n", "no scored case"),
     ],

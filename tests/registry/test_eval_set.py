@@ -67,7 +67,7 @@ def test_cases_from_a_json_lines_file_beside_the_yaml(tmp_path: Path) -> None:
 def test_a_bad_cases_file_line_is_named_by_its_number(tmp_path: Path) -> None:
     (tmp_path / "more.jsonl").write_text('{"variables": {"q": 1}}\n{not json\n')
     (tmp_path / "set.yaml").write_text(json.dumps(_set(cases_file="more.jsonl")))
-    with pytest.raises(InvalidInput, match=r"more\.jsonl:2: not JSON"):
+    with pytest.raises(InvalidInput, match=r"more\.jsonl line 2: not JSON"):
         load_drafts([tmp_path / "set.yaml"])
     (tmp_path / "set.yaml").write_text(json.dumps(_set(cases_file="absent.jsonl")))
     with pytest.raises(InvalidInput, match="cannot read cases_file"):

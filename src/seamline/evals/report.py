@@ -9,14 +9,14 @@ metric's comparison and counted against the errored-cases cap.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seamline.core.errors import InvalidInput, NotFound
+from seamline.core.errors import InvalidInput
+from seamline.core.jsonl import json_objects
 from seamline.evals.conditions import (
     ConditionResult,
     errors_within,
@@ -65,26 +65,14 @@ class GateReport:
 
 def read_scores(path: Path) -> dict[str, Row]:
     """Scored cases from a JSON Lines file, by case id; InvalidInput names a bad line."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise NotFound(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"{path}: cannot read: {exc}") from None
     rows: dict[str, Row] = {}
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(f"{path}:{number}: not JSON: {exc.msg}") from None
-        if not isinstance(row, dict) or not isinstance(row.get("id"), str):
-            raise InvalidInput(f"{path}:{number}: a row needs a string 'id'")
+    for where, row in json_objects(path):
+        if not isinstance(row.get("id"), str):
+            raise InvalidInput(f"{where}: a row needs a string 'id'")
         if not isinstance(row.get("scores", {}), dict):
-            raise InvalidInput(f"{path}:{number}: 'scores' must be an object")
+            raise InvalidInput(f"{where}: 'scores' must be an object")
         if row["id"] in rows:
-            raise InvalidInput(f"{path}:{number}: case {row['id']!r} appears twice")
+            raise InvalidInput(f"{where}: case {row['id']!r} appears twice")
         rows[row["id"]] = row
     if not rows:
         raise InvalidInput(f"{path}: no scored case")

@@ -21,7 +21,6 @@ report.overall.recall_at_2_fpr, report.kinds["indirect.email"].auc
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -29,7 +28,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from seamline.core.errors import InvalidInput, NotFound
+from seamline.core.errors import InvalidInput
+from seamline.core.jsonl import json_objects
 from seamline.guards.engine import GuardEngine, Verdict
 
 # Detectors whose findings make the injection score (``injection.rules`` and any plugin
@@ -116,30 +116,13 @@ def read_dataset(path: Path) -> list[Example]:
     other than 0 or 1, a kind that is not a string) or an empty file: a data set that is
     partly read would give figures for a different set than the one named.
     """
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise NotFound(f"{path}: no such file") from None
-    except OSError as exc:
-        raise InvalidInput(f"{path}: cannot read: {exc.strerror}") from None
-    examples = [
-        _example(path, number, line)
-        for number, line in enumerate(raw.splitlines(), start=1)
-        if line.strip()
-    ]
+    examples = [_example(where, row) for where, row in json_objects(path)]
     if not examples:
         raise InvalidInput(f"{path}: no examples (an empty file)")
     return examples
 
 
-def _example(path: Path, number: int, line: bytes) -> Example:
-    where = f"{path} line {number}"
-    try:
-        row = json.loads(line)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise InvalidInput(f"{where}: not JSON ({exc})") from None
-    if not isinstance(row, dict):
-        raise InvalidInput(f"{where}: expected an object with text and label")
+def _example(where: str, row: dict[str, Any]) -> Example:
     text, label, kind = row.get("text"), row.get("label"), row.get("kind")
     if not isinstance(text, str):
         raise InvalidInput(f"{where}: missing text (a string)")

@@ -6,7 +6,6 @@ checked before anything is written, so a push of ten files with one bad file wri
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from seamline.core.errors import InvalidInput
+from seamline.core.errors import InvalidInput, NotFound
+from seamline.core.jsonl import json_objects
 from seamline.registry.specs import ArtefactSpec, canonical_content, spec_type
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -101,24 +101,11 @@ def _with_cases_file(data: dict[str, Any], source: str, folder: Path | None) -> 
         )
     path = folder / name
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"{source}: cannot read cases_file {path}: {exc}") from None
-    cases = list(data.get("cases") or [])
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            case = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(
-                f"{path}:{number}: not JSON: {exc.msg}", code="invalid_artefact"
-            ) from None
-        if not isinstance(case, dict):
-            raise InvalidInput(
-                f"{path}:{number}: a case must be an object", code="invalid_artefact"
-            )
-        cases.append(case)
+        cases = [*(data.get("cases") or []), *(row for _, row in json_objects(path))]
+    except NotFound:
+        raise InvalidInput(
+            f"{source}: cannot read cases_file {path}: no such file", code="invalid_artefact"
+        ) from None
     data["cases"] = cases
     return data
 
