@@ -41,6 +41,7 @@ import httpx
 
 from bench.loadgen import LoadResult, build_request, free_port, run_load
 from seamline.core.settings import Settings
+from seamline.registry import Actor, Registry
 from seamline.registry.identity import Scope
 from seamline.registry.loader import draft_from_mapping
 from seamline.registry.workspace import initialise, local_actor, open_registry
@@ -81,22 +82,50 @@ def wait_ready(url: str) -> None:
     raise SystemExit(f"{url} did not come up")
 
 
-def prepare(
-    home: Path, upstream_port: int, *, guards: bool = True
-) -> tuple[str, list[dict[str, str]]]:
+def bench_home(
+    home: Path, upstream_port: int, *, embedded_models: bool = False
+) -> tuple[Registry, Actor]:
+    """A seamline home for a benchmark: ``bench-model`` on the stub upstream, rate limits out
+    of the way, the registry initialised; its registry and an author in project default."""
     (home / "seamline.toml").write_text(
         "[[models]]\n"
         'name = "bench-model"\n'
         f'base_url = "http://127.0.0.1:{upstream_port}/v1"\n'
         "prices = {input = 0.15, output = 0.6}\n"
         "[gateway]\n"
-        "embedded_models = false\n"
+        f"embedded_models = {'true' if embedded_models else 'false'}\n"
         "key_limits = {requests_per_minute = 100000000, tokens_per_minute = 100000000000}\n"
     )
     settings = Settings(home=home)
     registry = open_registry(settings)
     initialise(settings, registry.db)
-    author = local_actor(registry.db, "default", "author")
+    return registry, local_actor(registry.db, "default", "author")
+
+
+def bench_key(registry: Registry, author: Actor) -> str:
+    key, _ = registry.create_key(
+        author, owner="bench", scopes=frozenset({Scope.INVOKE}), name="bench"
+    )
+    return key
+
+
+def serve(home: str, port: int) -> subprocess.Popen[bytes]:
+    """``seamline serve`` on ``home`` (SQLite, one worker), its output discarded."""
+    env = {**os.environ, "SEAMLINE_HOME": home}
+    env.pop("SEAMLINE_DATABASE_URL", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "seamline", "serve", "--port", str(port)],
+        env=env,
+        cwd=home,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def prepare(
+    home: Path, upstream_port: int, *, guards: bool = True
+) -> tuple[str, list[dict[str, str]]]:
+    registry, author = bench_home(home, upstream_port)
     reviewer = local_actor(registry.db, "default", "reviewer")
     registry.push(author, [draft_from_mapping(PROMPT, source="bench.yaml")])
     if not guards:  # the project's own default policy, with no rules
@@ -105,9 +134,7 @@ def prepare(
     registry.move_alias(
         author, "prompt", "bench", "production", 1, override=True, reason="benchmark"
     )
-    key, _ = registry.create_key(
-        author, owner="bench", scopes=frozenset({Scope.INVOKE}), name="bench"
-    )
+    key = bench_key(registry, author)
     rendered = registry.get_version(author, "prompt", "bench", "production").as_prompt()
     messages = rendered.render(**VARIABLES).messages
     registry.db.dispose()
@@ -180,8 +207,6 @@ def running_servers(*, guards: bool = True) -> Iterator[Servers]:
     with tempfile.TemporaryDirectory() as folder:
         home = Path(folder)
         key, messages = prepare(home, upstream_port, guards=guards)
-        env = {**os.environ, "SEAMLINE_HOME": str(home)}
-        env.pop("SEAMLINE_DATABASE_URL", None)
         stub = subprocess.Popen([sys.executable, "-m", "bench.stub_upstream", str(upstream_port)])
         bare = subprocess.Popen(
             [
@@ -192,13 +217,7 @@ def running_servers(*, guards: bool = True) -> Iterator[Servers]:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        gateway = subprocess.Popen(
-            [sys.executable, "-m", "seamline", "serve", "--port", str(gateway_port)],
-            env=env,
-            cwd=folder,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        gateway = serve(folder, gateway_port)
         try:
             wait_ready(f"http://127.0.0.1:{upstream_port}/")
             wait_ready(f"http://127.0.0.1:{gateway_port}/healthz")

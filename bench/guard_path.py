@@ -40,13 +40,17 @@ from pathlib import Path
 
 import httpx
 
-from bench.gateway_overhead import Measured, percentile, wait_ready
+from bench.gateway_overhead import (
+    Measured,
+    bench_home,
+    bench_key,
+    percentile,
+    serve,
+    wait_ready,
+)
 from bench.loadgen import build_request, free_port
-from seamline.core.settings import Settings
 from seamline.providers.local_models import smollm2_gguf
-from seamline.registry.identity import Scope
 from seamline.registry.loader import draft_from_mapping
-from seamline.registry.workspace import initialise, local_actor, open_registry
 
 PASSAGE = (
     "[kb-7] Refunds are issued to the original payment method within 14 days of the return "
@@ -102,18 +106,7 @@ class Gateway:
 
 
 def _prepare(home: Path, upstream_port: int) -> str:
-    (home / "seamline.toml").write_text(
-        "[[models]]\n"
-        'name = "bench-model"\n'
-        f'base_url = "http://127.0.0.1:{upstream_port}/v1"\n'
-        "prices = {input = 0.15, output = 0.6}\n"
-        "[gateway]\n"
-        "key_limits = {requests_per_minute = 100000000, tokens_per_minute = 100000000000}\n"
-    )
-    settings = Settings(home=home)
-    registry = open_registry(settings)
-    initialise(settings, registry.db)
-    author = local_actor(registry.db, "default", "author")
+    registry, author = bench_home(home, upstream_port, embedded_models=True)
     none = {"kind": "guard_policy", "name": "none", "rules": []}
     drafts = [draft_from_mapping(none, source="none.yaml")]
     for name, policy in POLICIES.items():
@@ -121,9 +114,7 @@ def _prepare(home: Path, upstream_port: int) -> str:
         local = _prompt(f"{name}-local", "local-smollm2", policy)
         drafts.append(draft_from_mapping(local, source=f"{name}-local"))
     registry.push(author, drafts)
-    key, _ = registry.create_key(
-        author, owner="bench", scopes=frozenset({Scope.INVOKE}), name="bench"
-    )
+    key = bench_key(registry, author)
     registry.db.dispose()
     return key
 
@@ -133,16 +124,8 @@ def running_gateway() -> Iterator[Gateway]:
     upstream_port, port = free_port(), free_port()
     with tempfile.TemporaryDirectory() as folder:
         key = _prepare(Path(folder), upstream_port)
-        env = {**os.environ, "SEAMLINE_HOME": folder}
-        env.pop("SEAMLINE_DATABASE_URL", None)
         stub = subprocess.Popen([sys.executable, "-m", "bench.stub_upstream", str(upstream_port)])
-        gateway = subprocess.Popen(
-            [sys.executable, "-m", "seamline", "serve", "--port", str(port)],
-            env=env,
-            cwd=folder,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        gateway = serve(folder, port)
         try:
             wait_ready(f"http://127.0.0.1:{upstream_port}/")
             wait_ready(f"http://127.0.0.1:{port}/healthz")
