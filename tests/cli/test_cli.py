@@ -68,7 +68,7 @@ def test_release_flow_with_approval_override_and_rollback(seamline: Run, tmp_pat
     seamline("prompts", "approve", "greeter", "1", user="bob")
     seamline("prompts", "approve", "greeter", "2", "--as", "bob")
     gated = seamline("prompts", "promote", "greeter", "1", "--to", "production", ok=False)
-    assert gated.returncode == 1 and "no eval run recorded" in gated.stderr
+    assert gated.returncode == 1 and "names no eval_set to be gated on" in gated.stderr
     seamline(
         "prompts",
         "promote",

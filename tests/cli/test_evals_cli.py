@@ -4,11 +4,13 @@ listed; other artefacts are refused with a one-line error."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+from xml.etree import ElementTree
 
 import yaml
 
-from tests.cli.test_cli import Run
+from tests.cli.test_cli import Run, _runner
 
 
 def test_eval_sets_are_pushed_and_listed(seamline: Run, tmp_path: Path) -> None:
@@ -57,3 +59,77 @@ def test_compare_exits_0_when_the_gate_passes_1_when_it_fails_2_on_bad_input(
     assert missing.returncode == 2 and missing.stderr.startswith("error: ")
     bad = seamline("evals", "compare", str(production), "--min", "accuracy", ok=False)
     assert bad.returncode == 2 and "METRIC=NUMBER" in bad.stderr
+
+
+def test_run_gates_a_prompt_version_writes_junit_and_markdown_and_exits_0_1_or_2(
+    stub_home: Path, tmp_path: Path
+) -> None:
+    env = {**os.environ, "SEAMLINE_HOME": str(stub_home), "SEAMLINE_USER": "alice"}
+    env.pop("SEAMLINE_DATABASE_URL", None)
+    seamline = _runner(env)
+    seamline("init")
+    words = ["apple", "pear", "plum", "fig", "lime", "kiwi"]
+    cases = [
+        {"id": w, "variables": {"word": w}, "criteria": {"contains": {"value": w}}} for w in words
+    ]
+    folder = tmp_path / "defs"
+    folder.mkdir()
+    (folder / "set.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "kind": "eval_set",
+                "name": "echo-set",
+                "scorers": [{"name": "contains"}],
+                "cases": cases,
+            }
+        )
+    )
+    prompt = {
+        "name": "echo",
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "Say {{ word }}"}],
+        "variables": [{"name": "word", "type": "string"}],
+        "eval_set": "echo-set",
+        "gate": {"min": {"contains": 1.0}},
+    }
+    (folder / "echo.yaml").write_text(yaml.safe_dump(prompt))
+    seamline("evals", "push", str(folder / "set.yaml"))
+    seamline("prompts", "push", str(folder / "echo.yaml"))
+    junit, markdown = tmp_path / "gate.xml", tmp_path / "pr.md"
+    passed = seamline(
+        "evals", "run", "--prompt", "echo@1", "--junit", str(junit), "--markdown", str(markdown)
+    )
+    assert "gate: passed" in passed.stdout and "6 cases, 6 to ask" in passed.stderr
+    assert (
+        "✅ gate passed" in markdown.read_text()
+        and "`echo@1` on `gpt-4o-mini`" in markdown.read_text()
+    )
+    suite = ElementTree.fromstring(junit.read_bytes())
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("2", "0", "0")
+
+    # A version whose answers miss the fact: the gate fails (exit 1) and says by how much.
+    prompt["messages"] = [{"role": "user", "content": "Say nothing"}]
+    (folder / "echo.yaml").write_text(yaml.safe_dump(prompt))
+    seamline("prompts", "push", str(folder / "echo.yaml"))
+    failed = seamline(
+        "evals", "run", "--prompt", "echo@2", "--against", "staging", "--json", ok=False
+    )
+    report = json.loads(failed.stdout)
+    assert failed.returncode == 1 and report["passed"] is False
+    assert report["conditions"][0] == {
+        "condition": "contains >= 1",
+        "passed": False,
+        "detail": report["conditions"][0]["detail"],
+    }
+    assert report["notes"] == ["echo@staging does not exist: no baseline"]
+    runs = json.loads(seamline("evals", "runs", "--json").stdout)["data"]
+    assert [(r["prompt"], r["passed"]) for r in runs] == [("echo@2", False), ("echo@1", True)]
+
+    for args, message in [
+        ((), "give --prompt NAME@VERSION, or --resume RUN"),
+        (("--prompt", "nope@1"), "error: "),
+        (("--prompt", "echo@1", "--set", "no-such-set"), "no-such-set"),
+    ]:
+        usage = seamline("evals", "run", *args, ok=False)
+        assert usage.returncode == 2 and message in usage.stderr
+        assert "Traceback" not in usage.stderr and len(usage.stderr.strip().splitlines()) == 1

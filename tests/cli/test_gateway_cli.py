@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import openai
@@ -16,25 +15,10 @@ from seamline.registry.identity import Scope
 from seamline.registry.workspace import initialise, local_actor, open_registry
 from tests.cli.test_cli import Run, _runner
 from tests.live import LiveServer
-from tests.stub_upstream import StubUpstream
 
 
-@pytest.fixture
-def home(tmp_path: Path) -> Iterator[Path]:
-    stub = StubUpstream("up").start()
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "seamline.toml").write_text(
-        f'[[models]]\nname = "gpt-4o-mini"\nbase_url = "{stub.base_url}"\n'
-        f'deployment = "stub"\nprices = {{input = 1.0, output = 2.0}}\n'
-        "[gateway]\nembedded_models = false\n"
-    )
-    yield home
-    stub.stop()
-
-
-def test_traces_and_cost_show_the_calls(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SEAMLINE_HOME", str(home))
+def test_traces_and_cost_show_the_calls(stub_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEAMLINE_HOME", str(stub_home))
     monkeypatch.delenv("SEAMLINE_DATABASE_URL", raising=False)
     settings = Settings()
     registry = open_registry(settings)
@@ -57,7 +41,7 @@ def test_traces_and_cost_show_the_calls(home: Path, monkeypatch: pytest.MonkeyPa
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
     server.stop()
-    run: Run = _runner({**os.environ, "SEAMLINE_HOME": str(home)})
+    run: Run = _runner({**os.environ, "SEAMLINE_HOME": str(stub_home)})
 
     listed = json.loads(run("traces", "list", "--last", "10", "--json").stdout)["data"]
     assert [e["status"] for e in listed] == ["error", "ok", "ok", "ok"]

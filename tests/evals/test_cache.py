@@ -3,10 +3,11 @@ request, projects never read each other's answers, and a refresh asks again."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from seamline.evals.cache import OutputCache, cached, request_hash
-from seamline.evals.judging import ask_json, judge_client
+from seamline.evals.cache import KeptAnswers, OutputCache, request_hash
+from seamline.evals.calls import CallBound, Completion
 from seamline.registry import Actor, Registry
 from tests.conftest import make_actor
 
@@ -14,51 +15,54 @@ BODY = {"messages": [{"role": "user", "content": "Is the sky blue?"}], "temperat
 
 
 class Counting:
+    """A model that answers with how many times it was asked, at a cent a call."""
+
     def __init__(self) -> None:
         self.calls = 0
 
-    def __call__(self, model: str, body: dict[str, Any]) -> str:
+    async def __call__(self, model: str, body: dict[str, Any], *, use_case: str) -> Completion:
         self.calls += 1
-        return f'{{"verdict": {self.calls}}}'
+        return Completion(f'{{"verdict": {self.calls}}}', completion_tokens=3, cost_usd=0.01)
+
+    async def bound(self, model: str, body: dict[str, Any]) -> CallBound:
+        return CallBound(10, 10, 0.02)
+
+
+def ask(answers: KeptAnswers, model: str = "judge", body: dict[str, Any] = BODY) -> Completion:
+    return asyncio.run(answers(model, body, use_case="eval"))
 
 
 def test_a_repeated_request_is_answered_from_the_store(registry: Registry, alice: Actor) -> None:
     model = Counting()
     cache = OutputCache(registry.db, alice.project.id)
-    client = cached(model, cache)
-    first = client("judge", BODY)
-    assert client("judge", {**BODY}) == first and model.calls == 1  # the same content
+    answers = KeptAnswers(model, cache)
+    first = ask(answers)
+    again = ask(answers, body={**BODY})  # the same content
+    assert again.text == first.text and again.kept and not first.kept and model.calls == 1
+    assert again.cost_usd == first.cost_usd == answers.spent_usd  # as first paid, paid once
     assert (cache.hits, cache.misses) == (1, 1)
-    client("judge", {**BODY, "temperature": 0.7})  # any change is a new request
-    client("other-judge", BODY)
+    ask(answers, body={**BODY, "temperature": 0.7})  # any change is a new request
+    ask(answers, model="other-judge")
     assert model.calls == 3
     # a fresh cache object on the same database still finds it: kept, not in memory
-    assert cached(model, OutputCache(registry.db, alice.project.id))("judge", BODY) == first
-    assert model.calls == 3
+    assert ask(KeptAnswers(model, OutputCache(registry.db, alice.project.id))).text == first.text
+    assert model.calls == 3 and len(request_hash("judge", BODY)) == 64
 
 
 def test_projects_never_read_each_others_answers(registry: Registry, alice: Actor) -> None:
     model = Counting()
     other = make_actor(registry, "carol", project="globex")
-    cached(model, OutputCache(registry.db, alice.project.id))("judge", BODY)
-    cached(model, OutputCache(registry.db, other.project.id))("judge", BODY)
+    ask(KeptAnswers(model, OutputCache(registry.db, alice.project.id)))
+    assert not asyncio.run(
+        KeptAnswers(model, OutputCache(registry.db, other.project.id)).is_kept("judge", BODY)
+    )
+    ask(KeptAnswers(model, OutputCache(registry.db, other.project.id)))
     assert model.calls == 2
 
 
 def test_a_refresh_asks_again_and_keeps_the_new_answer(registry: Registry, alice: Actor) -> None:
     model = Counting()
     cache = OutputCache(registry.db, alice.project.id)
-    cached(model, cache)("judge", BODY)
-    fresh = cached(model, cache, refresh=True)("judge", BODY)
-    assert model.calls == 2 and cached(model, cache)("judge", BODY) == fresh
-
-
-def test_judges_read_through_the_cache(registry: Registry, alice: Actor) -> None:
-    model = Counting()
-    token = judge_client.set(cached(model, OutputCache(registry.db, alice.project.id)))
-    try:
-        answers = [ask_json("judge", "sys", "user", {"type": "object"}) for _ in range(3)]
-    finally:
-        judge_client.reset(token)
-    assert answers == [{"verdict": 1}] * 3 and model.calls == 1
-    assert len(request_hash("judge", BODY)) == 64
+    ask(KeptAnswers(model, cache))
+    fresh = ask(KeptAnswers(model, cache, refresh=True))
+    assert model.calls == 2 and ask(KeptAnswers(model, cache)).text == fresh.text

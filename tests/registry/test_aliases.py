@@ -62,7 +62,7 @@ def test_production_needs_an_approval_and_an_audited_gate_override(
         registry.move_alias(alice, "prompt", "greeter", "production", 1)
     assert no_approval.value.code == "approval_required"
     registry.approve(bob, "prompt", "greeter", 1)
-    with pytest.raises(PermissionDenied, match="no eval run recorded") as gated:
+    with pytest.raises(PermissionDenied, match="names no eval_set") as gated:
         registry.move_alias(alice, "prompt", "greeter", "production", 1)
     assert gated.value.code == "gate_failed"
     with pytest.raises(InvalidInput, match="reason"):
@@ -75,6 +75,15 @@ def test_production_needs_an_approval_and_an_audited_gate_override(
     assert actions == ["alias.move", "gate.override", "version.approve"]
     override = registry.audit_log(alice, action="gate.override")[0]
     assert override.details["reason"] == "hotfix, evals tomorrow"
+
+
+def test_a_version_with_an_eval_set_needs_a_recorded_run_of_its_own_content(
+    registry: Registry, alice: Actor, bob: Actor
+) -> None:
+    registry.push(alice, [prompt_draft(eval_set="greeter-golden")])
+    registry.approve(bob, "prompt", "greeter", 1)
+    with pytest.raises(PermissionDenied, match="no eval run recorded for prompt greeter v1 on "):
+        registry.move_alias(alice, "prompt", "greeter", "production", 1)
 
 
 def test_a_passing_gate_releases_without_override(

@@ -4,10 +4,20 @@ error)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from seamline.cli.context import (
     AsUser,
@@ -17,11 +27,19 @@ from seamline.cli.context import (
     ProjectOption,
     actor,
     registry,
+    settings,
 )
 from seamline.cli.output import print_json, print_table
 from seamline.cli.prompts import push_drafts
 from seamline.core.errors import InvalidInput, SeamlineError
+from seamline.evals import summary
+from seamline.evals.conditions import MAX_ERROR_SHARE
+from seamline.evals.evaluation import Evaluation, Outcome, RunRequest
 from seamline.evals.report import GateReport, gate_report, read_scores
+from seamline.evals.runs import CaseResult, RunStore
+from seamline.gateway.chat import EvalModelCall
+from seamline.gateway.core import Gateway
+from seamline.registry import Actor
 from seamline.registry.loader import load_drafts
 
 evals_app = typer.Typer(
@@ -29,6 +47,12 @@ evals_app = typer.Typer(
 )
 
 EVAL_SET = "eval_set"
+ToleranceOption = Annotated[
+    float, typer.Option(help="a drop smaller than this is not a regression")
+]
+MaxErrorsOption = Annotated[
+    float, typer.Option(help="the share of errored cases that fails the gate")
+]
 
 
 @evals_app.command()
@@ -85,12 +109,8 @@ def compare(
     maximum: Annotated[
         list[str] | None, typer.Option("--max", help="METRIC=VALUE: the mean must not pass it")
     ] = None,
-    tolerance: Annotated[
-        float, typer.Option(help="a drop smaller than this is not a regression")
-    ] = 0.0,
-    max_errors: Annotated[
-        float, typer.Option(help="the share of errored cases that fails the gate")
-    ] = 0.05,
+    tolerance: ToleranceOption = 0.0,
+    max_errors: MaxErrorsOption = MAX_ERROR_SHARE,
     json_output: JsonOption = False,
 ) -> None:
     """Gate a candidate's scored cases: thresholds, no significant regression against the
@@ -114,8 +134,7 @@ def compare(
             max_error_share=max_errors,
         )
     except SeamlineError as exc:  # a usage error: exit 2, as CI tools expect
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(2) from None
+        _usage(exc.message)
     if json_output:
         print_json(report.as_record())
     else:
@@ -149,3 +168,163 @@ def _print(report: GateReport) -> None:
         mark = "pass" if condition.passed else "FAIL"
         typer.echo(f"  {mark}  {condition.condition}: {condition.detail}")
     typer.echo("gate: passed" if report.passed else "gate: failed")
+
+
+@evals_app.command("run")
+def run_command(
+    prompt: Annotated[
+        str | None, typer.Option("--prompt", help="NAME@VERSION (or NAME@ALIAS) to evaluate")
+    ] = None,
+    eval_set: Annotated[
+        str | None,
+        typer.Option("--set", help="NAME[@VERSION] (default: the eval_set the prompt names)"),
+    ] = None,
+    against: Annotated[
+        str, typer.Option("--against", help="the baseline: the version behind this alias")
+    ] = "production",
+    no_baseline: Annotated[
+        bool, typer.Option("--no-baseline", help="thresholds and errored cases only")
+    ] = False,
+    model: Annotated[
+        str | None, typer.Option("--model", help="ask this model instead of the prompt's")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=256, help="cases at once")] = 8,
+    max_cost: Annotated[
+        float | None,
+        typer.Option("--max-cost", min=0, help="USD: a call that could pass it is not made"),
+    ] = None,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="ask again instead of reading kept answers")
+    ] = False,
+    tolerance: ToleranceOption = 0.0,
+    max_errors: MaxErrorsOption = MAX_ERROR_SHARE,
+    resume: Annotated[
+        str | None, typer.Option("--resume", help="RUN: finish an interrupted run")
+    ] = None,
+    junit: Annotated[Path | None, typer.Option("--junit", help="write JUnit XML here")] = None,
+    markdown: Annotated[
+        Path | None, typer.Option("--markdown", help="write a pull-request summary here")
+    ] = None,
+    project: ProjectOption = None,
+    as_user: AsUser = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Run an eval set against a prompt version and its baseline (the version behind
+    --against, default production), gate it and store the run; the production gate reads it.
+    Exit 0 when the gate passes, 1 when it fails, 2 on a usage error.
+
+    Example: seamline evals run --prompt support-answer@3 --junit gate.xml --markdown pr.md
+    """
+    if (prompt is None) == (resume is None):
+        _usage("give --prompt NAME@VERSION, or --resume RUN")
+    request = RunRequest(
+        prompt=prompt or "",
+        eval_set=eval_set,
+        against=None if no_baseline else against,
+        model=model,
+        concurrency=concurrency,
+        max_cost=max_cost,
+        refresh=refresh,
+        tolerance=tolerance,
+        max_errors=max_errors,
+    )
+    try:
+        who = actor(project, as_user)
+        outcome = asyncio.run(_run(who, request, resume))
+    except SeamlineError as exc:
+        _usage(exc.message)
+    except KeyboardInterrupt:
+        typer.echo(
+            "interrupted: what finished is kept; seamline evals runs shows the run", err=True
+        )
+        raise typer.Exit(130) from None
+    if junit is not None:
+        junit.write_bytes(summary.junit(outcome))
+    if markdown is not None:
+        markdown.write_text(summary.markdown(outcome), encoding="utf-8")
+    if json_output:
+        print_json(summary.record(outcome))
+    else:
+        typer.echo(
+            f"run {outcome.run.id}: {outcome.run.subject.prompt_ref} on "
+            f"{outcome.run.subject.eval_set_ref}, ${outcome.run.cost_usd:.4f}"
+        )
+        for note in outcome.notes:
+            typer.echo(f"  note: {note}")
+        _print(outcome.report)
+    raise typer.Exit(0 if outcome.report.passed else 1)
+
+
+async def _run(who: Actor, request: RunRequest, resume: str | None) -> Outcome:
+    """The run, its models called through an in-process gateway (same router, budgets,
+    prices and events as ``seamline serve``)."""
+    gateway = Gateway(settings(), registry())
+    await gateway.start()
+    console = Console(stderr=True)
+    bars = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def advance(which: str, _: CaseResult) -> None:
+        if which not in tasks:
+            tasks[which] = bars.add_task(which, total=None)
+        bars.advance(tasks[which])
+
+    try:
+        evaluation = Evaluation(registry(), who, EvalModelCall(gateway, who))
+        if resume is not None:
+            with bars:
+                return await evaluation.resume(resume, advance)
+        estimate = await evaluation.estimate(request)
+        typer.echo(
+            f"{estimate.cases} cases, {estimate.to_ask} to ask "
+            f"({estimate.cases - estimate.to_ask} kept or errored), "
+            f"{estimate.prompt_tokens} prompt tokens, at most ${estimate.most_usd:.4f} "
+            "before judges",
+            err=True,
+        )
+        with bars:
+            return await evaluation.run(request, advance)
+    finally:
+        await gateway.stop()
+
+
+def _usage(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@evals_app.command("runs")
+def list_runs(
+    prompt: Annotated[str | None, typer.Option("--prompt", help="only this prompt's runs")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    project: ProjectOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """List eval runs, newest first: what ran, how it ended, what it cost."""
+    store = RunStore(registry().db, actor(project).project.id)
+    runs = [run.as_record() for run in store.latest(prompt_name=prompt, limit=limit)]
+    if json_output:
+        print_json({"data": runs})
+    else:
+        print_table(
+            runs,
+            [
+                "id",
+                "prompt",
+                "model",
+                "eval_set",
+                "status",
+                "passed",
+                "cases_errored",
+                "cost_usd",
+                "created_at",
+            ],
+        )

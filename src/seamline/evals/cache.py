@@ -15,14 +15,16 @@ name) asks for them (``refresh``), and the fresh ones replace the kept ones.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import delete, insert, select
 
 from seamline.core.canonical import content_hash
 from seamline.core.clock import utcnow
-from seamline.evals.judging import JudgeClient
+from seamline.evals.calls import CallBound, Completion, ModelCall
 from seamline.store.database import Database
 from seamline.store.schema import eval_outputs
 
@@ -54,6 +56,15 @@ class OutputCache:
         found: dict[str, Any] = answer
         return found
 
+    def holds(self, model: str, body: Mapping[str, Any]) -> bool:
+        """Whether an answer is kept for this request (without counting a hit)."""
+        query = select(eval_outputs.c.request_hash).where(
+            eval_outputs.c.project_id == self.project_id,
+            eval_outputs.c.request_hash == request_hash(model, body),
+        )
+        with self.db.read() as conn:
+            return conn.execute(query).first() is not None
+
     def put(self, model: str, body: Mapping[str, Any], answer: Mapping[str, Any]) -> None:
         """Keep ``answer`` (replacing one kept for the same request)."""
         key = request_hash(model, body)
@@ -72,16 +83,30 @@ class OutputCache:
             conn.execute(insert(eval_outputs).values(**row))
 
 
-def cached(client: JudgeClient, cache: OutputCache, *, refresh: bool = False) -> JudgeClient:
-    """``client`` answering from ``cache`` when it can, keeping what it had to ask."""
+class KeptAnswers:
+    """A :class:`~seamline.evals.calls.ModelCall` that answers from ``cache`` when it can
+    and keeps what it had to ask; it counts what the fresh calls cost."""
 
-    def ask(model: str, body: dict[str, Any]) -> str:
-        if not refresh:
-            kept = cache.get(model, body)
+    def __init__(self, call: ModelCall, cache: OutputCache, *, refresh: bool = False) -> None:
+        self.call = call
+        self.cache = cache
+        self.refresh = refresh
+        self.spent_usd = 0.0
+
+    async def __call__(self, model: str, body: dict[str, Any], *, use_case: str) -> Completion:
+        if not self.refresh:
+            kept = await asyncio.to_thread(self.cache.get, model, body)
             if kept is not None:
-                return str(kept["text"])
-        text = client(model, body)
-        cache.put(model, body, {"text": text})
-        return text
+                return replace(Completion.from_record(kept), kept=True)
+        answer = await self.call(model, body, use_case=use_case)
+        self.spent_usd += answer.cost_usd
+        await asyncio.to_thread(self.cache.put, model, body, answer.as_record())
+        return answer
 
-    return ask
+    async def is_kept(self, model: str, body: dict[str, Any]) -> bool:
+        if self.refresh:
+            return False
+        return await asyncio.to_thread(self.cache.holds, model, body)
+
+    async def bound(self, model: str, body: dict[str, Any]) -> CallBound:
+        return await self.call.bound(model, body)

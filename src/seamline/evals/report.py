@@ -1,10 +1,11 @@
 """A gate report over scored cases: each metric's mean with its interval, the candidate
 against its baseline case by case, and the conditions that decide the release.
 
-Scores come as rows ``{"id": CASE, "scores": {METRIC: value}, "error": REASON?}``: what a
-run stores, and what a team with its own harness can write (``seamline evals compare``).
-Cases are paired by id; an errored case (or one missing a metric) is left out of that
-metric's comparison and counted against the errored-cases cap.
+Scores come as rows ``{"id": CASE, "scores": {METRIC: value}, "error": REASON?,
+"metric_errors": {METRIC: REASON}?}``: what a run stores, and what a team with its own
+harness can write (``seamline evals compare``). Cases are paired by id; an errored case (or
+one missing a metric) is left out of that metric's comparison, and a case with any error,
+of the whole case or of one scorer, counts against the errored-cases cap.
 """
 
 from __future__ import annotations
@@ -135,7 +136,9 @@ def gate_report(
     errored = sum(
         1
         for row in candidate.values()
-        if row.get("error") or any(_value(row, m) is None for m in metrics)
+        if row.get("error")
+        or row.get("metric_errors")
+        or any(_value(row, m) is None for m in metrics)
     )
     report.conditions.append(errors_within(errored, len(candidate), max_share=max_error_share))
     return report

@@ -20,7 +20,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from seamline.core.errors import ContentBlocked, PermissionDenied, UpstreamFailed
+from seamline.core.errors import ContentBlocked, PermissionDenied, RateLimited, UpstreamFailed
+from seamline.evals.calls import CallBound, Completion
 from seamline.gateway.catalog import ModelCatalog
 from seamline.gateway.core import Gateway
 from seamline.gateway.dialects import Dialect, StreamWriter
@@ -285,13 +286,6 @@ def _in_canary(canary: AliasRecord, request: ChatRequest) -> bool:
 def _most_it_can_cost(
     gateway: Gateway, catalog: ModelCatalog, model: str, body: dict[str, Any]
 ) -> float:
-    completion = (
-        body.get("max_completion_tokens")
-        or body.get("max_tokens")
-        or gateway.config.budget_completion_tokens
-    )
-    # The upstream bills every one of the ``n`` answers; the prompt once.
-    answers = body.get("n") or 1
     return most_it_can_cost(
         gateway.router,
         catalog,
@@ -299,8 +293,19 @@ def _most_it_can_cost(
         lambda tokenizer: count_messages(tokenizer, body.get("messages") or [], upper_bound=True)[
             0
         ],
-        int(completion) * int(answers),
+        _completion_cap(gateway, body),
     )
+
+
+def _completion_cap(gateway: Gateway, body: dict[str, Any]) -> int:
+    """The most answer tokens a call can be billed: its cap (else the gateway's assumption)
+    for every one of its ``n`` answers (the prompt is billed once)."""
+    completion = (
+        body.get("max_completion_tokens")
+        or body.get("max_tokens")
+        or gateway.config.budget_completion_tokens
+    )
+    return int(completion) * int(body.get("n") or 1)
 
 
 async def _complete(
@@ -727,6 +732,56 @@ def _judge_client(gateway: Gateway, actor: Actor, live: CallEvent) -> JudgeClien
         return content if isinstance(content, str) else ""
 
     return ask
+
+
+class EvalModelCall:
+    """How an eval run (``evals.calls.ModelCall``) calls models in-process: through this
+    gateway's router, fallbacks, budgets and price list, waiting out its rate limits, each
+    call recorded as an event under the run's use case with the run's id as its session."""
+
+    def __init__(self, gateway: Gateway, actor: Actor, run_id: str | None = None) -> None:
+        self.gateway = gateway
+        self.actor = actor
+        self.run_id = run_id
+
+    async def __call__(self, model: str, body: dict[str, Any], *, use_case: str) -> Completion:
+        event = CallEvent(route=CHAT.route)
+        event.use_case = use_case
+        scopes = limit_scopes(self.gateway.config, self.actor, model)
+        while True:
+            try:
+                await self.gateway.limiter.admit(scopes)
+                break
+            except RateLimited as limited:
+                await asyncio.sleep(float(limited.headers.get("Retry-After", "1")))
+
+        async def prepare() -> tuple[dict[str, Any], str]:
+            return {**body, "model": model, "stream": False}, model
+
+        answer = await _side_call(self.gateway, self.actor, event, event, prepare)
+        content = ((answer.get("choices") or [{}])[0].get("message") or {}).get("content")
+        return Completion(
+            text=content if isinstance(content, str) else "",
+            prompt_tokens=event.prompt_tokens or 0,
+            completion_tokens=event.completion_tokens or 0,
+            cost_usd=event.cost_usd or 0.0,
+            latency_ms=event.latency_ms or 0.0,
+            model_used=event.model_used,
+            system_fingerprint=answer.get("system_fingerprint"),
+        )
+
+    async def bound(self, model: str, body: dict[str, Any]) -> CallBound:
+        catalog = await self.gateway.catalog_for(self.actor, None, model)
+        completion = _completion_cap(self.gateway, body)
+        prompt = 0
+
+        def count(tokenizer: str) -> int:
+            nonlocal prompt
+            prompt = count_messages(tokenizer, body.get("messages") or [], upper_bound=True)[0]
+            return prompt
+
+        most = most_it_can_cost(self.gateway.router, catalog, model, count, completion)
+        return CallBound(prompt, completion, most)
 
 
 async def _side_call(

@@ -2,7 +2,7 @@
 guard policies, index snapshots and routing rules, with aliases, approvals, lineage and a
 tamper-evident audit log. Usable without a server."""
 
-from seamline.registry.gate import GateSubject, GateVerdict, NoEvalRunsGate, ReleaseGate
+from seamline.registry.gate import GateSubject, GateVerdict, RecordedRunsGate, ReleaseGate
 from seamline.registry.identity import Actor, Project, Scope
 from seamline.registry.loader import Draft, load_drafts
 from seamline.registry.prompt import Prompt, RenderedPrompt
@@ -15,10 +15,10 @@ __all__ = [
     "Draft",
     "GateSubject",
     "GateVerdict",
-    "NoEvalRunsGate",
     "Project",
     "Prompt",
     "PromptSpec",
+    "RecordedRunsGate",
     "Registry",
     "ReleaseGate",
     "RenderedPrompt",

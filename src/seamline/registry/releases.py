@@ -254,6 +254,7 @@ class ReleaseOperations:
             target["number"],
             target["content_hash"],
             target["content"].get("eval_set"),
+            actor.project.id,
         )
         verdict = self.gate.check(subject)
         if verdict.passed:

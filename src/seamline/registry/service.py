@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from seamline.registry import audit
 from seamline.registry.administration import AdministrationOperations, AuditOperations
-from seamline.registry.gate import NoEvalRunsGate, ReleaseGate
+from seamline.registry.gate import RecordedRunsGate, ReleaseGate
 from seamline.registry.releases import ReleaseOperations
 from seamline.registry.versions import VersionOperations
 from seamline.store import Database
@@ -23,4 +23,4 @@ class Registry(AdministrationOperations, VersionOperations, ReleaseOperations, A
         self.db = db
         self.key_secret = key_secret
         audit.use_secret(db, key_secret)
-        self.gate = gate or NoEvalRunsGate()
+        self.gate = gate or RecordedRunsGate(db)

@@ -263,3 +263,52 @@ eval_outputs = Table(
     Column("answer", JSON, nullable=False),
     Column("created_at", Timestamp, nullable=False),
 )
+
+# Eval runs (``evals.runs``): what was run (the prompt, model and eval-set versions, the
+# scorers, judges and gate conditions, in ``definition``), how it ended, and the gate report.
+# The ``production`` gate reads the latest finished run of a version (``registry.gate``).
+eval_runs = Table(
+    "eval_runs",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("project_id", ForeignKey("projects.id"), nullable=False),
+    Column("prompt_name", String(200), nullable=False),
+    Column("prompt_version", Integer, nullable=False),
+    Column("prompt_hash", String(64), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("eval_set_name", String(200), nullable=False),
+    Column("eval_set_version", Integer, nullable=False),
+    Column("baseline_run_id", String(40)),
+    Column("status", String(16), nullable=False),  # running, finished, interrupted
+    Column("passed", Boolean),
+    Column("definition", JSON, nullable=False),
+    Column("report", JSON),
+    Column("cases_total", Integer, nullable=False),
+    Column("cases_errored", Integer),
+    Column("cost_usd", Float, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("finished_at", Timestamp),
+    Index("ix_eval_runs_prompt", "project_id", "prompt_name", "prompt_version"),
+)
+
+# One row per case of a run, written as the case finishes: an interrupted run resumes from
+# what is here. ``error`` is the whole case's (the model call failed, a variable is missing);
+# ``metric_errors`` a scorer's that could not score it.
+eval_run_cases = Table(
+    "eval_run_cases",
+    metadata,
+    Column("run_id", ForeignKey("eval_runs.id"), primary_key=True),
+    Column("case_id", String(200), primary_key=True),
+    Column("scores", JSON, nullable=False),
+    Column("reasons", JSON, nullable=False),
+    Column("metric_errors", JSON, nullable=False),
+    Column("error", Text),
+    Column("output", Text),
+    Column("prompt_tokens", Integer),
+    Column("completion_tokens", Integer),
+    Column("cost_usd", Float),
+    Column("latency_ms", Float),
+    Column("kept", Boolean, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+)
