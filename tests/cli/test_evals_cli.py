@@ -133,3 +133,6 @@ def test_run_gates_a_prompt_version_writes_junit_and_markdown_and_exits_0_1_or_2
         usage = seamline("evals", "run", *args, ok=False)
         assert usage.returncode == 2 and message in usage.stderr
         assert "Traceback" not in usage.stderr and len(usage.stderr.strip().splitlines()) == 1
+    # a judge whose every answer is not a verdict (the stub echoes) measures nothing
+    unmeasured = seamline("evals", "calibrate", "--judge", "echo@1", ok=False)
+    assert unmeasured.returncode == 2 and "graded none of the 150 items" in unmeasured.stderr

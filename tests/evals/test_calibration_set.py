@@ -7,9 +7,10 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import seamline.evals
 from seamline.evals.agreement import cohen_kappa
 
-CALIBRATION = Path(__file__).resolve().parents[2] / "data" / "evals" / "judge_calibration.jsonl"
+CALIBRATION = Path(seamline.evals.__file__).parent / "calibration" / "judge_calibration.jsonl"
 KEYS = {"id", "task", "question", "contexts", "reference", "answer", "label", "score", "why"}
 
 

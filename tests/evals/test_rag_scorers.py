@@ -3,8 +3,6 @@ that speaks the verdict format, and the cases they cannot score."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,6 +11,7 @@ from seamline.evals.judging import judge_client
 from seamline.evals.scorers.rag import average_precision, share, statements
 from seamline.evals.scoring import Answer, Case, ScoreError, build_scorer
 from seamline.providers.local_models import minilm_files
+from tests.evals.conftest import ScriptedJudge
 
 CONTEXTS = (
     "Paris is the capital of France.",
@@ -21,27 +20,6 @@ CONTEXTS = (
 )
 ANSWER = "Paris is the capital of France [1]. It has 40 million people. The Seine runs through it."
 REFERENCE = "Paris is the capital of France. The Seine flows through the city."
-
-
-class ScriptedJudge:
-    """Answers each call with the next scripted verdict list, and keeps what it was sent."""
-
-    def __init__(self, *answers: Any) -> None:
-        self.answers = list(answers)
-        self.asked: list[tuple[str, dict[str, Any]]] = []
-
-    def __call__(self, model: str, body: dict[str, Any]) -> str:
-        self.asked.append((model, body))
-        answer = self.answers.pop(0)
-        return answer if isinstance(answer, str) else json.dumps({"verdicts": answer})
-
-
-@pytest.fixture
-def judge() -> Iterator[ScriptedJudge]:
-    scripted = ScriptedJudge()
-    token = judge_client.set(scripted)
-    yield scripted
-    judge_client.reset(token)
 
 
 def _score(name: str, answer: str = ANSWER, **case: Any) -> float:

@@ -40,6 +40,9 @@ class Script:
 
     def __call__(self, body: dict[str, Any]) -> str:
         system = body["messages"][0]["content"]
+        if system.startswith("You grade"):  # a pointwise judge: 5 for the right city, else 1
+            right = "city-" in body["messages"][-1]["content"]
+            return json.dumps({"score": 5 if right else 1, "rationale": "checked the city"})
         if system.startswith("You check statements"):
             items = re.findall(r"^\d+\. ", body["messages"][-1]["content"], re.MULTILINE)
             return json.dumps({"verdicts": [True] * len(items)})
@@ -105,6 +108,7 @@ def push_cases(
         {
             "id": f"c{i}",
             "variables": {"country": f"country-{i}"},
+            "messages": [{"role": "user", "content": f"And in one word: country-{i}?"}],
             "reference": f"The capital is city-{i}.",
             "contexts": [f"The capital of country-{i} is city-{i}."],
             "criteria": {"contains": {"value": f"city-{i}."}},
@@ -343,3 +347,81 @@ def test_judges_are_asked_through_the_gateway_and_recorded_as_judge_calls(
         calls = conn.execute(select(events.c.use_case, events.c.model_requested)).all()
     judged = [row for row in calls if row.use_case == "eval.judge"]
     assert len(judged) == CASES and {row.model_requested for row in judged} == {"judge-model"}
+
+
+def push_judge(registry: Registry, actor: Actor) -> None:
+    doc = {
+        "name": "grader",
+        "model": "judge-model",
+        "messages": [
+            {"role": "system", "content": "You grade capitals from 1 to 5."},
+            {"role": "user", "content": "Q: {{ question }}\nANSWER: {{ answer }}"},
+        ],
+        "variables": [
+            {"name": "question", "type": "string"},
+            {"name": "answer", "type": "string"},
+        ],
+    }
+    registry.push(actor, [draft_from_mapping(doc, source="grader.yaml")])
+    registry.move_alias(actor, "prompt", "grader", "staging", 1)
+
+
+def test_a_judge_prompt_from_the_registry_grades_and_the_run_pins_its_version(
+    registry: Registry, alice: Actor, settings: Settings, script: Script
+) -> None:
+    push_prompt(registry, alice, "a", {0, 1, 2, 3}, script, gate=None)
+    push_judge(registry, alice)
+    scorer = {"name": "judge", "prompt": "grader@staging", "samples": 2, "metric": "grade"}
+    push_cases(registry, alice, [scorer])
+    outcome = evaluate(registry, alice, settings, RunRequest(prompt="capitals@1", against=None))
+    grade = metric(outcome, "grade")
+    assert grade.candidate.estimate == pytest.approx(36 / 40)  # (5 - 1) / 4 for each right one
+    assert outcome.cases["c0"].reasons["grade"] == "1/5: checked the city (samples: 1, 1)"
+    pinned = outcome.run.definition["scorers"][0]
+    assert pinned["prompt"] == "grader@1" and pinned["prompt_content"]["name"] == "grader"
+    assert outcome.run.definition["judges"] == ["grader@1"]
+    with registry.db.read() as conn:
+        judged = conn.execute(select(events.c.id).where(events.c.use_case == "eval.judge")).all()
+    assert len(judged) == 2 * CASES  # two samples, each a request of its own
+
+
+def test_calibration_measures_a_judge_and_a_gate_can_require_it(
+    registry: Registry, alice: Actor, settings: Settings, script: Script, tmp_path: Path
+) -> None:
+    push_judge(registry, alice)
+    labels = tmp_path / "labels.jsonl"
+    rows = [
+        {
+            "id": f"l{i}",
+            "question": f"Capital of country-{i}?",
+            "answer": f"city-{i}" if i % 3 else "no idea",
+            "label": "pass" if i % 3 else "fail",
+            "score": 5 if i % 3 else 1,
+        }
+        for i in range(30)
+    ]
+    labels.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+    async def measure() -> Any:
+        gateway = Gateway(settings, registry)
+        await gateway.start()
+        try:
+            evaluation = Evaluation(registry, alice, EvalModelCall(gateway, alice))
+            return await evaluation.calibrate("grader@staging", labels)
+        finally:
+            await gateway.stop()
+
+    push_prompt(registry, alice, "a", {0}, script, gate=None)
+    scorers = [{"name": "judge", "prompt": "grader@1", "min_agreement": 0.8}]
+    push_cases(registry, alice, scorers)
+    before = evaluate(registry, alice, settings, RunRequest(prompt="capitals@1", against=None))
+    never = next(c for c in before.report.conditions if c.condition.startswith("judge "))
+    assert not never.passed and "never calibrated" in never.detail
+
+    measured = asyncio.run(measure())
+    assert (measured.judge_prompt, measured.items, measured.errored) == ("grader@1", 30, 0)
+    assert measured.kappa.estimate == 1.0 and measured.spearman.estimate == pytest.approx(1.0)
+    after = evaluate(registry, alice, settings, RunRequest(prompt="capitals@1", against=None))
+    calibrated = after.report.conditions[0]
+    assert calibrated.condition == "judge grader@1 on judge-model agrees with labels: kappa >= 0.8"
+    assert calibrated.passed and after.report.passed

@@ -5,8 +5,9 @@ error)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -33,6 +34,7 @@ from seamline.cli.output import print_json, print_table
 from seamline.cli.prompts import push_drafts
 from seamline.core.errors import InvalidInput, SeamlineError
 from seamline.evals import summary
+from seamline.evals.calibration import SHIPPED_LABELS
 from seamline.evals.conditions import MAX_ERROR_SHARE
 from seamline.evals.evaluation import Evaluation, Outcome, RunRequest
 from seamline.evals.report import GateReport, gate_report, read_scores
@@ -47,6 +49,7 @@ evals_app = typer.Typer(
 )
 
 EVAL_SET = "eval_set"
+T = TypeVar("T")
 ToleranceOption = Annotated[
     float, typer.Option(help="a drop smaller than this is not a regression")
 ]
@@ -230,7 +233,7 @@ def run_command(
     )
     try:
         who = actor(project, as_user)
-        outcome = asyncio.run(_run(who, request, resume))
+        outcome = asyncio.run(_in_gateway(who, lambda e: _run(e, request, resume)))
     except SeamlineError as exc:
         _usage(exc.message)
     except KeyboardInterrupt:
@@ -255,11 +258,18 @@ def run_command(
     raise typer.Exit(0 if outcome.report.passed else 1)
 
 
-async def _run(who: Actor, request: RunRequest, resume: str | None) -> Outcome:
-    """The run, its models called through an in-process gateway (same router, budgets,
+async def _in_gateway(who: Actor, work: Callable[[Evaluation], Awaitable[T]]) -> T:
+    """``work``, its models called through an in-process gateway (the same router, budgets,
     prices and events as ``seamline serve``)."""
     gateway = Gateway(settings(), registry())
     await gateway.start()
+    try:
+        return await work(Evaluation(registry(), who, EvalModelCall(gateway, who)))
+    finally:
+        await gateway.stop()
+
+
+async def _run(evaluation: Evaluation, request: RunRequest, resume: str | None) -> Outcome:
     console = Console(stderr=True)
     bars = Progress(
         TextColumn("{task.description}"),
@@ -277,23 +287,19 @@ async def _run(who: Actor, request: RunRequest, resume: str | None) -> Outcome:
             tasks[which] = bars.add_task(which, total=None)
         bars.advance(tasks[which])
 
-    try:
-        evaluation = Evaluation(registry(), who, EvalModelCall(gateway, who))
-        if resume is not None:
-            with bars:
-                return await evaluation.resume(resume, advance)
-        estimate = await evaluation.estimate(request)
-        typer.echo(
-            f"{estimate.cases} cases, {estimate.to_ask} to ask "
-            f"({estimate.cases - estimate.to_ask} kept or errored), "
-            f"{estimate.prompt_tokens} prompt tokens, at most ${estimate.most_usd:.4f} "
-            "before judges",
-            err=True,
-        )
+    if resume is not None:
         with bars:
-            return await evaluation.run(request, advance)
-    finally:
-        await gateway.stop()
+            return await evaluation.resume(resume, advance)
+    estimate = await evaluation.estimate(request)
+    typer.echo(
+        f"{estimate.cases} cases, {estimate.to_ask} to ask "
+        f"({estimate.cases - estimate.to_ask} kept or errored), "
+        f"{estimate.prompt_tokens} prompt tokens, at most ${estimate.most_usd:.4f} "
+        "before judges",
+        err=True,
+    )
+    with bars:
+        return await evaluation.run(request, advance)
 
 
 def _usage(message: str) -> NoReturn:
@@ -328,3 +334,53 @@ def list_runs(
                 "created_at",
             ],
         )
+
+
+@evals_app.command("calibrate")
+def calibrate_command(
+    judge: Annotated[
+        str, typer.Option("--judge", help="the judge prompt, NAME@VERSION (or NAME@ALIAS)")
+    ],
+    labels: Annotated[
+        Path, typer.Option("--labels", help="JSON Lines of labelled answers (default: shipped)")
+    ] = SHIPPED_LABELS,
+    model: Annotated[
+        str | None, typer.Option("--model", help="judge with this model, not the prompt's")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=256, help="items at once")] = 8,
+    min_kappa: Annotated[
+        float | None, typer.Option("--min-kappa", help="exit 1 when kappa is below it")
+    ] = None,
+    project: ProjectOption = None,
+    as_user: AsUser = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Measure a judge's agreement with human labels (Cohen's kappa on pass/fail, Spearman on
+    1-5 scores, with 95% intervals) and store it with the judge's version: a judge scorer
+    with min_agreement gates only when its judge was measured and agrees.
+
+    Example: seamline evals calibrate --judge answer-judge@1 --model gpt-4o-mini
+    """
+    try:
+        who = actor(project, as_user)
+        measured = asyncio.run(
+            _in_gateway(
+                who, lambda e: e.calibrate(judge, labels, model=model, concurrency=concurrency)
+            )
+        )
+    except SeamlineError as exc:
+        _usage(exc.message)
+    if json_output:
+        print_json(measured.as_record())
+    else:
+        k = measured.kappa
+        typer.echo(
+            f"{measured.judge_prompt} on {measured.model}: {measured.items} items "
+            f"({measured.errored} not graded) from {measured.labels}"
+        )
+        typer.echo(f"  kappa (pass/fail): {k.estimate:.3f} [{k.low:.3f}, {k.high:.3f}]")
+        if measured.spearman is not None:
+            r = measured.spearman
+            typer.echo(f"  spearman (1-5):    {r.estimate:.3f} [{r.low:.3f}, {r.high:.3f}]")
+        typer.echo(f"  stored as {measured.id}")
+    raise typer.Exit(1 if min_kappa is not None and measured.kappa.estimate < min_kappa else 0)

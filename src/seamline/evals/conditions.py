@@ -96,3 +96,21 @@ def _mean(interval: Interval) -> str:
         f"{interval.estimate:+.3f} [{interval.low:+.3f}, {interval.high:+.3f}] "
         f"({interval.confidence:.0%} CI, n={interval.n})"
     )
+
+
+def calibrated(judge: str, kappa: Interval | None, *, minimum: float) -> ConditionResult:
+    """A judge's measured agreement with human labels (``seamline evals calibrate``) against
+    the minimum a gate asks of it; a judge never measured fails."""
+    condition = f"judge {judge} agrees with labels: kappa >= {minimum:g}"
+    if kappa is None:
+        return ConditionResult(
+            condition, False, f"never calibrated: run seamline evals calibrate --judge {judge}"
+        )
+    passed = kappa.estimate >= minimum
+    certain = kappa.low >= minimum if passed else kappa.high < minimum
+    return ConditionResult(
+        condition,
+        passed,
+        f"kappa {kappa.estimate:.3f} [{kappa.low:.3f}, {kappa.high:.3f}] over {kappa.n} items; "
+        + ("the whole interval agrees" if certain else "the interval crosses the minimum"),
+    )

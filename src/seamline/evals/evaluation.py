@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
-from seamline.core.errors import InvalidInput, NotFound
+from seamline.core.errors import InvalidInput, NotFound, SeamlineError
 from seamline.evals.cache import KeptAnswers, OutputCache
+from seamline.evals.calibration import Calibration, CalibrationStore, calibrate, read_labels
 from seamline.evals.calls import ModelCall
-from seamline.evals.conditions import MAX_ERROR_SHARE, ConditionResult
+from seamline.evals.conditions import MAX_ERROR_SHARE, ConditionResult, calibrated
 from seamline.evals.report import GateReport, gate_report
-from seamline.evals.runner import Estimate, RunDefinitionError, Runner, model_of
+from seamline.evals.runner import Estimate, RunDefinitionError, Runner
 from seamline.evals.runs import (
     FINISHED,
     INTERRUPTED,
@@ -30,6 +32,7 @@ from seamline.evals.runs import (
     RunSubject,
     StoredRun,
 )
+from seamline.evals.scorers.rubric import Rubric
 from seamline.registry import Actor, Registry
 from seamline.registry.eval_set import EvalSetSpec
 from seamline.registry.prompt import Prompt
@@ -99,7 +102,12 @@ class Evaluation:
         return EvalSetSpec.model_validate(record.content), record.number
 
     def runner(
-        self, prompt: Prompt, eval_set: EvalSetSpec, request: RunRequest, answers: KeptAnswers
+        self,
+        prompt: Prompt,
+        eval_set: EvalSetSpec,
+        request: RunRequest,
+        answers: KeptAnswers,
+        scorers: list[dict[str, Any]] | None = None,
     ) -> Runner:
         try:
             return Runner(
@@ -109,9 +117,29 @@ class Evaluation:
                 model=request.model,
                 concurrency=request.concurrency,
                 max_cost=request.max_cost,
+                scorers=scorers,
+                resolve=self.pinned,
             )
         except RunDefinitionError as exc:
             raise InvalidInput(str(exc), code="invalid_run") from None
+
+    def pinned(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """``spec`` with its judge prompt (``prompt: NAME@ALIAS``) pinned to the version it
+        resolves to now, with that version's content; ValueError when there is none."""
+        ref = spec.get("prompt")
+        if not isinstance(ref, str) or "prompt_content" in spec:
+            return dict(spec)
+        name, _, version = ref.partition("@")
+        try:
+            record = self.registry.get_version(self.actor, PROMPT, name, version or None)
+        except SeamlineError as exc:
+            raise ValueError(f"judge prompt {ref}: {exc.message}") from None
+        return {
+            **spec,
+            "prompt": f"{name}@{record.number}",
+            "prompt_hash": record.content_hash,
+            "prompt_content": record.content,
+        }
 
     async def estimate(self, request: RunRequest) -> Estimate:
         name, _, ref = request.prompt.partition("@")
@@ -153,12 +181,12 @@ class Evaluation:
             prompt=subject.prompt_ref,
             eval_set=subject.eval_set_ref,
             against=definition.get("against"),
-            model=None if subject.model == model_of(prompt) else subject.model,
+            model=None if subject.model == prompt.model_name else subject.model,
             concurrency=int(definition.get("concurrency") or 8),
             max_cost=definition.get("max_cost"),
         )
         answers = KeptAnswers(self.call, self.cache)
-        runner = self.runner(prompt, eval_set, request, answers)
+        runner = self.runner(prompt, eval_set, request, answers, definition.get("scorers"))
         done = self.store.cases(run_id)
         cases = await self._score(
             run_id, runner, answers, "candidate", progress, done=done, spent=stored.cost_usd
@@ -167,6 +195,28 @@ class Evaluation:
         report = self._gate(prompt, runner, cases, baseline, request)
         self._finish(run_id, report, cases, answers, spent=stored.cost_usd)
         return Outcome(self.store.get(run_id), cases, report, baseline)
+
+    async def calibrate(
+        self, judge: str, labels: Path, *, model: str | None = None, concurrency: int = 8
+    ) -> Calibration:
+        """Measure the judge prompt ``judge`` (NAME@VERSION or NAME@ALIAS) on ``model`` (else
+        its own) against ``labels``, and store the result with the pinned judge version."""
+        try:
+            spec = self.pinned({"prompt": judge, "judge": model})
+            scorer = Rubric(**spec)
+        except ValueError as exc:
+            raise InvalidInput(str(exc), code="invalid_judge") from None
+        answers = KeptAnswers(self.call, self.cache)
+        measured = await calibrate(
+            scorer,
+            spec["prompt"],
+            read_labels(labels),
+            answers,
+            labels=labels,
+            concurrency=concurrency,
+        )
+        stored = CalibrationStore(self.registry.db, self.actor.project.id)
+        return replace(measured, id=stored.save(measured, self.actor.user))
 
     def _subject(
         self, prompt: Prompt, runner: Runner, set_name: str, set_version: int
@@ -273,6 +323,7 @@ class Evaluation:
             tolerance=request.tolerance,
             max_error_share=request.max_errors,
         )
+        report.conditions[:0] = self._judges_calibrated(runner)
         for metric in sorted((set(minimums) | set(maximums) | set(wanted)) - scored):
             report.conditions.insert(
                 0,
@@ -284,6 +335,22 @@ class Evaluation:
                 ),
             )
         return report
+
+    def _judges_calibrated(self, runner: Runner) -> list[ConditionResult]:
+        """For each judge scorer asking ``min_agreement``, its latest calibration."""
+        calibrations = CalibrationStore(self.registry.db, self.actor.project.id)
+        found = []
+        for item in runner.scorers:
+            minimum = item.spec.get("min_agreement")
+            if not isinstance(item.scorer, Rubric) or minimum is None:
+                continue
+            judge = item.scorer
+            measured = calibrations.latest(judge.prompt.content_hash, judge.model)
+            name = f"{item.spec.get('prompt') or 'built-in'} on {judge.model}"
+            found.append(
+                calibrated(name, measured.kappa if measured else None, minimum=float(minimum))
+            )
+        return found
 
     def _finish(
         self,

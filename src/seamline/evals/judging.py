@@ -33,12 +33,22 @@ judge_client: contextvars.ContextVar[JudgeClient | None] = contextvars.ContextVa
 def ask_json(model: str, system: str, user: str, schema: dict[str, Any]) -> dict[str, Any]:
     """Ask ``model`` for a JSON object matching ``schema`` (temperature 0); its answer parsed.
     ScoreError when there is no client or the answer is not a JSON object."""
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    return ask_json_messages(model, messages, schema)
+
+
+def ask_json_messages(
+    model: str, messages: list[dict[str, Any]], schema: dict[str, Any], **parameters: Any
+) -> dict[str, Any]:
+    """:func:`ask_json` with the whole conversation given (a judge prompt from the
+    registry), and sampling ``parameters`` (temperature 0 unless they say otherwise)."""
     client = judge_client.get()
     if client is None:
         raise ScoreError(f"no model client to ask {model} (judges run inside an eval run)")
     body = {
-        "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
+        "messages": messages,
         "temperature": 0,
+        **parameters,
         "response_format": {
             "type": "json_schema",
             "json_schema": {"name": "verdict", "schema": schema, "strict": True},

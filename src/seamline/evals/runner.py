@@ -25,19 +25,19 @@ import asyncio
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from seamline.core.canonical import content_hash
 from seamline.core.errors import SeamlineError
 from seamline.evals.cache import KeptAnswers
 from seamline.evals.calls import JUDGE_USE_CASE, MODEL_USE_CASE, Completion
-from seamline.evals.judging import JudgeClient, judge_client
+from seamline.evals.judging import judge_client
 from seamline.evals.runs import CaseResult
 from seamline.evals.scoring import Answer, Case, ScoreError, Scorer, build_scorer
 from seamline.registry.eval_set import EvalCaseSpec, EvalSetSpec
 from seamline.registry.prompt import Prompt
-from seamline.registry.specs import InlineModel
 
+T = TypeVar("T")
 # How long a scorer's judge may wait for its answer before the metric is errored.
 JUDGE_TIMEOUT_S = 300.0
 
@@ -58,25 +58,37 @@ class MetricScorer:
     problem: str | None = None
 
 
-def metric_scorers(specs: Sequence[Mapping[str, Any]]) -> list[MetricScorer]:
+Resolve = Callable[[Mapping[str, Any]], Mapping[str, Any]]
+
+
+def metric_scorers(
+    specs: Sequence[Mapping[str, Any]], resolve: Resolve = dict
+) -> list[MetricScorer]:
+    """The scorers of ``specs``, each spec first passed through ``resolve`` (which pins a
+    judge prompt's version, or raises ValueError saying why it cannot)."""
     built: list[MetricScorer] = []
     for spec in specs:
-        options = dict(spec)
-        metric = str(options.pop("metric", None) or options.get("name"))
+        metric = str(spec.get("metric") or spec.get("name"))
         if any(item.metric == metric for item in built):
             raise RunDefinitionError(
                 f"two scorers report {metric!r}: name one of them with 'metric:'"
             )
         try:
-            built.append(MetricScorer(metric, spec, build_scorer(options)))
-        except ValueError as exc:  # an unknown scorer, or settings it does not take
+            resolved = resolve(spec)
+            options = {k: v for k, v in resolved.items() if k != "metric"}
+            built.append(MetricScorer(metric, resolved, build_scorer(options)))
+        except ValueError as exc:  # an unknown scorer, settings it does not take, no prompt
             built.append(MetricScorer(metric, spec, None, str(exc)))
     return built
 
 
 def judges_of(specs: Iterable[Mapping[str, Any]]) -> list[str]:
-    """The judge models the scorers name: part of what a run is, for an auditor."""
-    return sorted({str(spec["judge"]) for spec in specs if spec.get("judge")})
+    """The judge models and judge prompt versions the scorers use: part of what a run is,
+    for an auditor."""
+    found: set[str] = set()
+    for spec in specs:
+        found.update(str(spec[key]) for key in ("judge", "prompt") if spec.get(key))
+    return sorted(found)
 
 
 def case_of(spec: EvalCaseSpec) -> Case:
@@ -89,12 +101,6 @@ def case_of(spec: EvalCaseSpec) -> Case:
         criteria=spec.criteria,
         tags=tuple(spec.tags),
     )
-
-
-def model_of(prompt: Prompt) -> str:
-    """The model a prompt version names ("" when none)."""
-    model = prompt.spec.model
-    return model.name if isinstance(model, InlineModel) else (model or "")
 
 
 def request_for(
@@ -159,6 +165,8 @@ class Runner:
         model: str | None = None,
         concurrency: int = 8,
         max_cost: float | None = None,
+        scorers: Sequence[Mapping[str, Any]] | None = None,
+        resolve: Resolve = dict,
     ) -> None:
         self.prompt = prompt
         self.eval_set = eval_set
@@ -166,12 +174,12 @@ class Runner:
         self.model = model
         self.concurrency = max(1, concurrency)
         self.spending = Spending(max_cost)
-        self.scorers = metric_scorers(eval_set.scorers)
+        self.scorers = metric_scorers(eval_set.scorers if scorers is None else scorers, resolve)
 
     @property
     def target(self) -> str:
         """The model the cases are asked of."""
-        return self.model or model_of(self.prompt)
+        return self.model or self.prompt.model_name or ""
 
     @property
     def metrics(self) -> list[str]:
@@ -212,29 +220,23 @@ class Runner:
     ) -> list[CaseResult]:
         """Score every case not in ``skip`` (finished by an earlier, interrupted attempt);
         ``on_case`` gets each result as it is known, from the event loop's thread."""
-        loop = asyncio.get_running_loop()
-        judge = self._judge_client(loop)
         gate = asyncio.Semaphore(self.concurrency)
         results: list[CaseResult] = []
-        # Scorers get threads of their own: one waiting for its judge must not hold a
-        # thread the judge's own call needs (the kept answers are read on the default pool).
-        scoring = ThreadPoolExecutor(self.concurrency, thread_name_prefix="seamline-score")
+        scoring = ScoringPool(self.answers, self.concurrency)
 
         async def one(spec: EvalCaseSpec) -> None:
             async with gate:
-                result = await self._case(spec, judge, scoring)
+                result = await self._case(spec, scoring)
             results.append(result)
             on_case(result)
 
         try:
             await asyncio.gather(*(one(c) for c in self.eval_set.cases if c.id not in skip))
         finally:
-            scoring.shutdown(wait=False, cancel_futures=True)
+            scoring.close()
         return results
 
-    async def _case(
-        self, spec: EvalCaseSpec, judge: JudgeClient, scoring: ThreadPoolExecutor
-    ) -> CaseResult:
+    async def _case(self, spec: EvalCaseSpec, scoring: ScoringPool) -> CaseResult:
         result = CaseResult(case_id=spec.id or "")
         try:
             model, body = request_for(self.prompt, spec, self.model)
@@ -256,9 +258,7 @@ class Runner:
             latency_ms=completion.latency_ms,
             completion_tokens=completion.completion_tokens,
         )
-        await asyncio.get_running_loop().run_in_executor(
-            scoring, self._score, case_of(spec), answer, judge, result
-        )
+        await scoring.run(self._score, case_of(spec), answer, result)
         return result
 
     async def _ask(self, model: str, body: dict[str, Any], result: CaseResult) -> Completion | None:
@@ -282,35 +282,51 @@ class Runner:
                 await self.spending.release(bound)
         return None
 
-    def _score(self, case: Case, answer: Answer, judge: JudgeClient, result: CaseResult) -> None:
-        token = judge_client.set(judge)
+    def _score(self, case: Case, answer: Answer, result: CaseResult) -> None:
+        for item in self.scorers:
+            if item.scorer is None:
+                result.metric_errors[item.metric] = item.problem or "not built"
+                continue
+            try:
+                score = item.scorer.score(case, answer)
+            except ScoreError as exc:
+                result.metric_errors[item.metric] = str(exc)
+                continue
+            except Exception as exc:  # a judge's upstream failing, a scorer's bug
+                result.metric_errors[item.metric] = f"{type(exc).__name__}: {exc}"
+                continue
+            result.scores[item.metric] = score.value
+            if score.reason:
+                result.reasons[item.metric] = score.reason
+
+
+class ScoringPool:
+    """Threads for scorers (plain functions; MiniLM and judges block), with a judge client
+    that asks on the event loop, through the kept answers, as ``eval.judge`` calls.
+
+    The threads are the pool's own: a scorer waiting for its judge must not hold a thread
+    that the judge's call needs (kept answers are read on the loop's default pool)."""
+
+    def __init__(self, answers: KeptAnswers, size: int) -> None:
+        self.answers = answers
+        self.loop = asyncio.get_running_loop()
+        self.threads = ThreadPoolExecutor(size, thread_name_prefix="seamline-score")
+
+    async def run(self, work: Callable[..., T], *args: Any) -> T:
+        return await self.loop.run_in_executor(self.threads, self._judged, work, args)
+
+    def close(self) -> None:
+        self.threads.shutdown(wait=False, cancel_futures=True)
+
+    def _judged(self, work: Callable[..., T], args: tuple[Any, ...]) -> T:
+        token = judge_client.set(self._ask)
         try:
-            for item in self.scorers:
-                if item.scorer is None:
-                    result.metric_errors[item.metric] = item.problem or "not built"
-                    continue
-                try:
-                    score = item.scorer.score(case, answer)
-                except ScoreError as exc:
-                    result.metric_errors[item.metric] = str(exc)
-                    continue
-                except Exception as exc:  # a judge's upstream failing, a scorer's bug
-                    result.metric_errors[item.metric] = f"{type(exc).__name__}: {exc}"
-                    continue
-                result.scores[item.metric] = score.value
-                if score.reason:
-                    result.reasons[item.metric] = score.reason
+            return work(*args)
         finally:
             judge_client.reset(token)
 
-    def _judge_client(self, loop: asyncio.AbstractEventLoop) -> JudgeClient:
-        """How a scorer on a worker thread asks a judge: on the run's loop, through the kept
-        answers, recorded as an ``eval.judge`` call."""
-
-        def ask(model: str, body: dict[str, Any]) -> str:
-            future = asyncio.run_coroutine_threadsafe(
-                self.answers(model, body, use_case=JUDGE_USE_CASE), loop
-            )
-            return future.result(JUDGE_TIMEOUT_S).text
-
-        return ask
+    def _ask(self, model: str, body: dict[str, Any]) -> str:
+        future = asyncio.run_coroutine_threadsafe(
+            self.answers(model, body, use_case=JUDGE_USE_CASE), self.loop
+        )
+        return future.result(JUDGE_TIMEOUT_S).text

@@ -54,6 +54,7 @@ BUILT_IN: dict[str, tuple[str, str]] = {
     "context_precision": ("seamline.evals.scorers.rag", "ContextPrecision"),
     "answer_relevance": ("seamline.evals.scorers.rag", "AnswerRelevance"),
     "pairwise": ("seamline.evals.scorers.pairwise", "Pairwise"),
+    "judge": ("seamline.evals.scorers.rubric", "Rubric"),
 }
 
 

@@ -76,6 +76,7 @@ log = logging.getLogger("seamline.gateway")
 CHAT = ChatCompletions()
 CANARY, SHADOW, CONTROL = "canary", "shadow", "control"
 CLIENT_CLOSED_REQUEST = 499  # nginx's convention for a client that went away
+EVAL_RATE_LIMIT_WAIT_S = 600.0  # the longest one eval call waits out rate limits in all
 
 
 async def chat_completions(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
@@ -745,15 +746,24 @@ class EvalModelCall:
         self.run_id = run_id
 
     async def __call__(self, model: str, body: dict[str, Any], *, use_case: str) -> Completion:
-        event = CallEvent(route=CHAT.route)
-        event.use_case = use_case
-        scopes = limit_scopes(self.gateway.config, self.actor, model)
+        """One answer. A rate limit (this gateway's or the upstream's 429, a busy embedded
+        model among them) is waited out for as long as it asks, up to a bound, so a run's
+        concurrency settles under what the provider admits instead of erroring cases."""
+        waited = 0.0
         while True:
             try:
-                await self.gateway.limiter.admit(scopes)
-                break
+                return await self._once(model, body, use_case)
             except RateLimited as limited:
-                await asyncio.sleep(float(limited.headers.get("Retry-After", "1")))
+                pause = float(limited.headers.get("Retry-After", "1"))
+                if waited + pause > EVAL_RATE_LIMIT_WAIT_S:
+                    raise
+                waited += pause
+                await asyncio.sleep(pause)
+
+    async def _once(self, model: str, body: dict[str, Any], use_case: str) -> Completion:
+        event = CallEvent(route=CHAT.route)
+        event.use_case = use_case
+        await self.gateway.limiter.admit(limit_scopes(self.gateway.config, self.actor, model))
 
         async def prepare() -> tuple[dict[str, Any], str]:
             return {**body, "model": model, "stream": False}, model

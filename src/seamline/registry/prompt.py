@@ -56,6 +56,12 @@ class Prompt:
         return all(is_straight_line(m.content) for m in self.spec.messages)
 
     @property
+    def model_name(self) -> str | None:
+        """The model this version names, if any."""
+        model = self.spec.model
+        return model.name if isinstance(model, InlineModel) else model
+
+    @property
     def ref(self) -> str:
         return f"{self.name}@{self.alias or self.version}"
 

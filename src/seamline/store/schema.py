@@ -312,3 +312,23 @@ eval_run_cases = Table(
     Column("kept", Boolean, nullable=False),
     Column("created_at", Timestamp, nullable=False),
 )
+
+# Judge calibrations (``evals.calibration``): a judge prompt version and model against
+# labelled items; a gate can require the judge it uses to agree with labels well enough.
+judge_calibrations = Table(
+    "judge_calibrations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("project_id", ForeignKey("projects.id"), nullable=False),
+    Column("judge_prompt", String(200), nullable=False),  # NAME@VERSION
+    Column("judge_hash", String(64), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("labels", String(300), nullable=False),  # the labels' file name
+    Column("labels_hash", String(64), nullable=False),
+    Column("items", Integer, nullable=False),
+    Column("errored", Integer, nullable=False),
+    Column("agreement", JSON, nullable=False),  # kappa and spearman, each with its interval
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Index("ix_judge_calibrations_judge", "project_id", "judge_hash"),
+)
