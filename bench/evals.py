@@ -17,18 +17,39 @@ it lets through, for seamline's gate (exact McNemar, one-sided, alpha 0.05) and 
 unpaired baseline (a one-sided two-proportion z-test at the same alpha), with the ratio of
 their catch rates. The issue's target: at least 95% caught and 95% of noise passed.
 
-Run: ``.venv/bin/python -m bench.evals [--runs 500]``.
+Then the runner, for real: an eval set run through an in-process gateway, first on
+``bench/stub_upstream.py`` (an upstream that answers at once, so the figure is what the
+harness itself costs per case) and then on the embedded SmolLM2 (warmed first, so loading is
+not counted), each at concurrency 8; then each again, every answer now kept. It prints cases
+per second cold and cached and their ratio, measured in the same run. The issue's target: a
+cached re-run at least 50x faster than the cold run (of a real model).
+
+Run: ``.venv/bin/python -m bench.evals [--runs 500] [--cases 200] [--local-cases 16]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import math
+import os
 import random
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
+from bench.gateway_overhead import bench_home, wait_ready
+from bench.loadgen import free_port
+from seamline.core.settings import Settings
 from seamline.evals.conditions import ALPHA, no_regression
+from seamline.evals.evaluation import Evaluation, RunRequest
 from seamline.evals.stats import compare_paired
+from seamline.gateway.chat import EvalModelCall
+from seamline.gateway.core import Gateway
+from seamline.registry import Actor, Registry
+from seamline.registry.loader import draft_from_mapping
 
 CASES = 200
 PASS_RATE = 0.85
@@ -66,9 +87,106 @@ def unpaired_passes(candidate: list[float], baseline: list[float]) -> bool:
     return not (p_worse < ALPHA and p1 < p0)
 
 
+def push_definitions(registry: Registry, author: Actor, model: str, cases: int) -> str:
+    """A prompt on ``model`` and an eval set of ``cases`` distinct questions; its ref."""
+    name = f"bench-{model}"
+    prompt = {
+        "name": name,
+        "model": model,
+        "messages": [
+            {"role": "system", "content": "Answer in one short sentence."},
+            {"role": "user", "content": "Question {{ n }}: what is six times seven?"},
+        ],
+        "variables": [{"name": "n", "type": "integer"}],
+        "parameters": {"temperature": 0, "max_tokens": 16},
+        "eval_set": name,
+    }
+    eval_set = {
+        "kind": "eval_set",
+        "name": name,
+        "scorers": [{"name": "contains"}, {"name": "length", "max_words": 40}],
+        "cases": [
+            {"id": f"q{n}", "variables": {"n": n}, "criteria": {"contains": {"value": "42"}}}
+            for n in range(cases)
+        ],
+    }
+    drafts = [draft_from_mapping(d, source=f"{name}.yaml") for d in (prompt, eval_set)]
+    registry.push(author, drafts)
+    return f"{name}@1"
+
+
+async def timed_runs(
+    settings: Settings, registry: Registry, author: Actor, prompt: str, warm: str | None
+) -> tuple[float, float]:
+    """Seconds of the cold run and of the cached re-run of ``prompt``, at concurrency 8,
+    after one call to the model ``warm`` (loading it) when given."""
+    gateway = Gateway(settings, registry)
+    await gateway.start()
+    try:
+        call = EvalModelCall(gateway, author)
+        if warm is not None:
+            hello = {"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 4}
+            await call(warm, hello, use_case="bench")
+        evaluation = Evaluation(registry, author, call)
+        request = RunRequest(prompt=prompt, against=None, concurrency=8)
+        timings = []
+        for _ in range(2):
+            started = time.perf_counter()
+            outcome = await evaluation.run(request)
+            timings.append(time.perf_counter() - started)
+            errored = [r for r in outcome.cases.values() if r.error]
+            if errored:
+                raise SystemExit(f"{prompt}: {len(errored)} cases errored: {errored[0].error}")
+        return timings[0], timings[1]
+    finally:
+        await gateway.stop()
+
+
+def runner_figures(cases: int, local_cases: int) -> None:
+    port = free_port()
+    stub = subprocess.Popen([sys.executable, "-m", "bench.stub_upstream", str(port)])
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/v1/models")
+        with tempfile.TemporaryDirectory() as home:
+            registry, author = bench_home(Path(home), port, embedded_models=local_cases > 0)
+            os.environ["SEAMLINE_HOME"] = home  # where Settings finds the home's seamline.toml
+            os.environ.pop("SEAMLINE_DATABASE_URL", None)
+            settings = Settings()
+            print(
+                f"\n{'runner, concurrency 8':>22} | {'cases':>5} | {'cold s':>7} {'cases/s':>8} | "
+                f"{'cached s':>8} {'cases/s':>8} | {'cached speed-up':>15}"
+            )
+            models = [("bench-model", cases)] + (
+                [("local-smollm2", local_cases)] if local_cases else []
+            )
+            for model, count in models:
+                prompt = push_definitions(registry, author, model, count)
+                cold, cached = asyncio.run(
+                    timed_runs(
+                        settings,
+                        registry,
+                        author,
+                        prompt,
+                        warm=None if model == "bench-model" else model,
+                    )
+                )
+                label = "stub upstream" if model == "bench-model" else "embedded SmolLM2"
+                print(
+                    f"{label:>22} | {count:>5} | {cold:>7.2f} {count / cold:>8.1f} | "
+                    f"{cached:>8.3f} {count / cached:>8.1f} | {cold / cached:>14.1f}x"
+                )
+    finally:
+        stub.terminate()
+        stub.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=500, help="simulated runs per cell")
+    parser.add_argument("--cases", type=int, default=200, help="cases run on the stub")
+    parser.add_argument(
+        "--local-cases", type=int, default=16, help="cases run on the embedded model (0: none)"
+    )
     args = parser.parse_args()
     print(
         f"gate on {CASES} pass/fail cases, baseline pass rate {PASS_RATE}, regression "
@@ -97,6 +215,7 @@ def main() -> None:
             f"{caught_unpaired / args.runs:>15.1%} {passed_unpaired / args.runs:>12.1%} | "
             f"{ratio:>10.1f}x | {ms:>6.2f}"
         )
+    runner_figures(args.cases, args.local_cases)
 
 
 if __name__ == "__main__":

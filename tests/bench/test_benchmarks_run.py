@@ -69,7 +69,13 @@ def test_guard_path_benchmark_runs() -> None:
 
 
 def test_evals_gate_benchmark_runs() -> None:
-    out = _run("bench.evals", "--runs", "20")
+    out = _run("bench.evals", "--runs", "20", "--cases", "20", "--local-cases", "2")
     rows = [line for line in out.splitlines() if line.strip().endswith(tuple("0123456789"))]
     assert len(rows) == 5 and "seamline caught" in out and "unpaired caught" in out
     assert rows[0].split("|")[1].split() == ["100.0%", "100.0%"]  # no churn: every one caught
+    # the runner, cold and cached, on the stub and on the embedded model
+    runs = [line for line in out.splitlines() if line.rstrip().endswith("x") and "|" in line]
+    assert [line.split("|")[0].strip() for line in runs[-2:]] == [
+        "stub upstream",
+        "embedded SmolLM2",
+    ]
