@@ -33,6 +33,7 @@ from seamline.evals.runs import (
     StoredRun,
 )
 from seamline.evals.scorers.rubric import Rubric
+from seamline.evals.stats import Interval
 from seamline.registry import Actor, Registry
 from seamline.registry.eval_set import EvalSetSpec
 from seamline.registry.prompt import Prompt
@@ -70,6 +71,13 @@ class Outcome:
     report: GateReport
     baseline: StoredRun | None = None
     notes: list[str] = field(default_factory=list)  # what a reader should know (no baseline)
+
+    def interval(self, metric: str) -> Interval:
+        """The candidate's mean of ``metric`` with its 95% interval."""
+        for item in self.report.metrics:
+            if item.metric == metric:
+                return item.candidate
+        raise KeyError(f"no metric {metric!r} in this run")
 
 
 Progress = Callable[[str, CaseResult], None]  # (which run: "candidate"/"baseline", result)
