@@ -16,7 +16,7 @@ from seamline.registry.loader import draft_from_mapping
 from seamline.registry.workspace import initialise, local_actor, open_registry
 from tests.stub_upstream import StubUpstream
 
-SUITE = '''
+SUITE = """
 def test_an_answer_is_asked_and_scored(seamline):
     answer = seamline.ask("echo@1", word="plum")
     assert "plum" in answer.text
@@ -31,7 +31,7 @@ def test_the_eval_set_holds_with_confidence(seamline):
 
 def test_a_bar_too_high_fails(seamline):
     assert seamline.evaluate("echo@1").interval("contains").low > 1.0
-'''
+"""
 
 
 @pytest.fixture

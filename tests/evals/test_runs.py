@@ -18,12 +18,14 @@ from seamline.core.errors import PermissionDenied
 from seamline.core.settings import GatewayConfig, ModelConfig, ModelPrices, Settings
 from seamline.evals.calls import Completion
 from seamline.evals.evaluation import Evaluation, Outcome, RunRequest
+from seamline.evals.mlflow_export import log_run
 from seamline.evals.runs import FINISHED, INTERRUPTED, RunStore
 from seamline.gateway.chat import EvalModelCall
 from seamline.gateway.core import Gateway
 from seamline.registry import Actor, Registry
 from seamline.registry.loader import draft_from_mapping
 from seamline.store.schema import events
+from tests.conftest import make_actor
 from tests.stub_upstream import StubUpstream
 
 CASES = 40
@@ -425,3 +427,40 @@ def test_calibration_measures_a_judge_and_a_gate_can_require_it(
     calibrated = after.report.conditions[0]
     assert calibrated.condition == "judge grader@1 on judge-model agrees with labels: kappa >= 0.8"
     assert calibrated.passed and after.report.passed
+
+
+def test_the_mlflow_extra_writes_a_run_a_real_mlflow_client_reads_back(
+    registry: Registry,
+    alice: Actor,
+    settings: Settings,
+    script: Script,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mlflow = pytest.importorskip("mlflow")
+    monkeypatch.chdir(tmp_path)  # the store's artifacts go under ./mlruns
+    push_cases(registry, alice)
+    push_prompt(registry, alice, "a", {0, 1, 2, 3}, script)
+    first = evaluate(registry, alice, settings, RunRequest(prompt="capitals@1"))
+    registry.approve(make_actor(registry, "bob"), "prompt", "capitals", 1)
+    registry.move_alias(alice, "prompt", "capitals", "production", 1)
+    push_prompt(registry, alice, "b", {0, 1, 2, 3, 10, 11, 12, 13}, script)
+    worse = evaluate(registry, alice, settings, RunRequest(prompt="capitals@2"))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_id = log_run(worse, uri, "capitals")
+
+    client = mlflow.tracking.MlflowClient(uri)
+    stored = client.get_run(run_id)
+    assert stored.info.status == "FINISHED"
+    assert stored.data.params["prompt"] == "capitals@2"
+    assert stored.data.params["baseline_run"] == first.run.id
+    assert stored.data.params["seamline_run"] == worse.run.id
+    contains = metric(worse, "contains")
+    assert stored.data.metrics["contains"] == pytest.approx(0.8)
+    assert stored.data.metrics["contains.low"] == pytest.approx(contains.candidate.low)
+    assert stored.data.metrics["contains.difference"] == pytest.approx(-0.1)
+    assert stored.data.metrics["gate_passed"] == 0.0
+    artifacts = {a.path for a in client.list_artifacts(run_id)}
+    assert artifacts == {"seamline-report.md", "seamline-run.json"}
+    report = json.loads(Path(client.download_artifacts(run_id, "seamline-run.json")).read_text())
+    assert report["run"]["id"] == worse.run.id and report["passed"] is False

@@ -37,6 +37,7 @@ from seamline.evals import summary
 from seamline.evals.calibration import SHIPPED_LABELS
 from seamline.evals.conditions import MAX_ERROR_SHARE
 from seamline.evals.evaluation import Evaluation, Outcome, RunRequest
+from seamline.evals.mlflow_export import EXPERIMENT, log_run
 from seamline.evals.report import GateReport, gate_report, read_scores
 from seamline.evals.runs import CaseResult, RunStore
 from seamline.gateway.chat import EvalModelCall
@@ -204,6 +205,13 @@ def run_command(
     resume: Annotated[
         str | None, typer.Option("--resume", help="RUN: finish an interrupted run")
     ] = None,
+    mlflow: Annotated[
+        str | None,
+        typer.Option("--mlflow", help="log the run to this MLflow tracking URI too"),
+    ] = None,
+    mlflow_experiment: Annotated[
+        str, typer.Option("--mlflow-experiment", help="the MLflow experiment")
+    ] = EXPERIMENT,
     junit: Annotated[Path | None, typer.Option("--junit", help="write JUnit XML here")] = None,
     markdown: Annotated[
         Path | None, typer.Option("--markdown", help="write a pull-request summary here")
@@ -241,6 +249,12 @@ def run_command(
             "interrupted: what finished is kept; seamline evals runs shows the run", err=True
         )
         raise typer.Exit(130) from None
+    if mlflow is not None:
+        try:
+            logged = log_run(outcome, mlflow, mlflow_experiment)
+        except SeamlineError as exc:
+            _usage(exc.message)
+        typer.echo(f"logged to MLflow: experiment {mlflow_experiment}, run {logged}", err=True)
     if junit is not None:
         junit.write_bytes(summary.junit(outcome))
     if markdown is not None:
