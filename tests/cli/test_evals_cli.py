@@ -133,6 +133,9 @@ def test_run_gates_a_prompt_version_writes_junit_and_markdown_and_exits_0_1_or_2
         usage = seamline("evals", "run", *args, ok=False)
         assert usage.returncode == 2 and message in usage.stderr
         assert "Traceback" not in usage.stderr and len(usage.stderr.strip().splitlines()) == 1
+    # eval runs' own calls are never sampled into cases
+    sampled = seamline("evals", "add-from-traces", "--prompt", "echo", ok=False)
+    assert sampled.returncode == 1 and "no case to add: 0 calls matched" in sampled.stderr
     # a judge whose every answer is not a verdict (the stub echoes) measures nothing
     unmeasured = seamline("evals", "calibrate", "--judge", "echo@1", ok=False)
     assert unmeasured.returncode == 2 and "graded none of the 150 items" in unmeasured.stderr

@@ -32,7 +32,7 @@ from seamline.cli.context import (
 )
 from seamline.cli.output import print_json, print_table
 from seamline.cli.prompts import push_drafts
-from seamline.core.errors import InvalidInput, SeamlineError
+from seamline.core.errors import InvalidInput, NotFound, SeamlineError
 from seamline.evals import summary
 from seamline.evals.calibration import SHIPPED_LABELS
 from seamline.evals.conditions import MAX_ERROR_SHARE
@@ -40,16 +40,18 @@ from seamline.evals.evaluation import Evaluation, Outcome, RunRequest
 from seamline.evals.mlflow_export import EXPERIMENT, log_run
 from seamline.evals.report import GateReport, gate_report, read_scores
 from seamline.evals.runs import CaseResult, RunStore
+from seamline.evals.traces import TraceFilter, sample_cases
 from seamline.gateway.chat import EvalModelCall
 from seamline.gateway.core import Gateway
 from seamline.registry import Actor
-from seamline.registry.loader import load_drafts
+from seamline.registry.loader import draft_from_mapping, load_drafts
+from seamline.telemetry.traces import parse_since
 
 evals_app = typer.Typer(
     no_args_is_help=True, help="Eval sets: push and list them; compare scored runs."
 )
 
-EVAL_SET = "eval_set"
+EVAL_SET, PROMPT = "eval_set", "prompt"
 T = TypeVar("T")
 ToleranceOption = Annotated[
     float, typer.Option(help="a drop smaller than this is not a regression")
@@ -398,3 +400,85 @@ def calibrate_command(
             typer.echo(f"  spearman (1-5):    {r.estimate:.3f} [{r.low:.3f}, {r.high:.3f}]")
         typer.echo(f"  stored as {measured.id}")
     raise typer.Exit(1 if min_kappa is not None and measured.kappa.estimate < min_kappa else 0)
+
+
+@evals_app.command("add-from-traces")
+def add_from_traces(
+    prompt: Annotated[str | None, typer.Option("--prompt", help="calls of this prompt")] = None,
+    version: Annotated[int | None, typer.Option("--version", help="of this version")] = None,
+    use_case: Annotated[str | None, typer.Option("--use-case", help="of this use case")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="ok, error or blocked")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="asking this model")] = None,
+    since: Annotated[str, typer.Option("--since", help="e.g. 24h, 7d")] = "7d",
+    limit: Annotated[int, typer.Option(min=1, max=5000, help="the most cases to add")] = 50,
+    seed: Annotated[int, typer.Option(help="the sample's seed")] = 0,
+    eval_set: Annotated[
+        str | None,
+        typer.Option("--set", help="the eval set to extend (default: the prompt's)"),
+    ] = None,
+    answers_as_reference: Annotated[
+        bool,
+        typer.Option(
+            "--answers-as-reference", help="keep production's answer as the case's reference"
+        ),
+    ] = False,
+    message: MessageOption = "",
+    dry_run: DryRunOption = False,
+    as_user: AsUser = None,
+    project: ProjectOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Sample production calls into a new version of an eval set: each case has the call's
+    prompt variables and its caller's own messages, as the content-logging policy kept them.
+
+    Example: seamline evals add-from-traces --prompt support-answer --status ok --limit 30
+    """
+    who = actor(project, as_user)
+    target = eval_set or _prompt_eval_set(who, prompt)
+    try:
+        current = registry().get_version(who, EVAL_SET, target, None).content
+    except NotFound:
+        current = {
+            "kind": EVAL_SET,
+            "name": target,
+            "description": "Cases sampled from production calls",
+            "scorers": [{"name": "judge"}],
+            "cases": [],
+        }
+    where = TraceFilter(prompt, version, use_case, status, model, parse_since(since))
+    with registry().db.read() as conn:
+        sampled = sample_cases(
+            conn,
+            who.project.id,
+            where,
+            limit=limit,
+            seed=seed,
+            prompt_messages=lambda name, number: len(
+                registry().get_version(who, PROMPT, name, number).content["messages"]
+            ),
+            known=current["cases"],
+            answers_as_reference=answers_as_reference,
+        )
+    if not sampled.cases:
+        skipped = "; ".join(f"{n} {why}" for why, n in sampled.skipped.items()) or "none"
+        raise InvalidInput(f"no case to add: {sampled.matched} calls matched (skipped: {skipped})")
+    document = {**current, "cases": [*current["cases"], *sampled.cases]}
+    note = message or f"{len(sampled.cases)} cases from production calls ({since})"
+    push_drafts(
+        [draft_from_mapping(document, source="traces")],
+        note,
+        dry_run,
+        as_user,
+        project,
+        json_output,
+    )
+    for why, count in sampled.skipped.items():
+        typer.echo(f"skipped {count}: {why}", err=True)
+
+
+def _prompt_eval_set(who: Actor, prompt: str | None) -> str:
+    """The eval set a prompt names (its latest version), else ``PROMPT-traces``."""
+    if prompt is None:
+        raise InvalidInput("give --set NAME, or --prompt NAME to extend its eval set")
+    named = registry().get_version(who, PROMPT, prompt, None).content.get("eval_set")
+    return str(named).partition("@")[0] if named else f"{prompt}-traces"

@@ -238,6 +238,7 @@ async def _resolve(
         event.arm = CANARY
     event.prompt_name, event.prompt_version = prompt.name, prompt.version
     event.prompt_alias = CANARY if event.arm == CANARY else prompt.alias
+    event.prompt_variables = request.variables or None
     body, model = await _prompt_body(prompt, request)
     shadow = None
     shadow_alias = aliases.get(SHADOW)
@@ -687,6 +688,7 @@ async def _shadow_call(
         prompt.version,
         SHADOW,
     )
+    event.prompt_variables = request.variables or None
 
     async def prepare() -> tuple[dict[str, Any], str]:
         # The live call's inputs, answered whole: a shadow is never streamed to anyone.

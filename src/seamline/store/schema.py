@@ -228,6 +228,7 @@ events = Table(
     Column("stream", Boolean, nullable=False),
     Column("request_content", JSON),
     Column("response_content", JSON),
+    Column("prompt_variables", JSON),
     Index("ix_events_project_time", "project_id", "time"),
 )
 

@@ -80,6 +80,9 @@ class CallEvent:
     stream: bool = False
     request_content: Any = None
     response_content: Any = None
+    # The variables a prompt was rendered with: what an eval case built from this call
+    # needs (``seamline evals add-from-traces``); logged under the same policy as content.
+    prompt_variables: dict[str, Any] | None = None
     started: float = field(default_factory=perf_counter)
     parent_span_id: str | None = None  # the caller's span, from its traceparent header
 
@@ -98,8 +101,9 @@ class CallEvent:
         if mode == "redacted":
             self.request_content = _redacted(self.request_content, redact)
             self.response_content = _redacted(self.response_content, redact)
+            self.prompt_variables = _redacted(self.prompt_variables, redact, written=True)
         else:
-            self.request_content = self.response_content = None
+            self.request_content = self.response_content = self.prompt_variables = None
 
     def finish(self) -> None:
         self.latency_ms = (perf_counter() - self.started) * 1000
