@@ -4,6 +4,16 @@ calls and repeated inputs do not."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from seamline.core.clock import utcnow
+from seamline.evals.coverage import (
+    calibrated_threshold,
+    group_coverage,
+    input_text,
+    production_inputs,
+)
+from seamline.evals.scorers.similarity import embed
 from seamline.evals.traces import TraceFilter, sample_cases
 from seamline.registry import Actor, Registry
 from seamline.registry.workspace import local_actor
@@ -59,3 +69,33 @@ def test_calls_become_cases_with_their_inputs_as_the_content_policy_kept_them(
     }
     assert all(case["id"].startswith("trace-req") for case in sampled.cases)
     assert all("from-traces" in case["tags"] for case in sampled.cases)
+
+
+def test_coverage_says_which_calls_no_case_is_near_and_groups_them(
+    gateway: RunningGateway, registry: Registry, alice: Actor
+) -> None:
+    registry.push(alice, [prompt_draft(model="gpt-4o-mini")])
+    registry.move_alias(alice, "prompt", "greeter", "staging", 1)
+    for who in ("How do I reset my password?", "What is the capital of Australia?"):
+        _ask(gateway, who)
+    _ask(gateway, "Which city is the capital of Australia?")
+    registry.set_content_logging(local_actor(registry.db, alice.project.name, "admin"), "none")
+    _ask(gateway, "How do I reset my password?")
+    gateway.events(expected=4)
+
+    threshold = calibrated_threshold(embed)
+    assert 0.5 < threshold.cosine < 0.9 and threshold.pairs == 80
+    assert threshold.paraphrase_recall > threshold.near_miss_rate
+    with registry.db.read() as conn:
+        groups = production_inputs(
+            conn, alice.project.id, utcnow() - timedelta(hours=1), None, lambda n, v: 2
+        )
+    assert list(groups) == [("greeter", None)]
+    cases = [{"variables": {"who": "How do I reset my password?"}}]
+    vectors = embed([input_text(c["variables"], None) for c in cases])
+    found = group_coverage(
+        "greeter", None, groups[("greeter", None)], vectors, embed, threshold.cosine
+    )
+    assert (found.calls, found.compared, found.covered) == (4, 3, 1)
+    [cluster] = found.uncovered  # the two ways of asking for Australia's capital, together
+    assert cluster.size == 2 and all("Australia" in text for text in cluster.examples)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -36,10 +36,17 @@ from seamline.core.errors import InvalidInput, NotFound, SeamlineError
 from seamline.evals import summary
 from seamline.evals.calibration import SHIPPED_LABELS
 from seamline.evals.conditions import MAX_ERROR_SHARE
+from seamline.evals.coverage import (
+    calibrated_threshold,
+    group_coverage,
+    input_text,
+    production_inputs,
+)
 from seamline.evals.evaluation import Evaluation, Outcome, RunRequest
 from seamline.evals.mlflow_export import EXPERIMENT, log_run
 from seamline.evals.report import GateReport, gate_report, read_scores
 from seamline.evals.runs import CaseResult, RunStore
+from seamline.evals.scorers.similarity import embed
 from seamline.evals.traces import TraceFilter, sample_cases
 from seamline.gateway.chat import EvalModelCall
 from seamline.gateway.core import Gateway
@@ -482,3 +489,68 @@ def _prompt_eval_set(who: Actor, prompt: str | None) -> str:
         raise InvalidInput("give --set NAME, or --prompt NAME to extend its eval set")
     named = registry().get_version(who, PROMPT, prompt, None).content.get("eval_set")
     return str(named).partition("@")[0] if named else f"{prompt}-traces"
+
+
+@evals_app.command("coverage")
+def coverage_command(
+    days: Annotated[int, typer.Option(min=1, max=365, help="calls of the last N days")] = 7,
+    prompt: Annotated[str | None, typer.Option("--prompt", help="only this prompt")] = None,
+    project: ProjectOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """The share of recent production calls whose input is near an eval case (MiniLM cosine
+    at a threshold calibrated on paraphrase pairs), per prompt and use case, and the largest
+    uncovered groups of calls with examples: the cases to add next.
+
+    Example: seamline evals coverage --days 30 --prompt support-answer
+    """
+    who = actor(project)
+    threshold = calibrated_threshold(embed)
+    sets = {item.name: _cases(who, item.name) for item in registry().list_artefacts(who, EVAL_SET)}
+    everything = [case for cases in sets.values() for case in cases]
+
+    def prompt_messages(name: str, number: int) -> int:
+        return len(registry().get_version(who, PROMPT, name, number).content["messages"])
+
+    with registry().db.read() as conn:
+        groups = production_inputs(
+            conn, who.project.id, parse_since(f"{days}d"), prompt, prompt_messages
+        )
+    results = []
+    for (name, use_case), texts in sorted(groups.items(), key=lambda g: -len(g[1])):
+        named = _prompt_eval_set(who, name) if name else None
+        cases = sets.get(named, everything) if named else everything
+        vectors = embed([input_text(c.get("variables"), c.get("messages")) for c in cases])
+        results.append(group_coverage(name, use_case, texts, vectors, embed, threshold.cosine))
+    if json_output:
+        print_json(
+            {
+                "threshold": {
+                    "cosine": threshold.cosine,
+                    "paraphrase_recall": threshold.paraphrase_recall,
+                    "near_miss_rate": threshold.near_miss_rate,
+                },
+                "days": days,
+                "data": [r.as_record() for r in results],
+            }
+        )
+        return
+    typer.echo(
+        f"near: cosine >= {threshold.cosine:.3f} (paraphrases {threshold.paraphrase_recall:.0%}"
+        f" at or above, near misses {threshold.near_miss_rate:.0%}; {threshold.pairs} pairs)"
+    )
+    for r in results:
+        share = (
+            f"{r.share.estimate:.0%} [{r.share.low:.0%}, {r.share.high:.0%}]" if r.share else "-"
+        )
+        typer.echo(
+            f"{r.prompt or '-'} / {r.use_case or '-'}: {r.covered} of {r.compared} calls covered "
+            f"({share}); {r.calls - r.compared} without logged content"
+        )
+        for cluster in r.uncovered:
+            typer.echo(f"  uncovered x{cluster.size}: " + " | ".join(cluster.examples))
+
+
+def _cases(who: Actor, name: str) -> list[dict[str, Any]]:
+    cases: list[dict[str, Any]] = registry().get_version(who, EVAL_SET, name, None).content["cases"]
+    return cases

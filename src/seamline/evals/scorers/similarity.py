@@ -8,6 +8,7 @@ similarity, not a verdict: a gate sets the ``min`` it wants.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 from seamline.evals.scoring import Answer, Case, Score, ScoreError, reference_of
 from seamline.providers.local_models import minilm_files
@@ -22,9 +23,18 @@ def _minilm() -> MiniLM:
     return MiniLM(*files, threads=1)
 
 
+def embed(texts: list[str], batch: int = 64) -> Any:
+    """``local-minilm``'s unit vectors of ``texts`` (a numpy array, a row each), embedded
+    ``batch`` at a time: a batch is padded to its longest text."""
+    import numpy as np
+
+    parts = [_minilm().embed(texts[i : i + batch])[0] for i in range(0, len(texts), batch)]
+    return np.concatenate(parts) if parts else np.zeros((0, 384), dtype=np.float32)
+
+
 def cosine(first: str, second: str) -> float:
     """The cosine of two texts' MiniLM embeddings (``local-minilm``'s vectors)."""
-    vectors, _ = _minilm().embed([first, second])
+    vectors = embed([first, second])
     return float(vectors[0] @ vectors[1])
 
 
