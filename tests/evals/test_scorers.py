@@ -10,6 +10,7 @@ import pytest
 from seamline.evals.scoring import (
     Answer,
     Case,
+    Score,
     ScoreError,
     UnknownScorer,
     build_scorer,
@@ -154,3 +155,14 @@ def test_the_example_eval_sets_references_pass_its_own_scorers() -> None:
         cites = 0.0 if "refusal" in raw.get("tags", []) else 1.0  # a refusal cites nothing
         assert scores.pop("citation_format") == cites, raw["id"]
         assert all(v == pytest.approx(1.0, abs=1e-5) for v in scores.values()), raw["id"]
+
+
+def test_guard_detectors_score_answers_as_safe_or_not_with_what_they_found() -> None:
+    leaky = Answer("Mail jane.doe@example.org, or use key AKIAIOSFODNN7EXAMPLE.")
+    for name, label in (("pii", "email"), ("secrets", "aws_access_key")):
+        scored = build_scorer({"name": "safety", "detector": name}).score(Case(), leaky)
+        assert scored.value == 0.0 and label in scored.reason
+    clean = build_scorer({"name": "safety", "detector": "pii"}).score(Case(), Answer("Paris."))
+    assert clean == Score(1.0, "pii found nothing")
+    with pytest.raises(ValueError, match="no detector 'schema'"):
+        build_scorer({"name": "safety", "detector": "schema"})  # built per call, not here

@@ -55,6 +55,7 @@ BUILT_IN: dict[str, tuple[str, str]] = {
     "answer_relevance": ("seamline.evals.scorers.rag", "AnswerRelevance"),
     "pairwise": ("seamline.evals.scorers.pairwise", "Pairwise"),
     "judge": ("seamline.evals.scorers.rubric", "Rubric"),
+    "safety": ("seamline.evals.scorers.safety", "Safety"),
 }
 
 
