@@ -41,6 +41,9 @@ class StubUpstream:
     requests: list[dict[str, Any]] = field(default_factory=list)
     cancelled_streams: int = 0
     hooks: list[dict[str, Any]] = field(default_factory=list)  # webhook calls received
+    # What non-streamed answers say answered: the model (default: the one asked) and build.
+    reported_model: str | None = None
+    fingerprint: str | None = None
 
     @property
     def base_url(self) -> str:
@@ -101,7 +104,8 @@ class StubUpstream:
                     "id": "chatcmpl-stub",
                     "object": "chat.completion",
                     "created": created,
-                    "model": body["model"],
+                    "model": self.reported_model or body["model"],
+                    "system_fingerprint": self.fingerprint,
                     "usage": None if self.faults.omit_usage else usage,
                     "choices": [
                         {

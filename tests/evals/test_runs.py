@@ -20,6 +20,7 @@ from seamline.evals.calls import Completion
 from seamline.evals.evaluation import Evaluation, Outcome, RunRequest
 from seamline.evals.mlflow_export import log_run
 from seamline.evals.runs import FINISHED, INTERRUPTED, RunStore
+from seamline.evals.watch import Verdict, Watcher
 from seamline.gateway.chat import EvalModelCall
 from seamline.gateway.core import Gateway
 from seamline.registry import Actor, Registry
@@ -464,3 +465,53 @@ def test_the_mlflow_extra_writes_a_run_a_real_mlflow_client_reads_back(
     assert artifacts == {"seamline-report.md", "seamline-run.json"}
     report = json.loads(Path(client.download_artifacts(run_id, "seamline-run.json")).read_text())
     assert report["run"]["id"] == worse.run.id and report["passed"] is False
+
+
+def test_watch_runs_the_suite_on_a_push_and_on_an_upstream_change_and_times_the_verdict(
+    registry: Registry,
+    alice: Actor,
+    bob: Actor,
+    settings: Settings,
+    script: Script,
+    stub: StubUpstream,
+) -> None:
+    push_cases(registry, alice)
+    push_prompt(registry, alice, "a", {0, 1, 2, 3}, script)
+
+    async def watch(step: Callable[[], None]) -> list[Verdict]:
+        step()
+        gateway = Gateway(settings, registry)
+        await gateway.start()
+        try:
+            evaluation = Evaluation(registry, alice, EvalModelCall(gateway, alice))
+            return await Watcher(evaluation).check()
+        finally:
+            await gateway.stop()
+
+    [first] = asyncio.run(watch(lambda: None))
+    assert (first.change.prompt, first.change.kind) == ("capitals@1", "pushed")
+    assert first.outcome.report.passed
+
+    def release() -> None:
+        registry.approve(bob, "prompt", "capitals", 1)
+        registry.move_alias(alice, "prompt", "capitals", "production", 1)
+
+    assert asyncio.run(watch(release)) == []  # nothing changed: the probe answers as before
+
+    def regress() -> None:
+        push_prompt(registry, alice, "b", {0, 1, 2, 3, 10, 11, 12, 13}, script)
+
+    [pushed] = asyncio.run(watch(regress))
+    assert (pushed.change.prompt, pushed.outcome.report.passed) == ("capitals@2", False)
+    run = RunStore(registry.db, alice.project.id).get(pushed.outcome.run.id)
+    assert run.definition["trigger"]["change"] == "pushed"
+    assert run.verdict_after_s is not None and run.verdict_after_s >= 0
+
+    def new_build() -> None:
+        stub.fingerprint = "fp_2026_11"  # the provider changed the model under the same name
+
+    [upstream] = asyncio.run(watch(new_build))
+    assert (upstream.change.prompt, upstream.change.kind) == ("capitals@1", "upstream")
+    assert "fp_2026_11" in upstream.change.detail
+    assert all(not result.kept for result in upstream.outcome.cases.values())  # asked afresh
+    assert asyncio.run(watch(lambda: None)) == []  # the new build is now on record

@@ -4,6 +4,7 @@ in-process gateway (the same router, budgets, prices and events as ``seamline se
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -34,6 +35,7 @@ from seamline.evals.conditions import MAX_ERROR_SHARE
 from seamline.evals.evaluation import Evaluation, Outcome, RunRequest
 from seamline.evals.mlflow_export import EXPERIMENT, log_run
 from seamline.evals.runs import CaseResult, RunStore
+from seamline.evals.watch import Verdict, Watcher
 from seamline.gateway.chat import EvalModelCall
 from seamline.gateway.core import Gateway
 from seamline.registry import Actor
@@ -46,6 +48,7 @@ def register(app: typer.Typer) -> None:
     app.command("run")(run_command)
     app.command("runs")(list_runs)
     app.command("calibrate")(calibrate_command)
+    app.command("watch")(watch_command)
 
 
 def run_command(
@@ -264,3 +267,57 @@ def calibrate_command(
             typer.echo(f"  spearman (1-5):    {r.estimate:.3f} [{r.low:.3f}, {r.high:.3f}]")
         typer.echo(f"  stored as {measured.id}")
     raise typer.Exit(1 if min_kappa is not None and measured.kappa.estimate < min_kappa else 0)
+
+
+def watch_command(
+    interval: Annotated[int, typer.Option(min=1, help="seconds between checks")] = 60,
+    once: Annotated[bool, typer.Option("--once", help="check once, then exit")] = False,
+    prompt: Annotated[
+        list[str] | None, typer.Option("--prompt", help="only these prompts (repeatable)")
+    ] = None,
+    no_probe: Annotated[
+        bool, typer.Option("--no-probe", help="do not ask upstreams whether they changed")
+    ] = False,
+    project: ProjectOption = None,
+    as_user: AsUser = None,
+    json_output: Annotated[bool, typer.Option("--json", help="a JSON line per verdict")] = False,
+) -> None:
+    """Run the gate's suite whenever a prompt version is pushed or the upstream behind a
+    production version answers as another model or build, and record how long the verdict
+    took after the change. With --once, exit 1 when a gate failed.
+
+    Example: seamline evals watch --interval 300
+    """
+    who = actor(project, as_user)
+
+    async def watch(evaluation: Evaluation) -> bool:
+        watcher = Watcher(evaluation, prompt, probe=not no_probe)
+        failed = False
+        while True:
+            for verdict in await watcher.check():
+                failed |= not verdict.outcome.report.passed
+                _print_verdict(verdict, json_output)
+            if once:
+                return failed
+            await asyncio.sleep(interval)
+
+    try:
+        failed = asyncio.run(_in_gateway(who, watch))
+    except SeamlineError as exc:
+        usage_error(exc.message)
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+    raise typer.Exit(1 if failed else 0)
+
+
+def _print_verdict(verdict: Verdict, json_output: bool) -> None:
+    run, change = verdict.outcome.run, verdict.change
+    if json_output:  # one line per verdict, for a log
+        record = {"change": change.as_trigger(), **summary.record(verdict.outcome)}
+        typer.echo(json.dumps(record, default=str))
+        return
+    state = "passed" if verdict.outcome.report.passed else "FAILED"
+    typer.echo(
+        f"{change.prompt}: {change.kind} ({change.detail}): gate {state} "
+        f"{run.verdict_after_s:.1f} s after the change (run {run.id})"
+    )

@@ -14,6 +14,9 @@ from typing import Any, Protocol
 # The use cases a run's calls are recorded under.
 MODEL_USE_CASE = "eval"
 JUDGE_USE_CASE = "eval.judge"
+PROBE_USE_CASE = "eval.probe"  # ``seamline evals watch`` asking whether an upstream changed
+# Calls that evals make, never production's: left out of traces sampled into cases.
+EVAL_USE_CASES = (MODEL_USE_CASE, JUDGE_USE_CASE, PROBE_USE_CASE)
 
 
 @dataclass(frozen=True)
@@ -25,8 +28,10 @@ class Completion:
     completion_tokens: int = 0
     cost_usd: float = 0.0
     latency_ms: float = 0.0
-    model_used: str | None = None
-    # The upstream's build of the model, when it says: a change under the same name shows.
+    model_used: str | None = None  # the gateway's model (a fallback's, when one answered)
+    # What the upstream says answered (``model`` in its response, e.g. gpt-4o-2024-08-06)
+    # and its build (``system_fingerprint``): a change under the same name shows in these.
+    upstream_model: str | None = None
     system_fingerprint: str | None = None
     kept: bool = False  # read back from a run's kept answers, not asked now
 

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, select
 
-from seamline.evals.calls import JUDGE_USE_CASE, MODEL_USE_CASE
+from seamline.evals.calls import EVAL_USE_CASES
 from seamline.evals.stats import Interval, mean_interval
 from seamline.store.schema import events
 
@@ -131,8 +131,7 @@ def production_inputs(
             events.c.project_id == project_id,
             events.c.time >= since,
             events.c.parent_request_id.is_(None),
-            events.c.use_case.is_(None)
-            | events.c.use_case.notin_([MODEL_USE_CASE, JUDGE_USE_CASE]),
+            events.c.use_case.is_(None) | events.c.use_case.notin_(EVAL_USE_CASES),
         )
         .order_by(events.c.id.desc())
     )

@@ -62,6 +62,9 @@ class RunRequest:
     refresh: bool = False  # ask again instead of reading kept answers
     tolerance: float = 0.0
     max_errors: float = MAX_ERROR_SHARE
+    # What started the run when it was not a person (``seamline evals watch``): the change
+    # and when it happened, so that the time from change to verdict is on record.
+    trigger: Mapping[str, Any] | None = None
 
 
 @dataclass
@@ -166,14 +169,14 @@ class Evaluation:
         subject = self._subject(prompt, runner, eval_set.name, set_version)
         run_id = self.store.create(
             subject,
-            {**runner.definition(), "against": request.against},
+            {**runner.definition(), "against": request.against, "trigger": request.trigger},
             cases_total=len(eval_set.cases),
             created_by=self.actor.user,
             baseline_run_id=baseline.id if baseline else None,
         )
         cases = await self._score(run_id, runner, answers, "candidate", progress)
         report = self._gate(prompt, runner, cases, baseline, request)
-        self._finish(run_id, report, cases, answers)
+        self._finish(run_id, report, cases, runner)
         return Outcome(self.store.get(run_id), cases, report, baseline, notes)
 
     async def resume(self, run_id: str, progress: Progress | None = None) -> Outcome:
@@ -201,7 +204,7 @@ class Evaluation:
         )
         baseline = self.store.get(stored.baseline_run_id) if stored.baseline_run_id else None
         report = self._gate(prompt, runner, cases, baseline, request)
-        self._finish(run_id, report, cases, answers, spent=stored.cost_usd)
+        self._finish(run_id, report, cases, runner, spent=stored.cost_usd)
         return Outcome(self.store.get(run_id), cases, report, baseline)
 
     async def calibrate(
@@ -297,7 +300,7 @@ class Evaluation:
         )
         cases = await self._score(run_id, runner, answers, "baseline", progress)
         no_baseline = RunRequest(prompt=base.ref, against=None, max_errors=request.max_errors)
-        self._finish(run_id, self._gate(base, runner, cases, None, no_baseline), cases, answers)
+        self._finish(run_id, self._gate(base, runner, cases, None, no_baseline), cases, runner)
         return self.store.get(run_id), []
 
     def _gate(
@@ -365,15 +368,16 @@ class Evaluation:
         run_id: str,
         report: GateReport,
         cases: Mapping[str, CaseResult],
-        answers: KeptAnswers,
+        runner: Runner,
         *,
         spent: float = 0.0,
     ) -> None:
+        upstreams = sorted(runner.upstreams, key=str)
         self.store.finish(
             run_id,
             status=FINISHED,
-            cost_usd=spent + answers.spent_usd,
-            report=report.as_record(),
+            cost_usd=spent + runner.answers.spent_usd,
+            report={**report.as_record(), "upstream": [list(pair) for pair in upstreams]},
             passed=report.passed,
             cases_errored=sum(1 for r in cases.values() if r.error or r.metric_errors),
         )

@@ -175,6 +175,9 @@ class Runner:
         self.concurrency = max(1, concurrency)
         self.spending = Spending(max_cost)
         self.scorers = metric_scorers(eval_set.scorers if scorers is None else scorers, resolve)
+        # Which upstream models and builds answered (kept answers included): what
+        # ``seamline evals watch`` compares a fresh answer with.
+        self.upstreams: set[tuple[str | None, str | None]] = set()
 
     @property
     def target(self) -> str:
@@ -252,6 +255,7 @@ class Runner:
         result.cost_usd = completion.cost_usd
         result.latency_ms = completion.latency_ms
         result.kept = completion.kept
+        self.upstreams.add((completion.upstream_model, completion.system_fingerprint))
         answer = Answer(
             completion.text,
             cost_usd=completion.cost_usd,

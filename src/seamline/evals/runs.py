@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import RowMapping, insert, select, update
 
-from seamline.core.clock import isoformat, utcnow
+from seamline.core.clock import as_utc, isoformat, utcnow
 from seamline.core.errors import NotFound
 from seamline.store.database import Database
 from seamline.store.schema import eval_run_cases, eval_runs
@@ -104,8 +104,19 @@ class StoredRun:
             "created_by": self.created_by,
             "created_at": isoformat(self.created_at),
             "finished_at": isoformat(self.finished_at) if self.finished_at else None,
+            "verdict_after_s": self.verdict_after_s,
             "definition": self.definition,
         }
+
+    @property
+    def verdict_after_s(self) -> float | None:
+        """For a run started by a change (``seamline evals watch``): the seconds from the
+        change to this run's verdict."""
+        trigger = self.definition.get("trigger") or {}
+        if not trigger.get("changed_at") or self.finished_at is None:
+            return None
+        changed = datetime.fromisoformat(str(trigger["changed_at"]).replace("Z", "+00:00"))
+        return round((as_utc(self.finished_at) - as_utc(changed)).total_seconds(), 3)
 
 
 class RunStore:

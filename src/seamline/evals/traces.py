@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, RowMapping, select
 
 from seamline.core.canonical import content_hash
-from seamline.evals.calls import JUDGE_USE_CASE, MODEL_USE_CASE
+from seamline.evals.calls import EVAL_USE_CASES
 from seamline.store.schema import events
 
 # The most recent matching calls a sample is drawn from.
@@ -69,7 +69,7 @@ def sample_cases(
     query = select(events).where(
         events.c.project_id == project_id,
         events.c.parent_request_id.is_(None),
-        events.c.use_case.is_(None) | events.c.use_case.notin_([MODEL_USE_CASE, JUDGE_USE_CASE]),
+        events.c.use_case.is_(None) | events.c.use_case.notin_(EVAL_USE_CASES),
     )
     for column, value in (
         (events.c.prompt_name, where.prompt),

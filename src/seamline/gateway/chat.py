@@ -779,6 +779,7 @@ class EvalModelCall:
             cost_usd=event.cost_usd or 0.0,
             latency_ms=event.latency_ms or 0.0,
             model_used=event.model_used,
+            upstream_model=answer.get("model"),
             system_fingerprint=answer.get("system_fingerprint"),
         )
 
