@@ -43,9 +43,12 @@ class Script:
 
     def __call__(self, body: dict[str, Any]) -> str:
         system = body["messages"][0]["content"]
-        if system.startswith("You grade"):  # a pointwise judge: 5 for the right city, else 1
-            right = "city-" in body["messages"][-1]["content"]
-            return json.dumps({"score": 5 if right else 1, "rationale": "checked the city"})
+        if system.startswith("You grade"):  # 5 for the right city, else 1 (3 if it is long)
+            graded = body["messages"][-1]["content"]
+            score = 5 if "city-" in graded else 3 if "I hope this helps" in graded else 1
+            return json.dumps({"score": score, "rationale": "checked the city"})
+        if system.startswith("You compare two answers"):  # position-biased: always the first
+            return json.dumps({"better": "A"})
         if system.startswith("You check statements"):
             items = re.findall(r"^\d+\. ", body["messages"][-1]["content"], re.MULTILINE)
             return json.dumps({"verdicts": [True] * len(items)})
@@ -410,7 +413,7 @@ def test_calibration_measures_a_judge_and_a_gate_can_require_it(
         await gateway.start()
         try:
             evaluation = Evaluation(registry, alice, EvalModelCall(gateway, alice))
-            return await evaluation.calibrate("grader@staging", labels)
+            return await evaluation.calibrate("grader@staging", labels, verbosity=True)
         finally:
             await gateway.stop()
 
@@ -424,6 +427,8 @@ def test_calibration_measures_a_judge_and_a_gate_can_require_it(
     measured = asyncio.run(measure())
     assert (measured.judge_prompt, measured.items, measured.errored) == ("grader@1", 30, 0)
     assert measured.kappa.estimate == 1.0 and measured.spearman.estimate == pytest.approx(1.0)
+    # padding lifts the 10 wrong answers from 1 to 3: the judge rewards length
+    assert measured.verbosity.estimate == pytest.approx(2 * 10 / 30)
     after = evaluate(registry, alice, settings, RunRequest(prompt="capitals@1", against=None))
     calibrated = after.report.conditions[0]
     assert calibrated.condition == "judge grader@1 on judge-model agrees with labels: kappa >= 0.8"
@@ -515,3 +520,22 @@ def test_watch_runs_the_suite_on_a_push_and_on_an_upstream_change_and_times_the_
     assert "fp_2026_11" in upstream.change.detail
     assert all(not result.kept for result in upstream.outcome.cases.values())  # asked afresh
     assert asyncio.run(watch(lambda: None)) == []  # the new build is now on record
+
+
+def test_pairwise_compares_with_the_baseline_answers_and_the_run_reports_the_flip_rate(
+    registry: Registry, alice: Actor, bob: Actor, settings: Settings, script: Script
+) -> None:
+    push_cases(registry, alice, [{"name": "pairwise", "judge": "judge-model"}])
+    push_prompt(registry, alice, "a", {0, 1, 2, 3}, script, gate=None)
+    evaluate(registry, alice, settings, RunRequest(prompt="capitals@1"))
+    registry.approve(bob, "prompt", "capitals", 1)
+    registry.move_alias(alice, "prompt", "capitals", "production", 1)
+    push_prompt(registry, alice, "b", {0, 1, 2, 3, 10, 11}, script, gate=None)
+    outcome = evaluate(registry, alice, settings, RunRequest(prompt="capitals@2"))
+    assert {r.reasons["pairwise"] for r in outcome.cases.values()} == {
+        "decided by position against the baseline's answer: counted a tie"
+    }
+    assert metric(outcome, "pairwise").candidate.estimate == 0.5
+    assert "pairwise: 40 of 40 comparisons decided by position (position-flip rate 100%)" in (
+        outcome.notes
+    )

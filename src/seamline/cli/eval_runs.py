@@ -231,6 +231,10 @@ def calibrate_command(
         str | None, typer.Option("--model", help="judge with this model, not the prompt's")
     ] = None,
     concurrency: Annotated[int, typer.Option(min=1, max=256, help="items at once")] = 8,
+    verbosity: Annotated[
+        bool,
+        typer.Option("--verbosity", help="also grade each answer padded: the length bias"),
+    ] = False,
     min_kappa: Annotated[
         float | None, typer.Option("--min-kappa", help="exit 1 when kappa is below it")
     ] = None,
@@ -248,7 +252,10 @@ def calibrate_command(
         who = actor(project, as_user)
         measured = asyncio.run(
             _in_gateway(
-                who, lambda e: e.calibrate(judge, labels, model=model, concurrency=concurrency)
+                who,
+                lambda e: e.calibrate(
+                    judge, labels, model=model, concurrency=concurrency, verbosity=verbosity
+                ),
             )
         )
     except SeamlineError as exc:
@@ -265,6 +272,11 @@ def calibrate_command(
         if measured.spearman is not None:
             r = measured.spearman
             typer.echo(f"  spearman (1-5):    {r.estimate:.3f} [{r.low:.3f}, {r.high:.3f}]")
+        if measured.verbosity is not None:
+            v = measured.verbosity
+            typer.echo(
+                f"  grade change when padded: {v.estimate:+.2f} [{v.low:+.2f}, {v.high:+.2f}]"
+            )
         typer.echo(f"  stored as {measured.id}")
     raise typer.Exit(1 if min_kappa is not None and measured.kappa.estimate < min_kappa else 0)
 

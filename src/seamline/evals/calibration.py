@@ -5,6 +5,11 @@ the judge's version and content hash, and a gate can ask for it (``min_agreement
 ``judge`` scorer): a judge nobody measured, or one that disagrees with people, does not
 decide a release.
 
+Verbosity bias, by a length-controlled check (``verbosity``): each answer is graded again
+padded with sentences that add nothing (a restatement of the question, politeness); a judge
+that grades on substance gives the same grade, and the mean change, with its interval,
+says how much this one rewards length.
+
 Labels are JSON Lines rows ``{"id", "question", "answer", "reference"?, "contexts"?,
 "label": "pass" | "fail", "score"?: 1-5}``. seamline ships 150 (``calibration/``, with how
 they were labelled), so calibration works before a team has labelled anything.
@@ -30,7 +35,7 @@ from seamline.evals.cache import KeptAnswers
 from seamline.evals.runner import ScoringPool
 from seamline.evals.scorers.rubric import PASS_GRADE, Rubric
 from seamline.evals.scoring import Answer, Case
-from seamline.evals.stats import Interval
+from seamline.evals.stats import Interval, mean_interval
 from seamline.store.database import Database
 from seamline.store.schema import judge_calibrations
 
@@ -87,6 +92,7 @@ class Calibration:
     errored: int
     kappa: Interval  # judge pass (grade >= 4) against the label
     spearman: Interval | None  # judge grade against the labeller's score, when given
+    verbosity: Interval | None = None  # mean grade change when answers are padded
     id: str = ""
     created_at: str = ""
 
@@ -102,6 +108,7 @@ class Calibration:
             "errored": self.errored,
             "kappa": self.kappa.as_record(),
             "spearman": self.spearman.as_record() if self.spearman else None,
+            "verbosity": self.verbosity.as_record() if self.verbosity else None,
             "created_at": self.created_at,
         }
 
@@ -114,24 +121,34 @@ async def calibrate(
     *,
     labels: Path,
     concurrency: int = 8,
+    verbosity: bool = False,
 ) -> Calibration:
-    """Grade every item with ``judge`` and measure its agreement with the labels. Items the
-    judge could not grade are counted, and left out of the agreement."""
+    """Grade every item with ``judge`` and measure its agreement with the labels (and, with
+    ``verbosity``, its grade change on padded answers). Items the judge could not grade are
+    counted, and left out of the agreement."""
     pool = ScoringPool(answers, concurrency)
     gate = asyncio.Semaphore(concurrency)
 
-    async def grade(item: LabelledItem) -> int | None:
+    async def grade(item: LabelledItem, text: str) -> int | None:
         async with gate:
             try:
-                grades, _ = await pool.run(judge.grade, item.case, Answer(item.answer))
+                grades, _ = await pool.run(judge.grade, item.case, Answer(text))
             except Exception:  # not a verdict, or the judge's call failed: counted apart
                 return None
         return round(sum(grades) / len(grades))
 
     try:
-        grades = await asyncio.gather(*(grade(item) for item in items))
+        grades = await asyncio.gather(*(grade(item, item.answer) for item in items))
+        padded = (
+            await asyncio.gather(*(grade(item, padded_answer(item)) for item in items))
+            if verbosity
+            else []
+        )
     finally:
         pool.close()
+    # padded is empty without ``verbosity``: no pairs, no change measured
+    pairs = zip(grades, padded, strict=False)
+    changes = [float(p - g) for g, p in pairs if g is not None and p is not None]
     graded = [(item, g) for item, g in zip(items, grades, strict=True) if g is not None]
     if not graded:
         raise InvalidInput(f"{judge.model} graded none of the {len(items)} items")
@@ -156,6 +173,18 @@ async def calibrate(
         errored=len(items) - len(graded),
         kappa=kappa,
         spearman=rho,
+        verbosity=mean_interval(changes) if changes else None,
+    )
+
+
+def padded_answer(item: LabelledItem) -> str:
+    """The item's answer with sentences that add nothing to it."""
+    question = str(item.case.variables.get("question", "")).strip()
+    return (
+        f"Thank you for your question. You asked: {question} "
+        f"Here is my answer. {item.answer} "
+        "I hope this helps, and I have tried to be as clear and complete as possible. "
+        "Please let me know if there is anything else I can do for you."
     )
 
 
@@ -181,7 +210,7 @@ class CalibrationStore:
                     labels_hash=calibration.labels_hash,
                     items=calibration.items,
                     errored=calibration.errored,
-                    agreement={"kappa": record["kappa"], "spearman": record["spearman"]},
+                    agreement={k: record[k] for k in ("kappa", "spearman", "verbosity")},
                     created_by=created_by,
                     created_at=utcnow(),
                 )
@@ -215,6 +244,7 @@ class CalibrationStore:
             errored=row["errored"],
             kappa=_interval(agreement["kappa"]),
             spearman=_interval(agreement["spearman"]) if agreement.get("spearman") else None,
+            verbosity=_interval(agreement["verbosity"]) if agreement.get("verbosity") else None,
             id=row["id"],
             created_at=isoformat(row["created_at"]),
         )

@@ -32,6 +32,7 @@ from seamline.evals.runs import (
     RunSubject,
     StoredRun,
 )
+from seamline.evals.scorers.pairwise import FLIPPED, Pairwise
 from seamline.evals.scorers.rubric import Rubric
 from seamline.evals.stats import Interval
 from seamline.registry import Actor, Registry
@@ -174,9 +175,12 @@ class Evaluation:
             created_by=self.actor.user,
             baseline_run_id=baseline.id if baseline else None,
         )
-        cases = await self._score(run_id, runner, answers, "candidate", progress)
+        cases = await self._score(
+            run_id, runner, answers, "candidate", progress, baseline=self._answers_of(baseline)
+        )
         report = self._gate(prompt, runner, cases, baseline, request)
         self._finish(run_id, report, cases, runner)
+        notes += position_notes(runner, cases)
         return Outcome(self.store.get(run_id), cases, report, baseline, notes)
 
     async def resume(self, run_id: str, progress: Progress | None = None) -> Outcome:
@@ -199,16 +203,29 @@ class Evaluation:
         answers = KeptAnswers(self.call, self.cache)
         runner = self.runner(prompt, eval_set, request, answers, definition.get("scorers"))
         done = self.store.cases(run_id)
-        cases = await self._score(
-            run_id, runner, answers, "candidate", progress, done=done, spent=stored.cost_usd
-        )
         baseline = self.store.get(stored.baseline_run_id) if stored.baseline_run_id else None
+        cases = await self._score(
+            run_id,
+            runner,
+            answers,
+            "candidate",
+            progress,
+            done=done,
+            spent=stored.cost_usd,
+            baseline=self._answers_of(baseline),
+        )
         report = self._gate(prompt, runner, cases, baseline, request)
         self._finish(run_id, report, cases, runner, spent=stored.cost_usd)
         return Outcome(self.store.get(run_id), cases, report, baseline)
 
     async def calibrate(
-        self, judge: str, labels: Path, *, model: str | None = None, concurrency: int = 8
+        self,
+        judge: str,
+        labels: Path,
+        *,
+        model: str | None = None,
+        concurrency: int = 8,
+        verbosity: bool = False,
     ) -> Calibration:
         """Measure the judge prompt ``judge`` (NAME@VERSION or NAME@ALIAS) on ``model`` (else
         its own) against ``labels``, and store the result with the pinned judge version."""
@@ -225,9 +242,16 @@ class Evaluation:
             answers,
             labels=labels,
             concurrency=concurrency,
+            verbosity=verbosity,
         )
         stored = CalibrationStore(self.registry.db, self.actor.project.id)
         return replace(measured, id=stored.save(measured, self.actor.user))
+
+    def _answers_of(self, run: StoredRun | None) -> dict[str, str]:
+        """A run's answers by case id: what pairwise scorers compare the candidate's with."""
+        if run is None:
+            return {}
+        return {cid: r.output for cid, r in self.store.cases(run.id).items() if r.output}
 
     def _subject(
         self, prompt: Prompt, runner: Runner, set_name: str, set_version: int
@@ -246,6 +270,7 @@ class Evaluation:
         *,
         done: Mapping[str, CaseResult] | None = None,
         spent: float = 0.0,
+        baseline: Mapping[str, str] | None = None,
     ) -> dict[str, CaseResult]:
         """Score the run's cases, each stored as it finishes; an interruption leaves the run
         ``interrupted`` with what it did."""
@@ -258,7 +283,7 @@ class Evaluation:
                 progress(which, result)
 
         try:
-            await runner.run(finished, skip=frozenset(cases))
+            await runner.run(finished, skip=frozenset(cases), baseline_answers=baseline)
         except (asyncio.CancelledError, KeyboardInterrupt):
             self.store.finish(run_id, status=INTERRUPTED, cost_usd=spent + answers.spent_usd)
             raise
@@ -381,6 +406,25 @@ class Evaluation:
             passed=report.passed,
             cases_errored=sum(1 for r in cases.values() if r.error or r.metric_errors),
         )
+
+
+def position_notes(runner: Runner, cases: Mapping[str, CaseResult]) -> list[str]:
+    """For each pairwise metric, how many comparisons its judge decided by position: the
+    position-flip rate, which says how far the judge can be trusted."""
+    notes = []
+    for item in runner.scorers:
+        if not isinstance(item.scorer, Pairwise):
+            continue
+        reasons = [
+            r.reasons.get(item.metric, "") for r in cases.values() if item.metric in r.scores
+        ]
+        if reasons:
+            flipped = sum(reason.startswith(FLIPPED) for reason in reasons)
+            notes.append(
+                f"{item.metric}: {flipped} of {len(reasons)} comparisons decided by position "
+                f"(position-flip rate {flipped / len(reasons):.0%})"
+            )
+    return notes
 
 
 def _row(result: CaseResult) -> dict[str, Any]:

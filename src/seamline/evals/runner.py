@@ -91,7 +91,7 @@ def judges_of(specs: Iterable[Mapping[str, Any]]) -> list[str]:
     return sorted(found)
 
 
-def case_of(spec: EvalCaseSpec) -> Case:
+def case_of(spec: EvalCaseSpec, baseline_answer: str | None = None) -> Case:
     return Case(
         id=spec.id or "",
         variables=spec.variables,
@@ -100,6 +100,7 @@ def case_of(spec: EvalCaseSpec) -> Case:
         contexts=tuple(spec.contexts),
         criteria=spec.criteria,
         tags=tuple(spec.tags),
+        baseline_answer=baseline_answer,
     )
 
 
@@ -220,16 +221,20 @@ class Runner:
         on_case: Callable[[CaseResult], None],
         *,
         skip: frozenset[str] = frozenset(),
+        baseline_answers: Mapping[str, str] | None = None,
     ) -> list[CaseResult]:
         """Score every case not in ``skip`` (finished by an earlier, interrupted attempt);
-        ``on_case`` gets each result as it is known, from the event loop's thread."""
+        ``on_case`` gets each result as it is known, from the event loop's thread.
+        ``baseline_answers`` (by case id) are what pairwise scorers compare with."""
         gate = asyncio.Semaphore(self.concurrency)
         results: list[CaseResult] = []
         scoring = ScoringPool(self.answers, self.concurrency)
 
         async def one(spec: EvalCaseSpec) -> None:
             async with gate:
-                result = await self._case(spec, scoring)
+                result = await self._case(
+                    spec, scoring, (baseline_answers or {}).get(spec.id or "")
+                )
             results.append(result)
             on_case(result)
 
@@ -239,7 +244,9 @@ class Runner:
             scoring.close()
         return results
 
-    async def _case(self, spec: EvalCaseSpec, scoring: ScoringPool) -> CaseResult:
+    async def _case(
+        self, spec: EvalCaseSpec, scoring: ScoringPool, baseline_answer: str | None
+    ) -> CaseResult:
         result = CaseResult(case_id=spec.id or "")
         try:
             model, body = request_for(self.prompt, spec, self.model)
@@ -262,7 +269,7 @@ class Runner:
             latency_ms=completion.latency_ms,
             completion_tokens=completion.completion_tokens,
         )
-        await scoring.run(self._score, case_of(spec), answer, result)
+        await scoring.run(self._score, case_of(spec, baseline_answer), answer, result)
         return result
 
     async def _ask(self, model: str, body: dict[str, Any], result: CaseResult) -> Completion | None:

@@ -71,6 +71,8 @@ class Case:
     # Per-case settings for scorers, by scorer name: {"contains": {"value": "Paris"}}.
     criteria: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
+    # In a run against a baseline: the baseline version's answer to this case (pairwise).
+    baseline_answer: str | None = None
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ name the same answer, that is the verdict; when they name the same *position*, t
 chose by position, the comparison counts as a tie, and it is counted as a flip: the
 position-flip rate of a run (:func:`flip_rate`) says how far its judge can be trusted.
 
-As a scorer (``{name: pairwise, judge: MODEL}``) the baseline is the case's reference
-answer: 1.0 when the answer is judged better, 0.0 worse, 0.5 a tie or a flip.
+As a scorer (``{name: pairwise, judge: MODEL}``) the baseline is the baseline version's
+answer to the case in a run against one, else the case's reference answer: 1.0 when the
+answer is judged better, 0.0 worse, 0.5 a tie or a flip.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from seamline.evals.scoring import (
     reference_of,
 )
 
+FLIPPED = "decided by position"  # a reason's start: the two orders disagreed
 _SCHEMA = {
     "type": "object",
     "properties": {"better": {"type": "string", "enum": ["A", "B", "tie"]}},
@@ -80,7 +82,10 @@ class Pairwise:
 
     def score(self, case: Case, answer: Answer) -> Score:
         request = question_of(case, self.name)
-        verdict = compare(self.judge, request, answer.text, reference_of(case, self.name))
+        against = "the baseline's answer" if case.baseline_answer else "the reference"
+        other = case.baseline_answer or reference_of(case, self.name)
+        verdict = compare(self.judge, request, answer.text, other)
         value = {"candidate": 1.0, "baseline": 0.0, "tie": 0.5}[verdict.winner]
-        reason = "decided by position: counted a tie" if verdict.flipped else verdict.winner
-        return Score(value, reason)
+        if verdict.flipped:
+            return Score(value, f"{FLIPPED} against {against}: counted a tie")
+        return Score(value, f"{verdict.winner} against {against}")
