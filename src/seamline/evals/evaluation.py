@@ -176,7 +176,7 @@ class Evaluation:
             baseline_run_id=baseline.id if baseline else None,
         )
         cases = await self._score(
-            run_id, runner, answers, "candidate", progress, baseline=self._answers_of(baseline)
+            run_id, runner, "candidate", progress, baseline=self._answers_of(baseline)
         )
         report = self._gate(prompt, runner, cases, baseline, request)
         self._finish(run_id, report, cases, runner)
@@ -207,7 +207,6 @@ class Evaluation:
         cases = await self._score(
             run_id,
             runner,
-            answers,
             "candidate",
             progress,
             done=done,
@@ -264,7 +263,6 @@ class Evaluation:
         self,
         run_id: str,
         runner: Runner,
-        answers: KeptAnswers,
         which: str,
         progress: Progress | None,
         *,
@@ -285,7 +283,8 @@ class Evaluation:
         try:
             await runner.run(finished, skip=frozenset(cases), baseline_answers=baseline)
         except (asyncio.CancelledError, KeyboardInterrupt):
-            self.store.finish(run_id, status=INTERRUPTED, cost_usd=spent + answers.spent_usd)
+            spent += runner.answers.spent_usd
+            self.store.finish(run_id, status=INTERRUPTED, cost_usd=spent)
             raise
         return cases
 
@@ -323,7 +322,7 @@ class Evaluation:
             cases_total=len(eval_set.cases),
             created_by=self.actor.user,
         )
-        cases = await self._score(run_id, runner, answers, "baseline", progress)
+        cases = await self._score(run_id, runner, "baseline", progress)
         no_baseline = RunRequest(prompt=base.ref, against=None, max_errors=request.max_errors)
         self._finish(run_id, self._gate(base, runner, cases, None, no_baseline), cases, runner)
         return self.store.get(run_id), []
