@@ -165,6 +165,8 @@ def up(
         "print(reply.choices[0].message.content)\n"
         "PY\n"
         f"curl -s {url}/v1/models -H 'Authorization: Bearer {shown}'\n"
+        "\ngate a prompt version on its eval set (exit 0 passed, 1 failed):\n"
+        "seamline evals run --prompt support-answer@1 --markdown summary.md\n"
     )
     if not no_serve:
         serve(host=host, port=port, workers=1)
