@@ -13,8 +13,8 @@ from seamline.evals.coverage import (
     input_text,
     production_inputs,
 )
-from seamline.evals.scorers.similarity import embed
 from seamline.evals.traces import TraceFilter, sample_cases
+from seamline.providers.local_vectors import embed
 from seamline.registry import Actor, Registry
 from seamline.registry.workspace import local_actor
 from tests.factories import prompt_draft

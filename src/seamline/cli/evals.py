@@ -30,8 +30,8 @@ from seamline.evals.coverage import (
     production_inputs,
 )
 from seamline.evals.report import GateReport, gate_report, read_scores
-from seamline.evals.scorers.similarity import embed
 from seamline.evals.traces import TraceFilter, sample_cases
+from seamline.providers.local_vectors import embed
 from seamline.registry import Actor
 from seamline.registry.loader import draft_from_mapping, load_drafts
 from seamline.telemetry.traces import parse_since
