@@ -19,11 +19,13 @@ from seamline.core.settings import GatewayConfig, ModelConfig, ModelPrices, Sett
 from seamline.evals.calls import Completion
 from seamline.evals.evaluation import Evaluation, Outcome, RunRequest
 from seamline.evals.mlflow_export import log_run
+from seamline.evals.runner import request_for
 from seamline.evals.runs import FINISHED, INTERRUPTED, RunStore
 from seamline.evals.watch import Verdict, Watcher
 from seamline.gateway.chat import EvalModelCall
 from seamline.gateway.core import Gateway
 from seamline.registry import Actor, Registry
+from seamline.registry.eval_set import EvalSetSpec
 from seamline.registry.loader import draft_from_mapping
 from seamline.store.schema import events
 from tests.conftest import make_actor
@@ -267,8 +269,13 @@ def test_max_cost_stops_the_run_before_it_overspends(
 
     async def one_bound() -> float:
         gateway = Gateway(settings, registry)
-        body = {"messages": [{"role": "user", "content": "What is the capital of country-1?"}]}
-        bound = await EvalModelCall(gateway, alice).bound("gpt-4o-mini", {**body, "max_tokens": 20})
+        # the largest case's body: a cap of 5.5 of these lets at least five calls reserve
+        prompt = Evaluation(registry, alice, EvalModelCall(gateway, alice)).prompt("capitals", 1)
+        spec = EvalSetSpec.model_validate(
+            registry.get_version(alice, "eval_set", "capitals-golden", None).content
+        )
+        model, body = request_for(prompt, spec.cases[-1], None)
+        bound = await EvalModelCall(gateway, alice).bound(model, body)
         await gateway.stop()
         return bound.most_usd
 
