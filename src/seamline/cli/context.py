@@ -23,6 +23,8 @@ ProjectOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 MessageOption = Annotated[str, typer.Option("--message", "-m", help="why this change")]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="show what would change")]
+OverrideOption = Annotated[bool, typer.Option("--override", help="release despite the gate")]
+ReasonOption = Annotated[str | None, typer.Option("--reason", help="why (needed to override)")]
 
 
 class NotInitialised(SeamlineError):

@@ -14,7 +14,9 @@ from seamline.cli.context import (
     DryRunOption,
     JsonOption,
     MessageOption,
+    OverrideOption,
     ProjectOption,
+    ReasonOption,
     actor,
     registry,
 )
@@ -22,6 +24,7 @@ from seamline.cli.output import print_json, print_table
 from seamline.core.clock import isoformat
 from seamline.core.errors import InvalidInput
 from seamline.registry.loader import Draft, load_drafts
+from seamline.registry.records import AliasRecord
 from seamline.registry.specs import REFERENCE, content_as_yaml
 
 app = typer.Typer(
@@ -152,8 +155,8 @@ def promote(
     version: Annotated[str, typer.Argument(help="version number (or an alias to copy)")],
     to: Annotated[str, typer.Option("--to", help="alias to move, e.g. staging, production")],
     weight: Annotated[int | None, typer.Option("--weight", help="traffic %% (canary)")] = None,
-    override: Annotated[bool, typer.Option("--override", help="release despite the gate")] = False,
-    reason: Annotated[str | None, typer.Option("--reason", help="why (needed to override)")] = None,
+    override: OverrideOption = False,
+    reason: ReasonOption = None,
     expect: Annotated[
         int | None,
         typer.Option("--expect", help="fail unless the alias points at this version (0: unset)"),
@@ -177,11 +180,20 @@ def promote(
         override=override,
         reason=reason,
     )
+    print_alias(record, name, to, json_output)
+
+
+def print_alias(
+    record: AliasRecord, name: str, alias: str, json_output: bool, *, rolled_back: bool = False
+) -> None:
+    """An alias after a move or a rollback."""
     if json_output:
         print_json(record.to_dict())
+    elif rolled_back:
+        typer.echo(f"{name}@{alias} rolled back to v{record.version} (revision {record.revision})")
     else:
         share = f" ({record.weight}% of traffic)" if record.weight is not None else ""
-        typer.echo(f"{name}@{to} -> v{record.version}{share} (revision {record.revision})")
+        typer.echo(f"{name}@{alias} -> v{record.version}{share} (revision {record.revision})")
 
 
 @app.command()
@@ -222,10 +234,7 @@ def rollback(
     """Move an alias back to its previous target. Example:
     seamline prompts rollback support-answer --alias production"""
     record = registry().rollback(actor(project, as_user), PROMPT, name, alias, reason=reason)
-    if json_output:
-        print_json(record.to_dict())
-    else:
-        typer.echo(f"{name}@{alias} rolled back to v{record.version} (revision {record.revision})")
+    print_alias(record, name, alias, json_output, rolled_back=True)
 
 
 @app.command()

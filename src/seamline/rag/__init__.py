@@ -1,0 +1,1 @@
+"""Retrieval: sources read and chunked into versioned indexes, and searched."""
