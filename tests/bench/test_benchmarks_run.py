@@ -79,3 +79,11 @@ def test_evals_gate_benchmark_runs() -> None:
         "stub upstream",
         "embedded SmolLM2",
     ]
+
+
+def test_retrieval_benchmark_runs() -> None:
+    out = _run("bench.retrieval", "--sizes", "500", "--queries", "20", "--embed-sample", "2")
+    [row] = [line for line in out.splitlines() if line.strip().startswith("500 |")]
+    cells = row.split("|")
+    assert cells[3].split()[2] == "1.000"  # exact search: recall@10 against brute force
+    assert cells[-1].strip().endswith("x") and "chunks/s in all" in out
