@@ -59,6 +59,7 @@ from seamline.gateway.stages.guard import (
     refusal_answer,
 )
 from seamline.gateway.stages.request import ChatRequest, parse_chat_request, upstream_body
+from seamline.gateway.stages.retrieve import retrieve
 from seamline.gateway.stages.router import Attempt
 from seamline.gateway.stages.tiers import choose_model
 from seamline.gateway.stores.cache import as_stream, cache_key
@@ -238,7 +239,8 @@ async def _resolve(
         event.arm = CANARY
     event.prompt_name, event.prompt_version = prompt.name, prompt.version
     event.prompt_alias = CANARY if event.arm == CANARY else prompt.alias
-    event.prompt_variables = request.variables or None
+    event.prompt_variables = dict(request.variables) or None  # the caller's, before retrieval
+    await retrieve(gateway.view, gateway.chunks, actor, generation, prompt, request, event)
     body, model = await _prompt_body(prompt, request)
     shadow = None
     shadow_alias = aliases.get(SHADOW)

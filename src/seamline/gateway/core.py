@@ -7,6 +7,7 @@ lifespan; :meth:`stop` waits for background (shadow) calls and flushes every eve
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Coroutine
 from typing import Any
@@ -25,6 +26,8 @@ from seamline.providers.anthropic import AnthropicProvider
 from seamline.providers.base import Deployment, Provider
 from seamline.providers.local import LocalProvider
 from seamline.providers.openai_compat import OpenAICompatibleProvider
+from seamline.rag.indexes import STORE_FILE
+from seamline.rag.store import ChunkStore
 from seamline.registry import Actor, Registry
 from seamline.telemetry.event import CallEvent
 from seamline.telemetry.otel import SpanExporter, exporter_from
@@ -84,6 +87,11 @@ class Gateway:
         if config is None:
             return self.catalog
         return self.catalog.extended([config])
+
+    @functools.cached_property
+    def chunks(self) -> ChunkStore:
+        """The embedded index store in the home, opened on the first retrieval."""
+        return ChunkStore(self.settings.home / STORE_FILE)
 
     def provider(self, deployment: Deployment) -> Provider:
         return self.providers[deployment.provider]

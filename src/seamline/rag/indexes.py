@@ -98,20 +98,32 @@ class Indexes:
     def query(self, ref: str, text: str, k: int = 5, *, hybrid: bool = False) -> Retrieved:
         name, _, version = ref.partition("@")
         record = self.registry.get_version(self.actor, INDEX, name, version or None)
-        embedding = record.content.get("embedding") or {}
-        if embedding.get("version") != self.embedder.version:
-            raise InvalidInput(
-                f"index {name}@{record.number} was embedded by {embedding.get('model')} "
-                f"({str(embedding.get('version'))[:12]}); this query model is "
-                f"{self.embedder.model} ({self.embedder.version[:12]}): re-ingest it",
-                code="embedding_mismatch",
-            )
-        snapshot = record.content["store"]["snapshot"]
-        vector = self.embedder.embed([text])[0]
-        hits = self.store.search(
-            self.actor.project.id, snapshot, vector, k, query_text=text if hybrid else None
-        )
+        hits = search(self.store, self.embedder, self.actor.project.id, record, text, k, hybrid)
         return Retrieved(record, hits)
+
+
+def search(
+    store: ChunkStore,
+    embedder: Embedder,
+    project_id: int,
+    record: VersionRecord,
+    text: str,
+    k: int,
+    hybrid: bool = False,
+) -> list[Hit]:
+    """The ``k`` chunks of index version ``record`` nearest ``text``; InvalidInput when
+    ``embedder`` is not the model the index was embedded with."""
+    embedding = record.content.get("embedding") or {}
+    if embedding.get("version") != embedder.version:
+        raise InvalidInput(
+            f"index {record.name}@{record.number} was embedded by {embedding.get('model')} "
+            f"({str(embedding.get('version'))[:12]}); this query model is "
+            f"{embedder.model} ({embedder.version[:12]}): re-ingest it",
+            code="embedding_mismatch",
+        )
+    vector = embedder.embed([text])[0]
+    snapshot = record.content["store"]["snapshot"]
+    return store.search(project_id, snapshot, vector, k, query_text=text if hybrid else None)
 
 
 def _summary(report: IngestReport) -> str:

@@ -126,6 +126,18 @@ class Tool(Strict):
     function: ToolFunction
 
 
+class RetrievalSpec(Strict):
+    """Retrieval on the gateway path: the index version to search, how many chunks, the
+    query (a template over the prompt's variables), and the variable the chunks fill
+    (each on its own paragraph, ``[chunk id] text``, marked untrusted for the guards)."""
+
+    index: Annotated[str, Field(min_length=1, max_length=200)]  # NAME or NAME@ALIAS|VERSION
+    k: Annotated[int, Field(ge=1, le=50)] = 5
+    query: Annotated[str, Field(min_length=1, max_length=2000)] = "{{ question }}"
+    variable: Name = "context"
+    hybrid: bool = False
+
+
 class GateSpec(Strict):
     """Release thresholds on eval metrics: ``min`` for higher-is-better, ``max`` for lower."""
 
@@ -151,6 +163,7 @@ class PromptSpec(Strict):
     # How untrusted variables are marked in the rendered prompt (``guards.spotlight``).
     spotlight: Spotlight = "off"
     gate: GateSpec | None = None
+    retrieval: RetrievalSpec | None = None
     max_prompt_tokens: Annotated[int, Field(gt=0)] | None = None
     tags: list[str] = Field(default_factory=list)
     changelog: str = ""
@@ -175,6 +188,14 @@ class PromptSpec(Strict):
                 f"templates use undeclared variables: {', '.join(undeclared)} "
                 "(declare them under 'variables')"
             )
+        if self.retrieval is not None:
+            needed = {self.retrieval.variable} | template_variables(self.retrieval.query)
+            missing = sorted(needed - set(declared))
+            if missing:
+                raise ValueError(
+                    f"retrieval uses undeclared variables: {', '.join(missing)} "
+                    "(declare them under 'variables')"
+                )
         tool_names = [tool.function.name for tool in self.tools]
         if len(tool_names) != len(set(tool_names)):
             raise ValueError("tool names must be unique")

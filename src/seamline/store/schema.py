@@ -229,6 +229,7 @@ events = Table(
     Column("request_content", JSON),
     Column("response_content", JSON),
     Column("prompt_variables", JSON),
+    Column("chunk_scores", JSON),
     Index("ix_events_project_time", "project_id", "time"),
 )
 

@@ -65,6 +65,7 @@ class CallEvent:
     upstream_ms: float | None = None
     index_version: str | None = None
     chunk_ids: list[str] | None = None
+    chunk_scores: list[float] | None = None  # each retrieved chunk's score, as chunk_ids
     rag_chunks_used: int | None = None
     cache_hit: bool = False
     guard_actions: list[dict[str, Any]] | None = None  # guards.engine.GuardAction records

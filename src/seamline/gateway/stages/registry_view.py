@@ -63,6 +63,7 @@ class RegistryView:
         self._prompts: OrderedDict[tuple[int, str, str], _CachedPrompt] = OrderedDict()
         self._models: dict[tuple[int, str], tuple[ModelConfig | None, int]] = {}
         self._policies: dict[tuple[int, str], tuple[GuardEngine, int]] = {}
+        self._indexes: dict[tuple[int, str], tuple[VersionRecord, int]] = {}
         self._shipped = GuardEngine(default_policy())
 
     async def authenticate(self, bearer: str | None) -> tuple[Actor, int | None]:
@@ -171,6 +172,19 @@ class RegistryView:
         key = (actor.project.id, name or PROJECT_POLICY)
         return await _read_through(
             self._policies, key, generation, load, "the project's guard policy"
+        )
+
+    async def index_version(self, actor: Actor, generation: int | None, ref: str) -> VersionRecord:
+        """The ``index`` version ``ref`` (``NAME``, ``NAME@ALIAS``, ``NAME@N``) points at
+        now: an alias moved or rolled back is seen on the next request."""
+        reader = replace(actor, scopes=actor.scopes | {Scope.READ})
+        name, _, version = ref.partition("@")
+
+        def load() -> VersionRecord:
+            return self.registry.get_version(reader, "index", name, version or None)
+
+        return await _read_through(
+            self._indexes, (actor.project.id, ref), generation, load, "the project's indexes"
         )
 
     def _released(self, actor: Actor, kind: str, name: str) -> VersionRecord | None:
