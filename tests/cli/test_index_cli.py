@@ -41,6 +41,12 @@ def test_ingest_query_diff_and_roll_back_an_index(seamline: Run, tmp_path: Path)
     )
     assert hits["index"] == "help@1" and "14 days" in hits["hits"][0]["text"]
 
+    # v1 indexed the old refunds text: against the folder now, that source is stale
+    fresh = json.loads(seamline("index", "freshness", "help@1", "--json").stdout)
+    assert [Path(u).name for u in fresh["stale"]] == ["refunds.md"]
+    assert fresh["rebuild_interval_days"] is not None and "1d" in fresh["answering_ages"]
+    assert "1 of 2 sources stale" in seamline("index", "freshness", "help@1").stdout
+
     missing = seamline("index", "query", "nope", "refunds", ok=False)
     assert missing.returncode == 1 and missing.stderr.startswith("error: ")
     assert len(missing.stderr.strip().splitlines()) == 1

@@ -5,14 +5,17 @@ guards as untrusted text."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import openai
 import pytest
 
+from seamline.core.clock import utcnow
 from seamline.core.errors import InvalidInput
 from seamline.providers.local_models import minilm_files
 from seamline.rag.chunking import ChunkerConfig
+from seamline.rag.freshness import answering_ages
 from seamline.rag.indexes import STORE_FILE, Indexes, local_embedder
 from seamline.rag.store import ChunkStore
 from seamline.registry import Actor, Registry
@@ -53,6 +56,7 @@ def _ask(gateway: RunningGateway, question: str) -> str:
 def test_the_prompt_gets_its_index_chunks_and_the_event_says_which(
     gateway: RunningGateway, registry: Registry, alice: Actor, tmp_path: Path
 ) -> None:
+    since = utcnow() - timedelta(hours=1)
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "delivery.md").write_text("We deliver to Norway and Switzerland.")
@@ -80,6 +84,10 @@ def test_the_prompt_gets_its_index_chunks_and_the_event_says_which(
     assert "no longer offered" in _ask(gateway, "How long do refunds take?")
     registry.rollback(alice, "index", "help", "live")
     assert "14 days" in _ask(gateway, "How long do refunds take?")
+    gateway.events(expected=3)
+    with registry.db.read() as conn:  # the three calls read documents written today
+        ages = answering_ages(conn, gateway.app.gateway.chunks, alice.project.id, "help", since)
+    assert ages["1d"] == 3 and sum(ages.values()) == 3
 
 
 def test_an_instruction_in_a_retrieved_chunk_meets_the_guards_as_untrusted_text(

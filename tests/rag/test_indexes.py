@@ -15,6 +15,7 @@ from pypdf import PdfWriter
 from seamline.core.errors import InvalidInput, NotFound
 from seamline.providers.local_models import minilm_files
 from seamline.rag.chunking import ChunkerConfig, chunk_text
+from seamline.rag.freshness import CHANGED, FRESH, MISSING, source_states
 from seamline.rag.indexes import Indexes, local_embedder
 from seamline.rag.ingest import Embedder
 from seamline.rag.readers import UnreadableSource, read_source
@@ -211,3 +212,15 @@ def test_a_query_by_another_model_is_refused_and_a_failed_ingest_leaves_nothing(
     with pytest.raises(RuntimeError, match="embedding model failed"):
         Indexes(registry, alice, store, broken).ingest([corpus], "help", ChunkerConfig())
     assert registry.get_version(alice, "index", "help", None).number == 1  # no half version
+
+
+def test_a_source_changed_after_ingestion_shows_as_stale(
+    registry: Registry, alice: Actor, store: ChunkStore, corpus: Path
+) -> None:
+    Indexes(registry, alice, store, local_embedder()).ingest([corpus], "help", ChunkerConfig())
+    content = registry.get_version(alice, "index", "help", None).content
+    assert {s.state for s in source_states(content)} == {FRESH}
+    (corpus / "refunds.md").write_text("Refunds are no longer offered.")
+    (corpus / "delivery.html").unlink()
+    states = {Path(s.uri).name: s.state for s in source_states(content)}
+    assert states == {"refunds.md": CHANGED, "delivery.html": MISSING, "gift-cards.pdf": FRESH}

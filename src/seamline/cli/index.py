@@ -24,9 +24,11 @@ from seamline.cli.output import print_json, print_table
 from seamline.cli.prompts import print_alias, split_ref
 from seamline.core.clock import isoformat
 from seamline.rag.chunking import ChunkerConfig
+from seamline.rag.freshness import Freshness, answering_ages, rebuild_interval_days, source_states
 from seamline.rag.indexes import STORE_FILE, Indexes, local_embedder
 from seamline.rag.ingest import INDEX
 from seamline.rag.store import ChunkStore
+from seamline.telemetry.traces import parse_since
 
 index_app = typer.Typer(no_args_is_help=True, help="Versioned indexes for retrieval (RAG).")
 
@@ -192,6 +194,48 @@ def rollback(
     """Move an index alias back to its previous version."""
     record = registry().rollback(actor(project, as_user), INDEX, name, alias, reason=reason)
     print_alias(record, name, alias, json_output, rolled_back=True)
+
+
+@index_app.command()
+def freshness(
+    ref: Annotated[str, typer.Argument(help="NAME, NAME@ALIAS or NAME@VERSION")],
+    since: Annotated[str, typer.Option("--since", help="calls to read ages from, e.g. 7d")] = "7d",
+    project: ProjectOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Each source of an index version against what it is now (fresh, changed, touched,
+    missing), the version's age, how often the index is rebuilt, and how old the documents
+    were that answered recent calls.
+
+    Example: seamline index freshness help-centre@live
+    """
+    who = actor(project)
+    name, version = split_ref(ref)
+    record = registry().get_version(who, INDEX, name, version)
+    created = [v.created_at for v in registry().versions(who, INDEX, name)]
+    with registry().db.read() as conn:
+        ages = answering_ages(conn, _store(), who.project.id, name, parse_since(since))
+    report = Freshness(
+        f"{name}@{record.number}",
+        isoformat(record.created_at),
+        source_states(record.content),
+        rebuild_interval_days(created),
+        ages,
+    )
+    if json_output:
+        print_json(report.as_record())
+        return
+    days = report.rebuild_interval_days
+    cadence = "-" if days is None else f"{days * 24:.1f} h" if days < 1 else f"{days:.1f} days"
+    typer.echo(
+        f"{report.index} built {report.built_at}; rebuilt every {cadence} (median); "
+        f"{len(report.stale)} of {len(report.sources)} sources stale"
+    )
+    for source in report.sources:
+        typer.echo(f"  {source.state:>8}  {source.uri}  (indexed as of {source.recorded_modified})")
+    typer.echo(
+        "documents answering calls, by age: " + ", ".join(f"{k} {v}" for k, v in ages.items())
+    )
 
 
 def _source_diff(before: list[dict[str, str]], after: list[dict[str, str]]) -> dict[str, list[str]]:

@@ -122,6 +122,20 @@ class ChunkStore:
                 found.setdefault(chunk_id, np.frombuffer(blob, dtype=np.float32))
         return found
 
+    def modified_of(self, project_id: int, chunk_ids: Sequence[str]) -> dict[str, str]:
+        """When each chunk's source was last modified, as its index version recorded it."""
+        found: dict[str, str] = {}
+        for start in range(0, len(chunk_ids), 500):
+            batch = list(chunk_ids[start : start + 500])
+            marks = ",".join("?" * len(batch))
+            rows = self._db.execute(
+                "SELECT chunk_id, source_modified FROM chunks "
+                f"WHERE project_id = ? AND chunk_id IN ({marks})",
+                (project_id, *batch),
+            )
+            found.update((chunk_id, modified) for chunk_id, modified in rows)
+        return found
+
     def write(
         self,
         project_id: int,

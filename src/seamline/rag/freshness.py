@@ -1,0 +1,122 @@
+"""How fresh an index version is: each source (shard) against what it is now, the index's
+age against its sources, how often the index is rebuilt, and how old the documents are that
+answer today's queries.
+
+A source is ``fresh`` when its bytes are what the version embedded, ``changed`` when they
+differ (the version answers from an outdated text: a freshness failure waiting to happen),
+``touched`` when only its modification time moved, ``missing`` when it is gone, and
+``unknown`` for a source this process cannot read back (not a local file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from sqlalchemy import Connection, select
+
+from seamline.core.clock import as_utc, isoformat
+from seamline.rag.store import ChunkStore
+from seamline.store.schema import events
+
+FRESH, CHANGED, TOUCHED, MISSING, UNKNOWN = "fresh", "changed", "touched", "missing", "unknown"
+# Ages of the documents that answered queries, in buckets a dashboard can draw.
+AGE_BUCKETS: tuple[tuple[str, timedelta], ...] = (
+    ("1d", timedelta(days=1)),
+    ("7d", timedelta(days=7)),
+    ("30d", timedelta(days=30)),
+    ("90d", timedelta(days=90)),
+    ("365d", timedelta(days=365)),
+)
+OLDER = "older"
+
+
+@dataclass(frozen=True)
+class SourceState:
+    uri: str
+    state: str
+    recorded_modified: str
+    current_modified: str | None
+
+
+@dataclass
+class Freshness:
+    index: str  # NAME@VERSION
+    built_at: str
+    sources: list[SourceState] = field(default_factory=list)
+    rebuild_interval_days: float | None = None  # median time between the index's versions
+    answering_ages: dict[str, int] = field(default_factory=dict)  # bucket: chunks used
+
+    @property
+    def stale(self) -> list[SourceState]:
+        return [s for s in self.sources if s.state in (CHANGED, MISSING)]
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "built_at": self.built_at,
+            "stale": [s.uri for s in self.stale],
+            "sources": [s.__dict__ for s in self.sources],
+            "rebuild_interval_days": self.rebuild_interval_days,
+            "answering_ages": self.answering_ages,
+        }
+
+
+def source_states(content: dict[str, Any]) -> list[SourceState]:
+    return [_state(source) for source in content.get("sources") or []]
+
+
+def _state(source: dict[str, Any]) -> SourceState:
+    uri, recorded = str(source["uri"]), str(source["modified"])
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        return SourceState(uri, UNKNOWN, recorded, None)
+    path = Path(unquote(parsed.path))
+    try:
+        data = path.read_bytes()
+        modified = isoformat(datetime.fromtimestamp(path.stat().st_mtime, UTC))
+    except FileNotFoundError:
+        return SourceState(uri, MISSING, recorded, None)
+    except OSError:
+        return SourceState(uri, UNKNOWN, recorded, None)
+    if hashlib.sha256(data).hexdigest() != source["sha256"]:
+        return SourceState(uri, CHANGED, recorded, modified)
+    return SourceState(uri, TOUCHED if modified != recorded else FRESH, recorded, modified)
+
+
+def rebuild_interval_days(created: list[datetime]) -> float | None:
+    ordered = sorted(as_utc(c) for c in created)
+    gaps = [(b - a).total_seconds() / 86400 for a, b in itertools.pairwise(ordered)]
+    return round(statistics.median(gaps), 3) if gaps else None
+
+
+def answering_ages(
+    conn: Connection, store: ChunkStore, project_id: int, index: str, since: datetime
+) -> dict[str, int]:
+    """How old (at the time of the call) the sources were of the chunks that calls using
+    ``index`` retrieved since ``since``, by bucket."""
+    rows = conn.execute(
+        select(events.c.time, events.c.chunk_ids).where(
+            events.c.project_id == project_id,
+            events.c.time >= since,
+            events.c.index_version.like(f"{index}@%"),
+        )
+    ).all()
+    used = [(as_utc(row.time), chunk) for row in rows for chunk in row.chunk_ids or []]
+    modified = store.modified_of(project_id, sorted({chunk for _, chunk in used}))
+    ages: Counter[str] = Counter()
+    for at, chunk in used:
+        if chunk in modified:
+            ages[_bucket(at - as_utc(datetime.fromisoformat(modified[chunk])))] += 1
+    return {name: ages.get(name, 0) for name, _ in AGE_BUCKETS} | {OLDER: ages.get(OLDER, 0)}
+
+
+def _bucket(age: timedelta) -> str:
+    return next((name for name, limit in AGE_BUCKETS if age <= limit), OLDER)
