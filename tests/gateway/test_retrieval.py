@@ -115,3 +115,31 @@ def test_a_retrieval_spec_must_name_declared_variables() -> None:
     spec = {**RETRIEVING, "retrieval": {"index": "help", "query": "{{ topic }}"}}
     with pytest.raises(InvalidInput, match="retrieval uses undeclared variables: topic"):
         prompt_draft(name="answer", text="{{ context }} {{ question }}", **spec)
+
+
+def test_an_application_reports_its_own_retrieval_and_the_event_records_it(
+    gateway: RunningGateway,
+) -> None:
+    reported = {
+        "index": "qdrant:help-centre@2026-11-28",
+        "chunks": [{"id": "doc-7#2", "score": 0.83}, {"id": "doc-9#0", "score": 0.61}],
+        "retrieval_ms": 12.5,
+    }
+    gateway.client().chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "How long do refunds take?"}],
+        extra_body={"seamline": {"retrieval": reported}},
+    )
+    [event] = gateway.events()
+    assert (event["index_version"], event["chunk_ids"], event["chunk_scores"]) == (
+        "qdrant:help-centre@2026-11-28",
+        ["doc-7#2", "doc-9#0"],
+        [0.83, 0.61],
+    )
+    assert (event["rag_chunks_used"], event["retrieval_ms"]) == (2, 12.5)
+    with pytest.raises(openai.BadRequestError, match=r"seamline.retrieval.chunks\[0\].id"):
+        gateway.client().chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "hi"}],
+            extra_body={"seamline": {"retrieval": {"index": "kb", "chunks": [{"score": 1}]}}},
+        )

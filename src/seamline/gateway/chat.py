@@ -59,7 +59,7 @@ from seamline.gateway.stages.guard import (
     refusal_answer,
 )
 from seamline.gateway.stages.request import ChatRequest, parse_chat_request, upstream_body
-from seamline.gateway.stages.retrieve import retrieve
+from seamline.gateway.stages.retrieve import record_reported_retrieval, retrieve
 from seamline.gateway.stages.router import Attempt
 from seamline.gateway.stages.tiers import choose_model
 from seamline.gateway.stores.cache import as_stream, cache_key
@@ -101,6 +101,8 @@ async def serve_chat(
         event.model_requested, event.stream = request.model, request.stream
         event.user_id, event.session_id = request.user_id, request.session_id
         event.use_case = request.use_case
+        if request.reported_retrieval is not None:
+            record_reported_retrieval(request.reported_retrieval, event)
         forwarded, model, prompt, shadow = await _resolve(
             gateway, actor, generation, request, event
         )

@@ -19,6 +19,9 @@ DEFAULT_PROMPT_ALIAS = "production"
 LOCAL_FIELDS = ("seamline", "metadata")
 
 
+MAX_REPORTED_CHUNKS = 100
+
+
 @dataclass
 class ChatRequest:
     body: dict[str, Any]
@@ -36,6 +39,20 @@ class ChatRequest:
     # ``messages`` (a pasted document, a web page in a user turn) and prompt variable names.
     untrusted_messages: frozenset[int] = frozenset()
     untrusted_variables: frozenset[str] = frozenset()
+    # Retrieval the application did itself and reports (``seamline.retrieval``).
+    reported_retrieval: ReportedRetrieval | None = None
+
+
+@dataclass(frozen=True)
+class ReportedRetrieval:
+    """What an application that retrieves on its own says it retrieved for this call: the
+    index (its name and version, in any store), each chunk's id and score, the time taken.
+    Recorded on the event like the gateway's own retrieval."""
+
+    index: str
+    chunk_ids: list[str]
+    scores: list[float] | None
+    retrieval_ms: float | None
 
 
 def _expect(body: dict[str, Any], name: str, types: tuple[type, ...], what: str) -> Any:
@@ -98,6 +115,7 @@ def parse_chat_request(body: dict[str, Any]) -> ChatRequest:
     if not isinstance(variables, dict):
         raise InvalidInput("'seamline.variables' must be an object", param="seamline.variables")
     untrusted_messages, untrusted_variables = _untrusted(extension, messages or [])
+    reported = _reported_retrieval(extension.get("retrieval"))
     request = ChatRequest(
         body=body,
         model=model,
@@ -110,6 +128,7 @@ def parse_chat_request(body: dict[str, Any]) -> ChatRequest:
         use_cache=extension.get("cache", True) is not False,
         untrusted_messages=untrusted_messages,
         untrusted_variables=untrusted_variables,
+        reported_retrieval=reported,
     )
     if is_prompt:
         reference = model[len(PROMPT_PREFIX) :]
@@ -122,6 +141,48 @@ def parse_chat_request(body: dict[str, Any]) -> ChatRequest:
             )
         request.prompt_name, request.prompt_ref = name, ref or DEFAULT_PROMPT_ALIAS
     return request
+
+
+def _reported_retrieval(value: Any) -> ReportedRetrieval | None:
+    """``seamline.retrieval``: ``{"index": "kb@7", "chunks": [{"id", "score"?}],
+    "retrieval_ms"?}``, checked."""
+    if value is None:
+        return None
+    where = "seamline.retrieval"
+    index = value.get("index") if isinstance(value, dict) else None
+    chunks = value.get("chunks") if isinstance(value, dict) else None
+    if not isinstance(index, str) or not 0 < len(index) <= 200:
+        raise InvalidInput(f"'{where}.index' must be a name of 1-200 characters", param=where)
+    if not isinstance(chunks, list) or len(chunks) > MAX_REPORTED_CHUNKS:
+        raise InvalidInput(
+            f"'{where}.chunks' must be an array of at most {MAX_REPORTED_CHUNKS} chunks",
+            param=f"{where}.chunks",
+        )
+    ids, scores = [], []
+    for number, chunk in enumerate(chunks):
+        chunk_id = chunk.get("id") if isinstance(chunk, dict) else None
+        score = chunk.get("score") if isinstance(chunk, dict) else None
+        if not isinstance(chunk_id, str) or not 0 < len(chunk_id) <= 200:
+            raise InvalidInput(
+                f"'{where}.chunks[{number}].id' must be a string of 1-200 characters",
+                param=f"{where}.chunks[{number}]",
+            )
+        if score is not None and (isinstance(score, bool) or not isinstance(score, int | float)):
+            raise InvalidInput(
+                f"'{where}.chunks[{number}].score' must be a number",
+                param=f"{where}.chunks[{number}]",
+            )
+        ids.append(chunk_id)
+        scores.append(score)
+    took = value.get("retrieval_ms")
+    if took is not None and (
+        isinstance(took, bool) or not isinstance(took, int | float) or took < 0
+    ):
+        raise InvalidInput(f"'{where}.retrieval_ms' must be a number >= 0", param=where)
+    known = [float(s) for s in scores if s is not None]
+    return ReportedRetrieval(
+        index, ids, known if len(known) == len(ids) else None, None if took is None else float(took)
+    )
 
 
 def _untrusted(

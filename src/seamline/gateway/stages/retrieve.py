@@ -17,7 +17,7 @@ import time
 
 from seamline.core.errors import InvalidInput
 from seamline.gateway.stages.registry_view import RegistryView
-from seamline.gateway.stages.request import ChatRequest
+from seamline.gateway.stages.request import ChatRequest, ReportedRetrieval
 from seamline.rag.indexes import local_embedder, search
 from seamline.rag.store import ChunkStore
 from seamline.registry import Actor
@@ -65,3 +65,13 @@ async def retrieve(
     event.chunk_scores = [round(hit.score, 6) for hit in hits]
     event.rag_chunks_used = len(hits)
     event.retrieval_ms = (time.perf_counter() - started) * 1000
+
+
+def record_reported_retrieval(reported: ReportedRetrieval, event: CallEvent) -> None:
+    """An application's own retrieval (``seamline.retrieval``), on the event as if the
+    gateway had retrieved: the same fields, the same reports."""
+    event.index_version = reported.index
+    event.chunk_ids = reported.chunk_ids
+    event.chunk_scores = reported.scores
+    event.rag_chunks_used = len(reported.chunk_ids)
+    event.retrieval_ms = reported.retrieval_ms
