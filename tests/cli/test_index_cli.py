@@ -47,6 +47,7 @@ def test_ingest_query_diff_and_roll_back_an_index(seamline: Run, tmp_path: Path)
     assert fresh["rebuild_interval_days"] is not None and "1d" in fresh["answering_ages"]
     assert "1 of 2 sources stale" in seamline("index", "freshness", "help@1").stdout
 
-    missing = seamline("index", "query", "nope", "refunds", ok=False)
-    assert missing.returncode == 1 and missing.stderr.startswith("error: ")
-    assert len(missing.stderr.strip().splitlines()) == 1
+    for args in (("query", "nope", "refunds"), ("ingest", str(tmp_path / "absent"), "--name", "x")):
+        failed = seamline("index", *args, ok=False)
+        assert failed.returncode == 1 and failed.stderr.startswith("error: ")
+        assert len(failed.stderr.strip().splitlines()) == 1 and "Traceback" not in failed.stderr

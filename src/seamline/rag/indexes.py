@@ -14,6 +14,7 @@ from typing import Any
 from seamline.core.errors import InvalidInput, NotFound
 from seamline.rag.chunking import ChunkerConfig
 from seamline.rag.ingest import INDEX, Embedder, IngestReport, ingest
+from seamline.rag.readers import UnreadableSource
 from seamline.rag.store import ChunkStore, Hit
 from seamline.registry import Actor, Registry
 from seamline.registry.loader import draft_from_mapping
@@ -81,16 +82,19 @@ class Indexes:
             ).content
         except NotFound:
             previous = None
-        content, report = ingest(
-            paths,
-            name,
-            project_id=self.actor.project.id,
-            store=self.store,
-            embedder=self.embedder,
-            chunker=chunker,
-            previous=previous,
-            description=description or (previous or {}).get("description", ""),
-        )
+        try:
+            content, report = ingest(
+                paths,
+                name,
+                project_id=self.actor.project.id,
+                store=self.store,
+                embedder=self.embedder,
+                chunker=chunker,
+                previous=previous,
+                description=description or (previous or {}).get("description", ""),
+            )
+        except UnreadableSource as exc:  # nothing at all could be read
+            raise InvalidInput(str(exc), code="no_readable_source") from None
         draft = draft_from_mapping(content, source=f"{name} (ingest)")
         [pushed] = self.registry.push(self.actor, [draft], message=message or _summary(report))
         return pushed, report
