@@ -16,7 +16,7 @@ import typer
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from seamline.cli import admin, eval_runs, evals, gateway, guards, index, prompts
+from seamline.cli import admin, eval_runs, evals, gateway, guards, index, prompts, rag
 from seamline.cli.context import AsUser, registry, settings
 from seamline.core.errors import SeamlineError
 from seamline.registry.identity import Scope
@@ -44,6 +44,7 @@ app.add_typer(guards.guard_app, name="guard")
 eval_runs.register(evals.evals_app)
 app.add_typer(evals.evals_app, name="evals")
 app.add_typer(index.index_app, name="index")
+app.add_typer(rag.rag_app, name="rag")
 app.command()(gateway.cost)
 
 Host = Annotated[str | None, typer.Option("--host", help="default: 127.0.0.1")]

@@ -117,6 +117,50 @@ class TierRule(BaseModel):
     max_prompt_tokens: int | None = Field(default=None, ge=0)
 
 
+class RagSampling(BaseModel):
+    """Online RAG scoring for one route or prompt; what it leaves unset, the defaults give."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sample_rate: float | None = Field(default=None, ge=0, le=1)
+    freshness_limit_days: float | None = Field(default=None, gt=0)
+
+
+class RagConfig(BaseModel):
+    """Online scoring of calls that retrieve (in the gateway, or reported by the caller),
+    off the request path; see ``rag.online``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sample_rate: float = Field(
+        default=0.1, ge=0, le=1, description="share of retrieving calls scored"
+    )
+    freshness_limit_days: float | None = Field(
+        default=None, gt=0, description="chunks from documents older than this are stale"
+    )
+    judge: str | None = Field(
+        default=None, description="model that checks statements (default: embedded MiniLM)"
+    )
+    max_queue: int = Field(default=1000, gt=0, description="calls waiting to be scored")
+    routes: dict[str, RagSampling] = Field(
+        default_factory=dict, description="by route, e.g. '/v1/chat/completions'"
+    )
+    prompts: dict[str, RagSampling] = Field(
+        default_factory=dict, description="by prompt name; wins over the route"
+    )
+
+    def for_call(self, route: str, prompt: str | None) -> tuple[float, float | None]:
+        """The sample rate and freshness limit (days) for a call on ``route`` rendering
+        ``prompt``: the prompt's setting, else the route's, else the default."""
+        chosen = [self.prompts.get(prompt or ""), self.routes.get(route)]
+        rate = next((c.sample_rate for c in chosen if c and c.sample_rate is not None), None)
+        limit = next((c.freshness_limit_days for c in chosen if c and c.freshness_limit_days), None)
+        return (
+            self.sample_rate if rate is None else rate,
+            limit or self.freshness_limit_days,
+        )
+
+
 class GatewayConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -183,6 +227,7 @@ class GatewayConfig(BaseModel):
     metrics_token: SecretStr | None = Field(
         default=None, description="bearer token /metrics requires (none: open, as usual)"
     )
+    rag: RagConfig = Field(default_factory=RagConfig)
     key_limits: LimitConfig = Field(default_factory=LimitConfig)
     project_limits: LimitConfig = Field(default_factory=LimitConfig)
     model_limits: dict[str, LimitConfig] = Field(default_factory=dict)

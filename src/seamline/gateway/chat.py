@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import hashlib
 import logging
 import random
@@ -59,7 +60,7 @@ from seamline.gateway.stages.guard import (
     refusal_answer,
 )
 from seamline.gateway.stages.request import ChatRequest, parse_chat_request, upstream_body
-from seamline.gateway.stages.retrieve import record_reported_retrieval, retrieve
+from seamline.gateway.stages.retrieve import rag_sample, record_reported_retrieval, retrieve
 from seamline.gateway.stages.router import Attempt
 from seamline.gateway.stages.tiers import choose_model
 from seamline.gateway.stores.cache import as_stream, cache_key
@@ -67,6 +68,7 @@ from seamline.guards.engine import GuardEngine, OutputStream
 from seamline.guards.judge import JudgeClient
 from seamline.guards.redact import mask_sensitive
 from seamline.providers.base import ChatResult, Deployment, StreamChunk, UpstreamError, Usage
+from seamline.rag.online import RAG_JUDGE_USE_CASE
 from seamline.registry import Actor
 from seamline.registry.prompt import Prompt
 from seamline.registry.records import AliasRecord
@@ -77,6 +79,7 @@ log = logging.getLogger("seamline.gateway")
 CHAT = ChatCompletions()
 CANARY, SHADOW, CONTROL = "canary", "shadow", "control"
 CLIENT_CLOSED_REQUEST = 499  # nginx's convention for a client that went away
+RAG_JUDGE_TIMEOUT_S = 120.0  # a judge checking one answer's statements for online scoring
 EVAL_RATE_LIMIT_WAIT_S = 600.0  # the longest one eval call waits out rate limits in all
 
 
@@ -92,6 +95,8 @@ async def serve_chat(
     headers: dict[str, str] = call_headers(event)
     content_logging = "none"  # until the key tells whose policy applies
     guarded: GuardedCall | None = None
+    request: ChatRequest | None = None
+    actor: Actor | None = None
     try:
         raw_body = parse_json_object(await read_body(receive, gateway.config.max_body_bytes))
         actor, generation = await gateway.view.authenticate(dialect.credentials(scope))
@@ -197,8 +202,30 @@ async def serve_chat(
     finally:
         if guarded is not None:
             await _settled(guarded, event)
+        if request is not None and actor is not None:
+            _score_retrieval(gateway, actor, request, event, content_logging)
         event.apply_content_policy(content_logging, mask_sensitive)
         gateway.emit(event)
+
+
+def _score_retrieval(
+    gateway: Gateway, actor: Actor, request: ChatRequest, event: CallEvent, content_logging: str
+) -> None:
+    """Queue the call for online RAG scoring when it retrieved and is sampled (before the
+    content policy: the scorer reads the answer, its assessment keeps only what the policy
+    allows). A failure here must not cost the call its event."""
+    try:
+        sample = rag_sample(gateway.config.rag, request, event, content_logging)
+        if sample is None:
+            return
+        judge = None
+        if sample.judge is not None:
+            ask = _judge_client(gateway, actor, event, RAG_JUDGE_USE_CASE)
+            judge = functools.partial(ask, timeout_s=RAG_JUDGE_TIMEOUT_S)
+        if not gateway.rag_scorer.submit(sample, judge):
+            gateway.metrics.rag_dropped.inc()
+    except Exception:
+        log.exception("sampling call %s for RAG scoring failed", event.request_id)
 
 
 async def _settled(guarded: GuardedCall, event: CallEvent) -> None:
@@ -710,9 +737,12 @@ async def _shadow_call(
         await _side_call(gateway, actor, live, event, prepare)
 
 
-def _judge_client(gateway: Gateway, actor: Actor, live: CallEvent) -> JudgeClient:
-    """How ``injection.judge`` asks its model for the call ``live``: through this gateway's
-    router, from the worker thread the guard check runs on, as a call of its own."""
+def _judge_client(
+    gateway: Gateway, actor: Actor, live: CallEvent, use_case: str = JUDGE_USE_CASE
+) -> JudgeClient:
+    """How ``injection.judge`` (or online RAG scoring) asks its model about the call
+    ``live``: through this gateway's router, from a worker thread (the guard check's, the
+    RAG scorer's), as a call of its own."""
     loop = asyncio.get_running_loop()
     loop_thread = threading.get_ident()
 
@@ -722,7 +752,7 @@ def _judge_client(gateway: Gateway, actor: Actor, live: CallEvent) -> JudgeClien
         event = CallEvent(
             route=CHAT.route, parent_request_id=live.request_id, trace_id=live.trace_id
         )
-        event.use_case = JUDGE_USE_CASE
+        event.use_case = use_case
 
         async def prepare() -> tuple[dict[str, Any], str]:
             return {**body, "model": model}, model

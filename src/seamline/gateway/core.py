@@ -26,7 +26,10 @@ from seamline.providers.anthropic import AnthropicProvider
 from seamline.providers.base import Deployment, Provider
 from seamline.providers.local import LocalProvider
 from seamline.providers.openai_compat import OpenAICompatibleProvider
+from seamline.rag.assessments import Assessments
+from seamline.rag.freshness import with_sources
 from seamline.rag.indexes import STORE_FILE
+from seamline.rag.sampler import OnlineScorer
 from seamline.rag.store import ChunkStore
 from seamline.registry import Actor, Registry
 from seamline.telemetry.event import CallEvent
@@ -93,6 +96,19 @@ class Gateway:
         """The embedded index store in the home, opened on the first retrieval."""
         return ChunkStore(self.settings.home / STORE_FILE)
 
+    @functools.cached_property
+    def rag_scorer(self) -> OnlineScorer:
+        """Online RAG scoring's worker, started by the first sampled call."""
+        from seamline.providers import local_vectors
+
+        return OnlineScorer(
+            Assessments(self.registry.db).record,
+            local_vectors.embed,
+            max_queue=self.config.rag.max_queue,
+            prepare=functools.partial(with_sources, store=self.chunks),
+            on_assessed=self.metrics.rag_assessed,
+        )
+
     def provider(self, deployment: Deployment) -> Provider:
         return self.providers[deployment.provider]
 
@@ -128,6 +144,8 @@ class Gateway:
         await self.budgets.close()
         await self.cache.close()
         await self.view.probe.close()
+        if "rag_scorer" in self.__dict__:  # started: what is still queued is dropped
+            await asyncio.to_thread(self.rag_scorer.close)
         await asyncio.to_thread(self.writer.close)
         if self.spans is not None:
             await asyncio.to_thread(self.spans.shutdown)

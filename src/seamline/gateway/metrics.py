@@ -18,10 +18,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from seamline.core.settings import BudgetConfig
+from seamline.rag.online import Assessment
 from seamline.telemetry.event import CallEvent
 
 # Buckets in seconds: gateway calls range from cache hits (~1 ms) to long generations.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
 
 
@@ -89,6 +91,25 @@ class GatewayMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.rag_assessments = Counter(
+            "seamline_rag_assessments_total",
+            "Live RAG calls scored off the request path, by the stage blamed (ok when none)",
+            ("index", "attribution"),
+            registry=self.registry,
+        )
+        self.rag_dropped = Counter(
+            "seamline_rag_samples_dropped_total",
+            "Calls sampled for RAG scoring but dropped: the scoring queue was full",
+            registry=self.registry,
+        )
+        self.rag_scores = Histogram(
+            "seamline_rag_score",
+            "Online RAG scores (0-1): context_relevance, groundedness, answer_relevance, "
+            "citation_coverage",
+            ("score",),
+            buckets=SCORE_BUCKETS,
+            registry=self.registry,
+        )
         self.circuit = Gauge(
             "seamline_circuit_state",
             "Circuit breaker per deployment: 0 closed, 1 half-open, 2 open",
@@ -128,6 +149,12 @@ class GatewayMetrics:
     def budget_alert(self, budget: BudgetConfig, level: str, spent_usd: float) -> None:
         name = budget.name if self.name_tenants else ""
         self.budget_alerts.labels(budget.scope, name, level).inc()
+
+    def rag_assessed(self, assessment: Assessment) -> None:
+        index = assessment.sample.index.partition("@")[0] if self.name_tenants else ""
+        self.rag_assessments.labels(index, assessment.attribution).inc()
+        for name, value in assessment.scores.items():
+            self.rag_scores.labels(name).observe(value)
 
     def circuit_changed(self, deployment: str, state: str) -> None:
         self.circuit.labels(deployment).set(CIRCUIT_STATES[state])

@@ -14,7 +14,7 @@ import hashlib
 import itertools
 import statistics
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlparse
 from sqlalchemy import Connection, select
 
 from seamline.core.clock import as_utc, isoformat
+from seamline.rag.online import RagSample
 from seamline.rag.store import ChunkStore
 from seamline.store.schema import events
 
@@ -110,13 +111,43 @@ def answering_ages(
         )
     ).all()
     used = [(as_utc(row.time), chunk) for row in rows for chunk in row.chunk_ids or []]
-    modified = store.modified_of(project_id, sorted({chunk for _, chunk in used}))
+    stored = store.chunks_by_id(project_id, sorted({chunk for _, chunk in used}))
     ages: Counter[str] = Counter()
     for at, chunk in used:
-        if chunk in modified:
-            ages[_bucket(at - as_utc(datetime.fromisoformat(modified[chunk])))] += 1
+        if chunk in stored:
+            modified = datetime.fromisoformat(stored[chunk].source_modified)
+            ages[_bucket(at - as_utc(modified))] += 1
     return {name: ages.get(name, 0) for name, _ in AGE_BUCKETS} | {OLDER: ages.get(OLDER, 0)}
 
 
 def _bucket(age: timedelta) -> str:
     return next((name for name, limit in AGE_BUCKETS if age <= limit), OLDER)
+
+
+def with_sources(sample: RagSample, store: ChunkStore) -> RagSample:
+    """``sample`` with each chunk completed from the embedded store where it is there (its
+    text, source and when that changed: an application reporting ids of a seamline index
+    need not send the text), and marked stale when its source file no longer holds what was
+    embedded. Reads files: call it off the request path."""
+    known = store.chunks_by_id(sample.project_id, [c.chunk_id for c in sample.chunks])
+    states: dict[tuple[str, str], str] = {}
+    chunks = []
+    for chunk in sample.chunks:
+        stored = known.get(chunk.chunk_id)
+        if stored is None:
+            chunks.append(chunk)
+            continue
+        key = (stored.source_uri, stored.source_sha256)
+        if key not in states:
+            source = {"uri": key[0], "sha256": key[1], "modified": stored.source_modified}
+            states[key] = _state(source).state
+        chunks.append(
+            replace(
+                chunk,
+                text=chunk.text or stored.text,
+                source=chunk.source or stored.source_uri,
+                source_modified=chunk.source_modified or stored.source_modified,
+                source_stale=chunk.source_stale or states[key] in (CHANGED, MISSING),
+            )
+        )
+    return replace(sample, chunks=tuple(chunks))

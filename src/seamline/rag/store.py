@@ -122,18 +122,19 @@ class ChunkStore:
                 found.setdefault(chunk_id, np.frombuffer(blob, dtype=np.float32))
         return found
 
-    def modified_of(self, project_id: int, chunk_ids: Sequence[str]) -> dict[str, str]:
-        """When each chunk's source was last modified, as its index version recorded it."""
-        found: dict[str, str] = {}
+    def chunks_by_id(self, project_id: int, chunk_ids: Sequence[str]) -> dict[str, StoredChunk]:
+        """The stored chunks of the project with these ids (in any snapshot: a chunk id
+        names its text, source and position, so every copy is the same)."""
+        found: dict[str, StoredChunk] = {}
         for start in range(0, len(chunk_ids), 500):
             batch = list(chunk_ids[start : start + 500])
             marks = ",".join("?" * len(batch))
             rows = self._db.execute(
-                "SELECT chunk_id, source_modified FROM chunks "
-                f"WHERE project_id = ? AND chunk_id IN ({marks})",
+                "SELECT chunk_id, source_uri, source_sha256, source_modified, position, text "
+                f"FROM chunks WHERE project_id = ? AND chunk_id IN ({marks})",
                 (project_id, *batch),
             )
-            found.update((chunk_id, modified) for chunk_id, modified in rows)
+            found.update((row[0], StoredChunk(*row)) for row in rows)
         return found
 
     def write(

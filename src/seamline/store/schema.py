@@ -334,3 +334,21 @@ judge_calibrations = Table(
     Column("created_at", Timestamp, nullable=False),
     Index("ix_judge_calibrations_judge", "project_id", "judge_hash"),
 )
+
+# Live RAG calls scored off the request path (``rag.online``): the scores and the stage
+# blamed (retrieval, freshness, integration, unknown, or ok), with the evidence.
+rag_assessments = Table(
+    "rag_assessments",
+    metadata,
+    Column("request_id", String(40), primary_key=True),
+    Column("project_id", ForeignKey("projects.id"), nullable=False),
+    Column("time", Timestamp, nullable=False),  # the call's
+    Column("route", String(100), nullable=False),
+    Column("prompt", String(200)),  # NAME@VERSION
+    Column("index_version", String(200), nullable=False),
+    Column("attribution", String(16), nullable=False),
+    Column("scores", JSON, nullable=False),
+    Column("evidence", JSON, nullable=False),
+    Column("scored_at", Timestamp, nullable=False),
+    Index("ix_rag_assessments_project_time", "project_id", "time"),
+)

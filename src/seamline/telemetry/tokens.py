@@ -53,14 +53,15 @@ def count_messages(
     for message in messages:
         total += TOKENS_PER_MESSAGE
         content = message.get("content")
-        text = content if isinstance(content, str) else _text_parts(content)
+        text = message_text(content)
         tokens, guessed = count_text(model, text, upper_bound=upper_bound)
         total += tokens
         estimated = estimated or guessed
     return total, estimated
 
 
-def _text_parts(content: Any) -> str:
+def message_text(content: Any) -> str:
+    """A chat message's text: its string content, or its parts' text joined."""
     if isinstance(content, list):
         return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
     return "" if content is None else str(content)

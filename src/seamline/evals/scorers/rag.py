@@ -77,6 +77,13 @@ def _verdicts(model: str, task: str, items: list[str], contexts: Sequence[str]) 
     return verdicts
 
 
+def supported(judge: str, claims: list[str], contexts: Sequence[str]) -> list[bool]:
+    """``judge``'s verdict on each claim: is it fully supported by the contexts? (The
+    faithfulness scorer's, and live traffic's when a judge is configured.)"""
+    task = "For each item, is it fully supported by the contexts?"
+    return _verdicts(judge, task, claims, contexts)
+
+
 def _contexts(case: Case, answer: Answer, scorer: str) -> tuple[str, ...]:
     contexts = answer.contexts or case.contexts
     if not contexts:
@@ -100,8 +107,7 @@ class Faithfulness(_Judged):
         claims = statements(answer.text)
         if not claims:
             return Score(0.0, "the answer makes no statement")
-        task = "For each item, is it fully supported by the contexts?"
-        verdicts = _verdicts(self.judge, task, claims, _contexts(case, answer, self.name))
+        verdicts = supported(self.judge, claims, _contexts(case, answer, self.name))
         return Score(share(verdicts), f"{sum(verdicts)} of {len(claims)} statements supported")
 
 

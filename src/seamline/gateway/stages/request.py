@@ -7,11 +7,15 @@ only what the gateway itself relies on is checked here, with OpenAI-style errors
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+from seamline.core.clock import as_utc, isoformat
 from seamline.core.errors import InvalidInput
 from seamline.gateway.stages.params import check_parameters
+from seamline.rag.online import RetrievedChunk
 
 PROMPT_PREFIX = "prompt:"
 DEFAULT_PROMPT_ALIAS = "production"
@@ -41,18 +45,31 @@ class ChatRequest:
     untrusted_variables: frozenset[str] = frozenset()
     # Retrieval the application did itself and reports (``seamline.retrieval``).
     reported_retrieval: ReportedRetrieval | None = None
+    # What the gateway's own retrieval searched for and found (the ``retrieve`` stage).
+    retrieval_query: str | None = None
+    retrieved: tuple[RetrievedChunk, ...] = ()
 
 
 @dataclass(frozen=True)
 class ReportedRetrieval:
     """What an application that retrieves on its own says it retrieved for this call: the
-    index (its name and version, in any store), each chunk's id and score, the time taken.
-    Recorded on the event like the gateway's own retrieval."""
+    index (its name and version, in any store), each chunk's id and score (and, for online
+    scoring, its text, source and when that source last changed), the time taken. Recorded
+    on the event and scored like the gateway's own retrieval."""
 
     index: str
-    chunk_ids: list[str]
-    scores: list[float] | None
+    chunks: list[RetrievedChunk]
     retrieval_ms: float | None
+    query: str | None = None  # what was searched for, when not the last user message
+
+    @property
+    def chunk_ids(self) -> list[str]:
+        return [chunk.chunk_id for chunk in self.chunks]
+
+    @property
+    def scores(self) -> list[float] | None:
+        known = [chunk.score for chunk in self.chunks if chunk.score is not None]
+        return known if len(known) == len(self.chunks) else None
 
 
 def _expect(body: dict[str, Any], name: str, types: tuple[type, ...], what: str) -> Any:
@@ -144,13 +161,14 @@ def parse_chat_request(body: dict[str, Any]) -> ChatRequest:
 
 
 def _reported_retrieval(value: Any) -> ReportedRetrieval | None:
-    """``seamline.retrieval``: ``{"index": "kb@7", "chunks": [{"id", "score"?}],
-    "retrieval_ms"?}``, checked."""
+    """``seamline.retrieval``: ``{"index": "kb@7", "chunks": [{"id", "score"?, "text"?,
+    "source"?, "updated_at"?}], "query"?, "built_at"?, "retrieval_ms"?}``, checked."""
     if value is None:
         return None
     where = "seamline.retrieval"
-    index = value.get("index") if isinstance(value, dict) else None
-    chunks = value.get("chunks") if isinstance(value, dict) else None
+    if not isinstance(value, dict):
+        raise InvalidInput(f"'{where}' must be an object", param=where)
+    index, chunks = value.get("index"), value.get("chunks")
     if not isinstance(index, str) or not 0 < len(index) <= 200:
         raise InvalidInput(f"'{where}.index' must be a name of 1-200 characters", param=where)
     if not isinstance(chunks, list) or len(chunks) > MAX_REPORTED_CHUNKS:
@@ -158,31 +176,54 @@ def _reported_retrieval(value: Any) -> ReportedRetrieval | None:
             f"'{where}.chunks' must be an array of at most {MAX_REPORTED_CHUNKS} chunks",
             param=f"{where}.chunks",
         )
-    ids, scores = [], []
-    for number, chunk in enumerate(chunks):
-        chunk_id = chunk.get("id") if isinstance(chunk, dict) else None
-        score = chunk.get("score") if isinstance(chunk, dict) else None
-        if not isinstance(chunk_id, str) or not 0 < len(chunk_id) <= 200:
-            raise InvalidInput(
-                f"'{where}.chunks[{number}].id' must be a string of 1-200 characters",
-                param=f"{where}.chunks[{number}]",
-            )
-        if score is not None and (isinstance(score, bool) or not isinstance(score, int | float)):
-            raise InvalidInput(
-                f"'{where}.chunks[{number}].score' must be a number",
-                param=f"{where}.chunks[{number}]",
-            )
-        ids.append(chunk_id)
-        scores.append(score)
     took = value.get("retrieval_ms")
     if took is not None and (
         isinstance(took, bool) or not isinstance(took, int | float) or took < 0
     ):
         raise InvalidInput(f"'{where}.retrieval_ms' must be a number >= 0", param=where)
-    known = [float(s) for s in scores if s is not None]
-    return ReportedRetrieval(
-        index, ids, known if len(known) == len(ids) else None, None if took is None else float(took)
+    query = value.get("query")
+    if query is not None and not isinstance(query, str):
+        raise InvalidInput(f"'{where}.query' must be a string", param=f"{where}.query")
+    built_at = _timestamp(value.get("built_at"), f"{where}.built_at")
+    parsed = [
+        _reported_chunk(chunk, f"{where}.chunks[{number}]", built_at)
+        for number, chunk in enumerate(chunks)
+    ]
+    return ReportedRetrieval(index, parsed, None if took is None else float(took), query or None)
+
+
+def _reported_chunk(chunk: Any, where: str, built_at: datetime | None) -> RetrievedChunk:
+    if not isinstance(chunk, dict):
+        raise InvalidInput(f"'{where}' must be an object with an 'id'", param=where)
+    chunk_id, score = chunk.get("id"), chunk.get("score")
+    if not isinstance(chunk_id, str) or not 0 < len(chunk_id) <= 200:
+        raise InvalidInput(f"'{where}.id' must be a string of 1-200 characters", param=where)
+    if score is not None and (isinstance(score, bool) or not isinstance(score, int | float)):
+        raise InvalidInput(f"'{where}.score' must be a number", param=where)
+    text, source = chunk.get("text"), chunk.get("source")
+    if text is not None and not isinstance(text, str):
+        raise InvalidInput(f"'{where}.text' must be a string", param=where)
+    if source is not None and (not isinstance(source, str) or len(source) > 2000):
+        raise InvalidInput(f"'{where}.source' must be a string of at most 2000", param=where)
+    updated = _timestamp(chunk.get("updated_at"), f"{where}.updated_at")
+    return RetrievedChunk(
+        chunk_id,
+        text or "",
+        None if score is None else float(score),
+        source,
+        None if updated is None else isoformat(updated),
+        # The document changed after the application's index was built from it.
+        source_stale=updated is not None and built_at is not None and updated > built_at,
     )
+
+
+def _timestamp(value: Any, where: str) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return as_utc(datetime.fromisoformat(value))
+    raise InvalidInput(f"'{where}' must be an ISO 8601 time", param=where)
 
 
 def _untrusted(

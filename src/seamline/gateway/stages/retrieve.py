@@ -13,17 +13,22 @@ the query is CPU work); it only ever reads the caller's project.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
+from datetime import timedelta
 
 from seamline.core.errors import InvalidInput
+from seamline.core.settings import RagConfig
 from seamline.gateway.stages.registry_view import RegistryView
 from seamline.gateway.stages.request import ChatRequest, ReportedRetrieval
 from seamline.rag.indexes import local_embedder, search
+from seamline.rag.online import RagSample, RetrievedChunk
 from seamline.rag.store import ChunkStore
 from seamline.registry import Actor
 from seamline.registry.prompt import Prompt
 from seamline.registry.templating import TemplateError, render_template
-from seamline.telemetry.event import CallEvent
+from seamline.telemetry.event import STATUS_OK, CallEvent
+from seamline.telemetry.tokens import message_text
 
 
 async def retrieve(
@@ -60,6 +65,17 @@ async def retrieve(
         f"[{hit.chunk.chunk_id}] {hit.chunk.text}" for hit in hits
     )
     request.untrusted_variables = request.untrusted_variables | {spec.variable}
+    request.retrieval_query = query
+    request.retrieved = tuple(
+        RetrievedChunk(
+            hit.chunk.chunk_id,
+            hit.chunk.text,
+            hit.score,
+            hit.chunk.source_uri,
+            hit.chunk.source_modified,
+        )
+        for hit in hits
+    )
     event.index_version = f"{record.name}@{record.number}"
     event.chunk_ids = [hit.chunk.chunk_id for hit in hits]
     event.chunk_scores = [round(hit.score, 6) for hit in hits]
@@ -75,3 +91,43 @@ def record_reported_retrieval(reported: ReportedRetrieval, event: CallEvent) -> 
     event.chunk_scores = reported.scores
     event.rag_chunks_used = len(reported.chunk_ids)
     event.retrieval_ms = reported.retrieval_ms
+
+
+def rag_sample(
+    config: RagConfig, request: ChatRequest, event: CallEvent, content_logging: str
+) -> RagSample | None:
+    """The call's retrieval and answer for online scoring, when the call retrieved (here or
+    in the application, as reported), was answered, and falls in its route's sample."""
+    if event.status != STATUS_OK or event.index_version is None or event.project_id is None:
+        return None
+    rate, freshness_days = config.for_call(event.route, event.prompt_name)
+    if rate <= 0 or random.random() >= rate:
+        return None
+    reported = request.reported_retrieval
+    if reported is not None:
+        query, chunks = reported.query or _last_user_text(request), tuple(reported.chunks)
+    else:
+        query, chunks = request.retrieval_query or "", request.retrieved
+    answer = message_text((event.response_content or {}).get("content"))
+    if not query or not answer or not chunks:
+        return None
+    return RagSample(
+        request_id=event.request_id,
+        project_id=event.project_id,
+        time=event.time,
+        route=event.route,
+        prompt=f"{event.prompt_name}@{event.prompt_version}" if event.prompt_name else None,
+        index=event.index_version,
+        query=query,
+        answer=answer,
+        chunks=chunks,
+        freshness_limit=None if freshness_days is None else timedelta(days=freshness_days),
+        keep_text=content_logging == "full",
+        judge=config.judge,
+    )
+
+
+def _last_user_text(request: ChatRequest) -> str:
+    messages = request.body.get("messages") or []
+    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    return message_text(users[-1].get("content")) if users else ""
