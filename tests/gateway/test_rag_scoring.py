@@ -15,8 +15,9 @@ from seamline.core.clock import utcnow
 from seamline.providers.local_models import minilm_files
 from seamline.rag.assessments import Assessments
 from seamline.rag.chunking import ChunkerConfig
-from seamline.rag.indexes import STORE_FILE, Indexes, local_embedder
-from seamline.rag.store import ChunkStore
+from seamline.rag.indexes import Indexes, local_embedder
+from seamline.rag.store import STORE_FILE
+from seamline.rag.store_sqlite import SqliteChunkStore
 from seamline.registry import Actor, Registry
 from seamline.sdk import RetrievalReport, RetrievedPassage
 from tests.factories import prompt_draft
@@ -48,7 +49,7 @@ def scoring(
     folder.mkdir()
     (folder / "leave.md").write_text(LEAVE)
     (folder / "office.md").write_text(OFFICE)
-    store = ChunkStore(tmp_path / STORE_FILE)
+    store = SqliteChunkStore(tmp_path / STORE_FILE)
     Indexes(registry, alice, store, local_embedder()).ingest([folder], "handbook", ChunkerConfig())
     store.close()
     registry.move_alias(alice, "index", "handbook", "live", 1)
@@ -156,7 +157,7 @@ def test_reported_ids_of_a_seamline_index_are_scored_from_its_store(
     scoring: tuple[RunningGateway, Path], alice: Actor, registry: Registry
 ) -> None:
     gateway, _ = scoring
-    store = ChunkStore(gateway.app.gateway.settings.home / STORE_FILE)
+    store = SqliteChunkStore(gateway.app.gateway.settings.home / STORE_FILE)
     found = Indexes(registry, alice, store, local_embedder()).query("handbook@1", PTO, k=1)
     store.close()
     _answer_with(gateway, "Employees get 25 days of paid time off per year.")

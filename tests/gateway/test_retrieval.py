@@ -16,8 +16,9 @@ from seamline.core.errors import InvalidInput
 from seamline.providers.local_models import minilm_files
 from seamline.rag.chunking import ChunkerConfig
 from seamline.rag.freshness import answering_ages
-from seamline.rag.indexes import STORE_FILE, Indexes, local_embedder
-from seamline.rag.store import ChunkStore
+from seamline.rag.indexes import Indexes, local_embedder
+from seamline.rag.store import STORE_FILE
+from seamline.rag.store_sqlite import SqliteChunkStore
 from seamline.registry import Actor, Registry
 from tests.factories import prompt_draft
 from tests.gateway.conftest import RunningGateway
@@ -36,7 +37,7 @@ RETRIEVING = {
 
 def _ingest(registry: Registry, alice: Actor, folder: Path, home: Path, text: str) -> int:
     (folder / "policy.md").write_text(text)
-    store = ChunkStore(home / STORE_FILE)
+    store = SqliteChunkStore(home / STORE_FILE)
     pushed, _ = Indexes(registry, alice, store, local_embedder()).ingest(
         [folder], "help", ChunkerConfig()
     )

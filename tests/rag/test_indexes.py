@@ -13,13 +13,16 @@ import pytest
 from pypdf import PdfWriter
 
 from seamline.core.errors import InvalidInput, NotFound
+from seamline.core.settings import Settings
 from seamline.providers.local_models import minilm_files
 from seamline.rag.chunking import ChunkerConfig, chunk_text
 from seamline.rag.freshness import CHANGED, FRESH, MISSING, source_states
 from seamline.rag.indexes import Indexes, local_embedder
 from seamline.rag.ingest import Embedder
 from seamline.rag.readers import UnreadableSource, read_source
-from seamline.rag.store import ChunkStore
+from seamline.rag.store import STORE_FILE, ChunkStore, open_store
+from seamline.rag.store_pgvector import PgvectorChunkStore
+from seamline.rag.store_sqlite import SqliteChunkStore
 from seamline.registry import Actor, Registry
 from tests.conftest import make_actor
 
@@ -69,11 +72,6 @@ class Counting:
     def embed(self, texts: list[str]) -> Any:
         self.texts += len(texts)
         return self._embed(texts)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> ChunkStore:
-    return ChunkStore(tmp_path / "indexes.db")
 
 
 @pytest.fixture
@@ -224,3 +222,18 @@ def test_a_source_changed_after_ingestion_shows_as_stale(
     (corpus / "delivery.html").unlink()
     states = {Path(s.uri).name: s.state for s in source_states(content)}
     assert states == {"refunds.md": CHANGED, "delivery.html": MISSING, "gift-cards.pdf": FRESH}
+
+
+def test_the_settings_choose_the_store_and_an_unusable_one_is_a_clear_error(
+    tmp_path: Path, pgvector_url: str
+) -> None:
+    embedded = open_store(Settings(home=tmp_path))
+    assert isinstance(embedded, SqliteChunkStore) and (tmp_path / STORE_FILE).exists()
+    embedded.close()
+    shared = open_store(Settings(home=tmp_path, index_store_url=pgvector_url))
+    assert isinstance(shared, PgvectorChunkStore) and not shared.has(1, "none")
+    shared.close()
+    url = "postgresql://seamline:s3cret@127.0.0.1:1/nowhere"
+    with pytest.raises(InvalidInput, match=r"^index store \(index_store_url\): ") as failed:
+        open_store(Settings(home=tmp_path, index_store_url=url))
+    assert "s3cret" not in str(failed.value)

@@ -25,9 +25,9 @@ from seamline.cli.prompts import print_alias, split_ref
 from seamline.core.clock import isoformat
 from seamline.rag.chunking import ChunkerConfig
 from seamline.rag.freshness import Freshness, answering_ages, rebuild_interval_days, source_states
-from seamline.rag.indexes import STORE_FILE, Indexes, local_embedder
+from seamline.rag.indexes import Indexes, local_embedder
 from seamline.rag.ingest import INDEX
-from seamline.rag.store import ChunkStore
+from seamline.rag.store import ChunkStore, open_store
 from seamline.telemetry.traces import parse_since
 
 index_app = typer.Typer(no_args_is_help=True, help="Versioned indexes for retrieval (RAG).")
@@ -35,7 +35,7 @@ index_app = typer.Typer(no_args_is_help=True, help="Versioned indexes for retrie
 
 @cache
 def _store() -> ChunkStore:
-    return ChunkStore(settings().home / STORE_FILE)
+    return open_store(settings())
 
 
 def _indexes(project: str | None, as_user: str | None = None) -> Indexes:

@@ -255,6 +255,11 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, description="shared limits and caches across workers and replicas"
     )
+    index_store_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL (with pgvector) for index chunks; "
+        "default: SQLite at $SEAMLINE_HOME/indexes.db",
+    )
     otel_endpoint: str | None = Field(
         default=None, description="OTLP/HTTP traces endpoint, e.g. http://collector:4318/v1/traces"
     )

@@ -28,9 +28,8 @@ from seamline.providers.local import LocalProvider
 from seamline.providers.openai_compat import OpenAICompatibleProvider
 from seamline.rag.assessments import Assessments
 from seamline.rag.freshness import with_sources
-from seamline.rag.indexes import STORE_FILE
 from seamline.rag.sampler import OnlineScorer
-from seamline.rag.store import ChunkStore
+from seamline.rag.store import ChunkStore, open_store
 from seamline.registry import Actor, Registry
 from seamline.telemetry.event import CallEvent
 from seamline.telemetry.otel import SpanExporter, exporter_from
@@ -93,8 +92,9 @@ class Gateway:
 
     @functools.cached_property
     def chunks(self) -> ChunkStore:
-        """The embedded index store in the home, opened on the first retrieval."""
-        return ChunkStore(self.settings.home / STORE_FILE)
+        """The index store (the embedded one in the home unless ``index_store_url`` names
+        PostgreSQL), opened on the first retrieval."""
+        return open_store(self.settings)
 
     @functools.cached_property
     def rag_scorer(self) -> OnlineScorer:

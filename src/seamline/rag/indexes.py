@@ -20,8 +20,6 @@ from seamline.registry import Actor, Registry
 from seamline.registry.loader import draft_from_mapping
 from seamline.registry.records import PushedItem, VersionRecord
 
-STORE_FILE = "indexes.db"
-
 
 def local_embedder() -> Embedder:
     from seamline.providers import local_vectors
@@ -125,8 +123,14 @@ def search(
             f"{embedder.model} ({embedder.version[:12]}): re-ingest it",
             code="embedding_mismatch",
         )
-    vector = embedder.embed([text])[0]
     snapshot = record.content["store"]["snapshot"]
+    if not store.has(project_id, snapshot):
+        raise InvalidInput(
+            f"the chunks of index {record.name}@{record.number} are not in this index store "
+            "(was index_store_url changed?): re-ingest it",
+            code="index_not_in_store",
+        )
+    vector = embedder.embed([text])[0]
     return store.search(project_id, snapshot, vector, k, query_text=text if hybrid else None)
 
 

@@ -1,63 +1,25 @@
-"""The embedded chunk store: one SQLite file in the seamline home, with ``sqlite-vec`` for
-vectors and FTS5 for keywords.
+"""What an index's chunks are kept in: a store holds *snapshots* (the chunks of one index
+version, with their vectors), searched by vector, optionally fused with a keyword search.
 
-Chunks belong to a *snapshot*: the chunks of one index version, written in one
-transaction together with the row that says the snapshot is complete, so an index version
-never points at half its chunks. Snapshots are immutable and content-addressed (the same
-sources, chunker and embedding model give the same snapshot), and every row carries its
-project: a query never reads another project's chunks.
-
-Vectors live in a ``vec0`` table (one per dimension, partitioned by snapshot), where SQL
-and sqlite-vec can read them. Search is exact: the snapshot's vectors are loaded once into
-one float32 matrix (snapshots never change, so the copy never goes stale) and multiplied
-with the query. Measured here on 100,000 x 384 vectors: 8.5 ms for the product against 42 ms
-for sqlite-vec's own brute-force ``MATCH``, whose int8 and bit variants were slower (97 ms)
-or far less exact (recall@10 0.35 after re-ranking 200); ``bench/retrieval.py`` keeps the
-comparison. Python's own ``sqlite3`` here cannot load extensions, so the file is opened
-with ``sqlean`` (SQLite 3.50 built with extension loading).
+Two stores ship: the embedded SQLite file in the seamline home (``store_sqlite``, the
+default) and PostgreSQL with pgvector (``store_pgvector``, set ``index_store_url``) for
+indexes that outgrow one file or must be shared by many gateway replicas. Both keep every
+row under its project, write a snapshot whole or not at all, and answer the same queries
+(the test suite runs the same retrieval tests on both). Stores a team already runs
+(Qdrant, Pinecone, Weaviate) stay where they are: the application retrieves and reports
+what it retrieved (``seamline.retrieval``, the SDK's ``RetrievalReport``).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import numpy as np
-
-from seamline.core.clock import isoformat, utcnow
+from seamline.core.settings import Settings
 
 RRF_K = 60  # reciprocal-rank fusion's constant (Cormack et al.): 1 / (60 + rank)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS snapshots (
-    project_id INTEGER NOT NULL,
-    snapshot TEXT NOT NULL,
-    embedding TEXT NOT NULL,
-    dimensions INTEGER NOT NULL,
-    chunks INTEGER NOT NULL,
-    created_at TEXT NOT NULL,
-    PRIMARY KEY (project_id, snapshot)
-);
-CREATE TABLE IF NOT EXISTS chunks (
-    rowid INTEGER PRIMARY KEY,
-    project_id INTEGER NOT NULL,
-    snapshot TEXT NOT NULL,
-    chunk_id TEXT NOT NULL,
-    source_uri TEXT NOT NULL,
-    source_sha256 TEXT NOT NULL,
-    source_modified TEXT NOT NULL,
-    position INTEGER NOT NULL,
-    text TEXT NOT NULL,
-    UNIQUE (project_id, snapshot, chunk_id)
-);
-CREATE INDEX IF NOT EXISTS ix_chunks_chunk ON chunks (project_id, chunk_id);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
-    text, content='chunks', content_rowid='rowid'
-);
-"""
+STORE_FILE = "indexes.db"
 
 
 @dataclass(frozen=True)
@@ -76,66 +38,8 @@ class Hit:
     score: float  # cosine for vector search; fused rank score for hybrid
 
 
-class ChunkStore:
-    """The chunks of every index of every project, in one SQLite file."""
-
-    def __init__(self, path: Path) -> None:
-        import sqlean
-        import sqlite_vec
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlean.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.enable_load_extension(True)
-        sqlite_vec.load(self._db)
-        self._db.enable_load_extension(False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
-        self._lock = threading.Lock()
-        self._matrices: dict[tuple[int, str], tuple[Any, Any]] = {}
-
-    def close(self) -> None:
-        self._db.close()
-
-    def has(self, project_id: int, snapshot: str) -> bool:
-        row = self._db.execute(
-            "SELECT 1 FROM snapshots WHERE project_id = ? AND snapshot = ?", (project_id, snapshot)
-        ).fetchone()
-        return row is not None
-
-    def vectors_of(
-        self, project_id: int, chunk_ids: Sequence[str], embedding: str, dimensions: int
-    ) -> dict[str, Any]:
-        """Vectors already stored for these chunk ids by the same embedding model (in any
-        snapshot of the project): what a re-ingest reuses instead of embedding again."""
-        table = self._vector_table(dimensions)
-        found: dict[str, Any] = {}
-        for start in range(0, len(chunk_ids), 500):
-            batch = list(chunk_ids[start : start + 500])
-            marks = ",".join("?" * len(batch))
-            rows = self._db.execute(
-                f"SELECT c.chunk_id, v.embedding FROM chunks c JOIN {table} v ON v.rowid = c.rowid "
-                "JOIN snapshots s ON s.project_id = c.project_id AND s.snapshot = c.snapshot "
-                f"WHERE c.project_id = ? AND s.embedding = ? AND c.chunk_id IN ({marks})",
-                (project_id, embedding, *batch),
-            )
-            for chunk_id, blob in rows:
-                found.setdefault(chunk_id, np.frombuffer(blob, dtype=np.float32))
-        return found
-
-    def chunks_by_id(self, project_id: int, chunk_ids: Sequence[str]) -> dict[str, StoredChunk]:
-        """The stored chunks of the project with these ids (in any snapshot: a chunk id
-        names its text, source and position, so every copy is the same)."""
-        found: dict[str, StoredChunk] = {}
-        for start in range(0, len(chunk_ids), 500):
-            batch = list(chunk_ids[start : start + 500])
-            marks = ",".join("?" * len(batch))
-            rows = self._db.execute(
-                "SELECT chunk_id, source_uri, source_sha256, source_modified, position, text "
-                f"FROM chunks WHERE project_id = ? AND chunk_id IN ({marks})",
-                (project_id, *batch),
-            )
-            found.update((row[0], StoredChunk(*row)) for row in rows)
-        return found
+class ChunkStore(Protocol):
+    def has(self, project_id: int, snapshot: str) -> bool: ...
 
     def write(
         self,
@@ -145,50 +49,7 @@ class ChunkStore:
         chunks: Sequence[StoredChunk],
         vectors: Any,
     ) -> None:
-        """Write a whole snapshot, or nothing."""
-        dimensions = int(vectors.shape[1])
-        table = self._vector_table(dimensions)
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                if self.has(project_id, snapshot):
-                    self._db.execute("ROLLBACK")
-                    return
-                for chunk, vector in zip(chunks, vectors, strict=True):
-                    rowid = self._db.execute(
-                        "INSERT INTO chunks (project_id, snapshot, chunk_id, source_uri, "
-                        "source_sha256, source_modified, position, text) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            project_id,
-                            snapshot,
-                            chunk.chunk_id,
-                            chunk.source_uri,
-                            chunk.source_sha256,
-                            chunk.source_modified,
-                            chunk.position,
-                            chunk.text,
-                        ),
-                    ).lastrowid
-                    self._db.execute(
-                        f"INSERT INTO {table} (rowid, snapshot, embedding) VALUES (?, ?, ?)",
-                        (
-                            rowid,
-                            f"{project_id}:{snapshot}",
-                            np.asarray(vector, np.float32).tobytes(),
-                        ),
-                    )
-                    self._db.execute(
-                        "INSERT INTO chunks_fts (rowid, text) VALUES (?, ?)", (rowid, chunk.text)
-                    )
-                self._db.execute(
-                    "INSERT INTO snapshots VALUES (?, ?, ?, ?, ?, ?)",
-                    (project_id, snapshot, embedding, dimensions, len(chunks), isoformat(utcnow())),
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        """Write a whole snapshot, or nothing (a snapshot already there is kept)."""
 
     def search(
         self,
@@ -199,80 +60,47 @@ class ChunkStore:
         *,
         query_text: str | None = None,
     ) -> list[Hit]:
-        """The ``k`` chunks nearest the query (exact cosine), or with ``query_text`` the
-        fusion (reciprocal rank) of that ranking and FTS5's keyword ranking."""
-        rowids, matrix = self._matrix(project_id, snapshot)
-        if not len(rowids):
-            return []
-        similarity = matrix @ np.asarray(query_vector, np.float32)
-        depth = min(len(rowids), k if query_text is None else max(k * 4, 50))
-        top = np.argpartition(-similarity, depth - 1)[:depth]
-        ranked = [int(i) for i in top[np.argsort(-similarity[top])]]
-        if query_text is None:
-            return [
-                Hit(chunk, float(similarity[i]))
-                for i, chunk in zip(
-                    ranked, self._chunks([int(rowids[i]) for i in ranked]), strict=True
-                )
-            ]
-        fused: dict[int, float] = {}
-        for rank, i in enumerate(ranked):
-            fused[int(rowids[i])] = 1 / (RRF_K + rank + 1)
-        for rank, rowid in enumerate(self._keyword(project_id, snapshot, query_text, depth)):
-            fused[rowid] = fused.get(rowid, 0.0) + 1 / (RRF_K + rank + 1)
-        best = sorted(fused, key=lambda r: -fused[r])[:k]
-        return [Hit(chunk, fused[r]) for r, chunk in zip(best, self._chunks(best), strict=True)]
+        """The ``k`` chunks nearest the query by cosine, or with ``query_text`` the fusion
+        (:func:`fuse`) of that ranking and a keyword ranking. KeyError: no such snapshot."""
 
-    def _keyword(self, project_id: int, snapshot: str, text: str, depth: int) -> list[int]:
-        words = [w for w in "".join(c if c.isalnum() else " " for c in text).split() if w]
-        if not words:
-            return []
-        match = " OR ".join(f'"{w}"' for w in words)
-        rows = self._db.execute(
-            "SELECT c.rowid FROM chunks_fts f JOIN chunks c ON c.rowid = f.rowid "
-            "WHERE chunks_fts MATCH ? AND c.project_id = ? AND c.snapshot = ? "
-            "ORDER BY bm25(chunks_fts) LIMIT ?",
-            (match, project_id, snapshot, depth),
-        )
-        return [int(r[0]) for r in rows]
+    def vectors_of(
+        self, project_id: int, chunk_ids: Sequence[str], embedding: str, dimensions: int
+    ) -> dict[str, Any]:
+        """Vectors already stored for these chunk ids by the same embedding model (in any
+        snapshot of the project): what a re-ingest reuses instead of embedding again."""
 
-    def _chunks(self, rowids: list[int]) -> list[StoredChunk]:
-        if not rowids:
-            return []
-        marks = ",".join("?" * len(rowids))
-        rows = self._db.execute(
-            "SELECT rowid, chunk_id, source_uri, source_sha256, source_modified, position, text "
-            f"FROM chunks WHERE rowid IN ({marks})",
-            rowids,
-        ).fetchall()
-        by_rowid = {row[0]: StoredChunk(*row[1:]) for row in rows}
-        return [by_rowid[r] for r in rowids]
+    def chunks_by_id(self, project_id: int, chunk_ids: Sequence[str]) -> dict[str, StoredChunk]:
+        """The project's stored chunks with these ids (in any snapshot: a chunk id names
+        its text, source and position, so every copy is the same)."""
 
-    def _matrix(self, project_id: int, snapshot: str) -> tuple[Any, Any]:
-        key = (project_id, snapshot)
-        if key not in self._matrices:
-            row = self._db.execute(
-                "SELECT dimensions FROM snapshots WHERE project_id = ? AND snapshot = ?",
-                (project_id, snapshot),
-            ).fetchone()
-            if row is None:
-                raise KeyError(snapshot)
-            table = self._vector_table(int(row[0]))
-            rows = self._db.execute(
-                f"SELECT rowid, embedding FROM {table} WHERE snapshot = ?",
-                (f"{project_id}:{snapshot}",),
-            ).fetchall()
-            rowids = np.array([r[0] for r in rows], dtype=np.int64)
-            matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(
-                len(rows), int(row[0])
-            )
-            self._matrices[key] = (rowids, matrix)
-        return self._matrices[key]
+    def close(self) -> None: ...
 
-    def _vector_table(self, dimensions: int) -> str:
-        table = f"vectors_{int(dimensions)}"
-        self._db.execute(
-            f"CREATE VIRTUAL TABLE IF NOT EXISTS {table} USING vec0("
-            f"snapshot TEXT PARTITION KEY, embedding FLOAT[{int(dimensions)}])"
-        )
-        return table
+
+def open_store(settings: Settings) -> ChunkStore:
+    """The store ``settings`` name: PostgreSQL with pgvector at ``index_store_url``, else
+    the embedded SQLite file in the home."""
+    if settings.index_store_url:
+        from seamline.rag.store_pgvector import PgvectorChunkStore
+
+        return PgvectorChunkStore(settings.index_store_url)
+    from seamline.rag.store_sqlite import SqliteChunkStore
+
+    return SqliteChunkStore(settings.home / STORE_FILE)
+
+
+def keywords(text: str) -> list[str]:
+    """The words of a query for a keyword search: letters and digits, nothing a query
+    language could read as an operator."""
+    return "".join(c if c.isalnum() else " " for c in text).split()
+
+
+def fuse(by_vector: Sequence[Any], by_keyword: Sequence[Any], k: int) -> list[tuple[Any, float]]:
+    """Reciprocal-rank fusion of two rankings of row keys: the best ``k`` with their fused
+    scores. Ranks, not scores, are summed, so cosines and keyword scores need no common
+    scale."""
+    fused: dict[Any, float] = {}
+    for ranking in (by_vector, by_keyword):
+        for rank, key in enumerate(ranking):
+            fused[key] = fused.get(key, 0.0) + 1 / (RRF_K + rank + 1)
+    best = sorted(fused, key=lambda key: -fused[key])[:k]
+    return [(key, fused[key]) for key in best]
