@@ -144,3 +144,37 @@ def test_an_application_reports_its_own_retrieval_and_the_event_records_it(
             messages=[{"role": "user", "content": "hi"}],
             extra_body={"seamline": {"retrieval": {"index": "kb", "chunks": [{"score": 1}]}}},
         )
+
+
+def test_a_retrieval_filter_keeps_each_call_to_its_own_documents(
+    gateway: RunningGateway, registry: Registry, alice: Actor, tmp_path: Path
+) -> None:
+    folder = tmp_path / "docs"
+    for region, days in (("eu", 30), ("us", 14)):
+        (folder / region).mkdir(parents=True)
+        (folder / region / "refunds.md").write_text(f"Refunds take up to {days} days.")
+    store = SqliteChunkStore(tmp_path / STORE_FILE)
+    Indexes(registry, alice, store, local_embedder()).ingest([folder], "help", ChunkerConfig())
+    store.close()
+    registry.move_alias(alice, "index", "help", "live", 1)
+    spec = {
+        **RETRIEVING,
+        "variables": [*RETRIEVING["variables"], {"name": "region", "type": "string"}],
+        "retrieval": {  # k 2: unfiltered, both regions' documents would come
+            **RETRIEVING["retrieval"],
+            "k": 2,
+            "filters": {"source": "*/{{ region }}/*"},
+        },
+    }
+    registry.push(alice, [prompt_draft(name="answer", text="{{ context }}", **spec)])
+    for region, expected in (("eu", "30 days"), ("us", "14 days")):
+        gateway.client().chat.completions.create(
+            model="prompt:answer@1",
+            messages=[],
+            extra_body={"seamline": {"variables": {"question": "refunds?", "region": region}}},
+        )
+        sent = gateway.upstreams["primary"].requests[-1]["messages"][-1]["content"]
+        assert expected in sent and sent.count("Refunds take") == 1
+    undeclared = {**spec, "retrieval": {**spec["retrieval"], "filters": {"source": "{{ x }}"}}}
+    with pytest.raises(InvalidInput, match="retrieval uses undeclared variables: x"):
+        prompt_draft(name="answer", text="{{ context }}", **undeclared)

@@ -20,7 +20,7 @@ from seamline.rag.freshness import CHANGED, FRESH, MISSING, source_states
 from seamline.rag.indexes import Indexes, local_embedder
 from seamline.rag.ingest import Embedder
 from seamline.rag.readers import UnreadableSource, read_source
-from seamline.rag.store import STORE_FILE, ChunkStore, open_store
+from seamline.rag.store import STORE_FILE, ChunkFilter, ChunkStore, open_store
 from seamline.rag.store_pgvector import PgvectorChunkStore
 from seamline.rag.store_sqlite import SqliteChunkStore
 from seamline.registry import Actor, Registry
@@ -191,6 +191,44 @@ def test_hybrid_search_finds_an_exact_term_and_projects_never_meet(
     snapshot = registry.get_version(alice, "index", "help", None).content["store"]["snapshot"]
     with pytest.raises(KeyError):  # the store keys chunks by project too
         store.search(carol.project.id, snapshot, local_embedder().embed(["refunds"])[0], 3)
+
+
+def test_filters_keep_a_search_to_matching_sources_and_recent_documents(
+    registry: Registry, alice: Actor, store: ChunkStore, corpus: Path
+) -> None:
+    eu = corpus / "eu"
+    eu.mkdir()
+    (eu / "refunds.md").write_text("EU customers get refunds within 30 days of the return.")
+    indexes = Indexes(registry, alice, store, local_embedder())
+    indexes.ingest([corpus], "help", ChunkerConfig())
+    anywhere = indexes.query("help", "refunds", k=2)
+    assert {Path(h.chunk.source_uri).parent.name for h in anywhere.hits} == {"corpus", "eu"}
+    for hybrid in (False, True):
+        only_eu = indexes.query(
+            "help", "refunds", k=3, hybrid=hybrid, where=ChunkFilter(source="*/eu/*")
+        )
+        assert [Path(h.chunk.source_uri).parent.name for h in only_eu.hits] == ["eu"]
+    nothing = ChunkFilter(source="*/us/*")
+    assert indexes.query("help", "refunds", k=3, hybrid=True, where=nothing).hits == []
+    future = ChunkFilter(modified_after="2999-01-01T00:00:00+00:00")
+    assert indexes.query("help", "refunds", where=future).hits == []
+    recent = ChunkFilter(modified_after="2000-01-01T00:00:00+00:00")
+    assert len(indexes.query("help", "refunds", k=10, where=recent).hits) == 4
+
+
+def test_the_embedded_store_lets_go_of_snapshots_past_its_memory_bound(
+    registry: Registry, alice: Actor, corpus: Path, tmp_path: Path
+) -> None:
+    store = SqliteChunkStore(tmp_path / "bounded.db", max_loaded_bytes=1)
+    indexes = Indexes(registry, alice, store, local_embedder())
+    indexes.ingest([corpus], "help", ChunkerConfig())
+    (corpus / "refunds.md").write_text("Refunds are no longer offered.")
+    indexes.ingest([corpus], "help", ChunkerConfig())
+    for _ in range(2):  # each search reloads what the other let go, with the same answers
+        assert "14 days" in indexes.query("help@1", "refunds", k=1).hits[0].chunk.text
+        assert "no longer" in indexes.query("help@2", "refunds", k=1).hits[0].chunk.text
+    assert len(store._snapshots) == 1
+    store.close()
 
 
 def test_a_query_by_another_model_is_refused_and_a_failed_ingest_leaves_nothing(

@@ -3,6 +3,7 @@ and move its aliases like a prompt's."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cache
 from pathlib import Path
 from typing import Annotated
@@ -22,12 +23,12 @@ from seamline.cli.context import (
 )
 from seamline.cli.output import print_json, print_table
 from seamline.cli.prompts import print_alias, split_ref
-from seamline.core.clock import isoformat
+from seamline.core.clock import isoformat, utcnow
 from seamline.rag.chunking import ChunkerConfig
 from seamline.rag.freshness import Freshness, answering_ages, rebuild_interval_days, source_states
 from seamline.rag.indexes import Indexes, local_embedder
 from seamline.rag.ingest import INDEX
-from seamline.rag.store import ChunkStore, open_store
+from seamline.rag.store import ChunkFilter, ChunkStore, open_store
 from seamline.telemetry.traces import parse_since
 
 index_app = typer.Typer(no_args_is_help=True, help="Versioned indexes for retrieval (RAG).")
@@ -146,13 +147,24 @@ def query(
     text: Annotated[str, typer.Argument(help="what to look for")],
     k: Annotated[int, typer.Option("--k", min=1, max=100, help="how many chunks")] = 5,
     hybrid: Annotated[
-        bool, typer.Option("--hybrid", help="fuse with keyword (FTS5) ranking")
+        bool, typer.Option("--hybrid", help="fuse with keyword (full-text) ranking")
     ] = False,
+    source: Annotated[
+        str | None, typer.Option(help="only chunks of sources matching this glob")
+    ] = None,
+    max_age_days: Annotated[
+        float | None, typer.Option(min=0, help="only documents changed within N days")
+    ] = None,
     project: ProjectOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """The chunks of an index version nearest a text."""
-    found = _indexes(project).query(ref, text, k, hybrid=hybrid)
+    """The chunks of an index version nearest a text.
+
+    Example: seamline index query help@live "refund window" --source '*/policies/*'
+    """
+    after = None if max_age_days is None else isoformat(utcnow() - timedelta(days=max_age_days))
+    where = ChunkFilter(source, after) if source or after else None
+    found = _indexes(project).query(ref, text, k, hybrid=hybrid, where=where)
     if json_output:
         print_json(found.as_record())
         return

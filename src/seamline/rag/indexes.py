@@ -15,7 +15,7 @@ from seamline.core.errors import InvalidInput, NotFound
 from seamline.rag.chunking import ChunkerConfig
 from seamline.rag.ingest import INDEX, Embedder, IngestReport, ingest
 from seamline.rag.readers import UnreadableSource
-from seamline.rag.store import ChunkStore, Hit
+from seamline.rag.store import ChunkFilter, ChunkStore, Hit
 from seamline.registry import Actor, Registry
 from seamline.registry.loader import draft_from_mapping
 from seamline.registry.records import PushedItem, VersionRecord
@@ -97,10 +97,20 @@ class Indexes:
         [pushed] = self.registry.push(self.actor, [draft], message=message or _summary(report))
         return pushed, report
 
-    def query(self, ref: str, text: str, k: int = 5, *, hybrid: bool = False) -> Retrieved:
+    def query(
+        self,
+        ref: str,
+        text: str,
+        k: int = 5,
+        *,
+        hybrid: bool = False,
+        where: ChunkFilter | None = None,
+    ) -> Retrieved:
         name, _, version = ref.partition("@")
         record = self.registry.get_version(self.actor, INDEX, name, version or None)
-        hits = search(self.store, self.embedder, self.actor.project.id, record, text, k, hybrid)
+        hits = search(
+            self.store, self.embedder, self.actor.project.id, record, text, k, hybrid, where
+        )
         return Retrieved(record, hits)
 
 
@@ -112,6 +122,7 @@ def search(
     text: str,
     k: int,
     hybrid: bool = False,
+    where: ChunkFilter | None = None,
 ) -> list[Hit]:
     """The ``k`` chunks of index version ``record`` nearest ``text``; InvalidInput when
     ``embedder`` is not the model the index was embedded with."""
@@ -131,7 +142,9 @@ def search(
             code="index_not_in_store",
         )
     vector = embedder.embed([text])[0]
-    return store.search(project_id, snapshot, vector, k, query_text=text if hybrid else None)
+    return store.search(
+        project_id, snapshot, vector, k, query_text=text if hybrid else None, where=where
+    )
 
 
 def _summary(report: IngestReport) -> str:

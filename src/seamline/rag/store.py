@@ -12,10 +12,13 @@ what it retrieved (``seamline.retrieval``, the SDK's ``RetrievalReport``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import fnmatch
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
+from seamline.core.clock import as_utc
 from seamline.core.settings import Settings
 
 RRF_K = 60  # reciprocal-rank fusion's constant (Cormack et al.): 1 / (60 + rank)
@@ -36,6 +39,31 @@ class StoredChunk:
 class Hit:
     chunk: StoredChunk
     score: float  # cosine for vector search; fused rank score for hybrid
+
+
+@dataclass(frozen=True)
+class ChunkFilter:
+    """Which chunks a search may return, by their source: a glob over its URI
+    (``*/policies/eu/*``), and a time its text must have changed after (ISO 8601)."""
+
+    source: str | None = None
+    modified_after: str | None = None
+
+    def allowed(self, sources: Iterable[tuple[str, str]]) -> list[str]:
+        """The URIs among ``(uri, modified)`` pairs that pass."""
+        after = None if self.modified_after is None else _instant(self.modified_after)
+        return sorted(
+            {
+                uri
+                for uri, modified in sources
+                if (self.source is None or fnmatch.fnmatchcase(uri, self.source))
+                and (after is None or _instant(modified) > after)
+            }
+        )
+
+
+def _instant(value: str) -> datetime:
+    return as_utc(datetime.fromisoformat(value))
 
 
 class ChunkStore(Protocol):
@@ -59,9 +87,11 @@ class ChunkStore(Protocol):
         k: int,
         *,
         query_text: str | None = None,
+        where: ChunkFilter | None = None,
     ) -> list[Hit]:
         """The ``k`` chunks nearest the query by cosine, or with ``query_text`` the fusion
-        (:func:`fuse`) of that ranking and a keyword ranking. KeyError: no such snapshot."""
+        (:func:`fuse`) of that ranking and a keyword ranking; only chunks ``where`` allows.
+        KeyError: no such snapshot."""
 
     def vectors_of(
         self, project_id: int, chunk_ids: Sequence[str], embedding: str, dimensions: int

@@ -27,8 +27,9 @@ import numpy as np
 
 from seamline.core.clock import isoformat, utcnow
 from seamline.core.errors import InvalidInput
-from seamline.rag.store import Hit, StoredChunk, fuse, keywords
+from seamline.rag.store import ChunkFilter, Hit, StoredChunk, fuse, keywords
 
+MAX_SOURCE_LISTS = 256  # snapshots whose source lists are kept for filtered searches
 EF_SEARCH = 100  # HNSW candidates per search: recall@10 above 0.95 at 100k chunks
 _COPY_TYPES = ["int4", "text", "text", "text", "text", "text", "int4", "text", "int4", "vector"]
 _COLUMNS = "chunk_id, source_uri, source_sha256, source_modified, position, text"
@@ -93,6 +94,7 @@ class PgvectorChunkStore:
                 code="index_store_unavailable",
             ) from None
         self._lock = threading.Lock()
+        self._source_lists: dict[tuple[int, str], list[tuple[str, str]]] = {}
 
     def close(self) -> None:
         self._db.close()
@@ -180,25 +182,37 @@ class PgvectorChunkStore:
         k: int,
         *,
         query_text: str | None = None,
+        where: ChunkFilter | None = None,
     ) -> list[Hit]:
         dimensions = self._dimensions(project_id, snapshot)
         if dimensions is None:
             raise KeyError(snapshot)
+        allowed = None if where is None else where.allowed(self._sources(project_id, snapshot))
+        if allowed == []:
+            return []
+        only = "" if allowed is None else "AND source_uri = ANY(%(sources)s) "
         depth = k if query_text is None else max(k * 4, 50)
         vector = np.asarray(query_vector, np.float32)
         cast = f"embedding::vector({dimensions})"
+        near = f"{cast} <=> %(vector)s::vector({dimensions})"
+        arguments = {
+            "vector": vector,
+            "project": project_id,
+            "snapshot": snapshot,
+            "sources": allowed,
+            "depth": depth,
+        }
         with self._lock:
             rows = self._db.execute(
-                f"SELECT id, 1 - ({cast} <=> %s::vector({dimensions})), {_COLUMNS} "
-                f"FROM seamline_index_chunks WHERE project_id = %s AND snapshot = %s "
-                f"AND dimensions = {dimensions} "
-                f"ORDER BY {cast} <=> %s::vector({dimensions}) LIMIT %s",
-                (vector, project_id, snapshot, vector, depth),
+                f"SELECT id, 1 - ({near}), {_COLUMNS} FROM seamline_index_chunks "
+                "WHERE project_id = %(project)s AND snapshot = %(snapshot)s "
+                f"AND dimensions = {dimensions} {only}ORDER BY {near} LIMIT %(depth)s",
+                arguments,
             ).fetchall()
             by_id = {row[0]: (float(row[1]), StoredChunk(*row[2:])) for row in rows}
             if query_text is None:
                 return [Hit(chunk, score) for score, chunk in by_id.values()]
-            keyword = self._keyword(project_id, snapshot, query_text, depth)
+            keyword = self._keyword(query_text, only, arguments)
             missing = [row_id for row_id in keyword if row_id not in by_id]
             if missing:
                 extra = self._db.execute(
@@ -209,18 +223,33 @@ class PgvectorChunkStore:
         best = fuse(list(by_id)[: len(rows)], keyword, k)
         return [Hit(by_id[row_id][1], score) for row_id, score in best]
 
-    def _keyword(self, project_id: int, snapshot: str, text: str, depth: int) -> list[int]:
+    def _keyword(self, text: str, only: str, arguments: dict[str, Any]) -> list[int]:
         words = keywords(text)
         if not words:
             return []
-        query = " | ".join(words)
         rows = self._db.execute(
             "SELECT id FROM seamline_index_chunks "
-            "WHERE project_id = %s AND snapshot = %s AND words @@ to_tsquery('simple', %s) "
-            "ORDER BY ts_rank_cd(words, to_tsquery('simple', %s)) DESC LIMIT %s",
-            (project_id, snapshot, query, query, depth),
+            "WHERE project_id = %(project)s AND snapshot = %(snapshot)s "
+            f"AND words @@ to_tsquery('simple', %(words)s) {only}"
+            "ORDER BY ts_rank_cd(words, to_tsquery('simple', %(words)s)) DESC LIMIT %(depth)s",
+            {**arguments, "words": " | ".join(words)},
         ).fetchall()
         return [int(row[0]) for row in rows]
+
+    def _sources(self, project_id: int, snapshot: str) -> list[tuple[str, str]]:
+        """The snapshot's sources and when each changed (kept: snapshots never change)."""
+        key = (project_id, snapshot)
+        if key not in self._source_lists:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT DISTINCT source_uri, source_modified FROM seamline_index_chunks "
+                    "WHERE project_id = %s AND snapshot = %s",
+                    key,
+                ).fetchall()
+            if len(self._source_lists) >= MAX_SOURCE_LISTS:
+                self._source_lists.clear()
+            self._source_lists[key] = [(str(uri), str(modified)) for uri, modified in rows]
+        return self._source_lists[key]
 
     def _dimensions(self, project_id: int, snapshot: str, *, locked: bool = False) -> int | None:
         query = (

@@ -8,11 +8,13 @@ sources, chunker and embedding model give the same snapshot), and every row carr
 project: a query never reads another project's chunks.
 
 Vectors live in a ``vec0`` table (one per dimension, partitioned by snapshot), where SQL
-and sqlite-vec can read them. Search is exact: the snapshot's vectors are loaded once into
-one float32 matrix (snapshots never change, so the copy never goes stale) and multiplied
-with the query. Measured here on 100,000 x 384 vectors: 8.5 ms for the product against 42 ms
-for sqlite-vec's own brute-force ``MATCH``, whose int8 and bit variants were slower (97 ms)
-or far less exact (recall@10 0.35 after re-ranking 200); ``bench/retrieval.py`` keeps the
+and sqlite-vec can read them. Search is exact: the snapshot's vectors are loaded once
+into one float32 matrix (snapshots never change, so the copy never goes stale) and
+multiplied with the query; the least recently searched snapshots are let go past
+``max_loaded_bytes`` (1 GiB by default: six snapshots of 100,000 MiniLM vectors).
+Measured here on 100,000 x 384 vectors: 8.5 ms for the product against 42 ms for
+sqlite-vec's own brute-force ``MATCH``, whose int8 and bit variants were slower (97 ms) or far
+less exact (recall@10 0.35 after re-ranking 200); ``bench/retrieval.py`` keeps the
 comparison. Python's own ``sqlite3`` here cannot load extensions, so the file is opened
 with ``sqlean`` (SQLite 3.50 built with extension loading).
 """
@@ -20,14 +22,16 @@ with ``sqlean`` (SQLite 3.50 built with extension loading).
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from seamline.core.clock import isoformat, utcnow
-from seamline.rag.store import Hit, StoredChunk, fuse, keywords
+from seamline.rag.store import ChunkFilter, Hit, StoredChunk, fuse, keywords
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS snapshots (
@@ -58,10 +62,23 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
 """
 
 
+DEFAULT_LOADED_BYTES = 1 << 30
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """A snapshot's vectors as one matrix, with each row's chunk rowid and source."""
+
+    rowids: Any
+    matrix: Any
+    source_of_row: Any
+    sources: dict[str, str]  # source URI: when it was last modified
+
+
 class SqliteChunkStore:
     """The chunks of every index of every project, in one SQLite file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, max_loaded_bytes: int = DEFAULT_LOADED_BYTES) -> None:
         import sqlean
         import sqlite_vec
 
@@ -73,7 +90,8 @@ class SqliteChunkStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
-        self._matrices: dict[tuple[int, str], tuple[Any, Any]] = {}
+        self.max_loaded_bytes = max_loaded_bytes
+        self._snapshots: OrderedDict[tuple[int, str], _Snapshot] = OrderedDict()
 
     def close(self) -> None:
         self._db.close()
@@ -180,38 +198,46 @@ class SqliteChunkStore:
         k: int,
         *,
         query_text: str | None = None,
+        where: ChunkFilter | None = None,
     ) -> list[Hit]:
         """The ``k`` chunks nearest the query (exact cosine), or with ``query_text`` the
         fusion (reciprocal rank) of that ranking and FTS5's keyword ranking."""
-        rowids, matrix = self._matrix(project_id, snapshot)
-        if not len(rowids):
+        loaded = self._loaded(project_id, snapshot)
+        similarity = loaded.matrix @ np.asarray(query_vector, np.float32)
+        allowed = None if where is None else where.allowed(loaded.sources.items())
+        if allowed is not None:  # chunks of other sources can never rank
+            similarity[~np.isin(loaded.source_of_row, allowed)] = -np.inf
+        candidates = int(np.isfinite(similarity).sum())
+        depth = min(candidates, k if query_text is None else max(k * 4, 50))
+        if depth == 0:
             return []
-        similarity = matrix @ np.asarray(query_vector, np.float32)
-        depth = min(len(rowids), k if query_text is None else max(k * 4, 50))
         top = np.argpartition(-similarity, depth - 1)[:depth]
         ranked = [int(i) for i in top[np.argsort(-similarity[top])]]
         if query_text is None:
             return [
                 Hit(chunk, float(similarity[i]))
                 for i, chunk in zip(
-                    ranked, self._chunks([int(rowids[i]) for i in ranked]), strict=True
+                    ranked, self._chunks([int(loaded.rowids[i]) for i in ranked]), strict=True
                 )
             ]
-        keyword = self._keyword(project_id, snapshot, query_text, depth)
-        best = fuse([int(rowids[i]) for i in ranked], keyword, k)
+        keyword = self._keyword(project_id, snapshot, query_text, depth, allowed)
+        best = fuse([int(loaded.rowids[i]) for i in ranked], keyword, k)
         chunks = self._chunks([rowid for rowid, _ in best])
         return [Hit(chunk, score) for (_, score), chunk in zip(best, chunks, strict=True)]
 
-    def _keyword(self, project_id: int, snapshot: str, text: str, depth: int) -> list[int]:
+    def _keyword(
+        self, project_id: int, snapshot: str, text: str, depth: int, sources: list[str] | None
+    ) -> list[int]:
         words = keywords(text)
-        if not words:
+        if not words or sources == []:
             return []
         match = " OR ".join(f'"{w}"' for w in words)
+        only = "" if sources is None else f" AND c.source_uri IN ({','.join('?' * len(sources))})"
         rows = self._db.execute(
             "SELECT c.rowid FROM chunks_fts f JOIN chunks c ON c.rowid = f.rowid "
-            "WHERE chunks_fts MATCH ? AND c.project_id = ? AND c.snapshot = ? "
+            f"WHERE chunks_fts MATCH ? AND c.project_id = ? AND c.snapshot = ?{only} "
             "ORDER BY bm25(chunks_fts) LIMIT ?",
-            (match, project_id, snapshot, depth),
+            (match, project_id, snapshot, *(sources or ()), depth),
         )
         return [int(r[0]) for r in rows]
 
@@ -227,26 +253,44 @@ class SqliteChunkStore:
         by_rowid = {row[0]: StoredChunk(*row[1:]) for row in rows}
         return [by_rowid[r] for r in rowids]
 
-    def _matrix(self, project_id: int, snapshot: str) -> tuple[Any, Any]:
+    def _loaded(self, project_id: int, snapshot: str) -> _Snapshot:
+        """The snapshot's vectors in memory, loaded on first use; the least recently used
+        are let go past ``max_loaded_bytes`` (the one asked for always stays)."""
         key = (project_id, snapshot)
-        if key not in self._matrices:
-            row = self._db.execute(
-                "SELECT dimensions FROM snapshots WHERE project_id = ? AND snapshot = ?",
-                (project_id, snapshot),
-            ).fetchone()
-            if row is None:
-                raise KeyError(snapshot)
-            table = self._vector_table(int(row[0]))
-            rows = self._db.execute(
-                f"SELECT rowid, embedding FROM {table} WHERE snapshot = ?",
-                (f"{project_id}:{snapshot}",),
-            ).fetchall()
-            rowids = np.array([r[0] for r in rows], dtype=np.int64)
-            matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(
-                len(rows), int(row[0])
-            )
-            self._matrices[key] = (rowids, matrix)
-        return self._matrices[key]
+        with self._lock:
+            found = self._snapshots.get(key)
+            if found is not None:
+                self._snapshots.move_to_end(key)
+                return found
+        row = self._db.execute(
+            "SELECT dimensions FROM snapshots WHERE project_id = ? AND snapshot = ?",
+            (project_id, snapshot),
+        ).fetchone()
+        if row is None:
+            raise KeyError(snapshot)
+        dimensions = int(row[0])
+        rows = self._db.execute(
+            f"SELECT v.rowid, v.embedding, c.source_uri, c.source_modified "
+            f"FROM {self._vector_table(dimensions)} v JOIN chunks c ON c.rowid = v.rowid "
+            "WHERE v.snapshot = ?",
+            (f"{project_id}:{snapshot}",),
+        ).fetchall()
+        loaded = _Snapshot(
+            rowids=np.array([r[0] for r in rows], dtype=np.int64),
+            matrix=np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(
+                len(rows), dimensions
+            ),
+            source_of_row=np.array([r[2] for r in rows], dtype=object),
+            sources={r[2]: r[3] for r in rows},
+        )
+        with self._lock:
+            self._snapshots[key] = loaded
+            while len(self._snapshots) > 1 and self._loaded_bytes() > self.max_loaded_bytes:
+                self._snapshots.popitem(last=False)
+        return loaded
+
+    def _loaded_bytes(self) -> int:
+        return sum(s.matrix.nbytes for s in self._snapshots.values())
 
     def _vector_table(self, dimensions: int) -> str:
         table = f"vectors_{int(dimensions)}"

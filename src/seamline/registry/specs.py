@@ -126,6 +126,16 @@ class Tool(Strict):
     function: ToolFunction
 
 
+class RetrievalFilters(Strict):
+    """Which chunks a call may retrieve: ``source``, a glob over their source's URI that may
+    use the prompt's variables (``*/policies/{{ region }}/*``: a call sees its region's
+    documents only); ``max_age_days``, documents changed within that many days of the
+    call."""
+
+    source: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
+    max_age_days: Annotated[float, Field(gt=0)] | None = None
+
+
 class RetrievalSpec(Strict):
     """Retrieval on the gateway path: the index version to search, how many chunks, the
     query (a template over the prompt's variables), and the variable the chunks fill
@@ -136,6 +146,7 @@ class RetrievalSpec(Strict):
     query: Annotated[str, Field(min_length=1, max_length=2000)] = "{{ question }}"
     variable: Name = "context"
     hybrid: bool = False
+    filters: RetrievalFilters | None = None
 
 
 class GateSpec(Strict):
@@ -189,7 +200,10 @@ class PromptSpec(Strict):
                 "(declare them under 'variables')"
             )
         if self.retrieval is not None:
+            filters = self.retrieval.filters
             needed = {self.retrieval.variable} | template_variables(self.retrieval.query)
+            if filters is not None and filters.source is not None:
+                needed |= template_variables(filters.source)
             missing = sorted(needed - set(declared))
             if missing:
                 raise ValueError(

@@ -17,15 +17,17 @@ import random
 import time
 from datetime import timedelta
 
+from seamline.core.clock import isoformat
 from seamline.core.errors import InvalidInput
 from seamline.core.settings import RagConfig
 from seamline.gateway.stages.registry_view import RegistryView
 from seamline.gateway.stages.request import ChatRequest, ReportedRetrieval
 from seamline.rag.indexes import local_embedder, search
 from seamline.rag.online import RagSample, RetrievedChunk
-from seamline.rag.store import ChunkStore
+from seamline.rag.store import ChunkFilter, ChunkStore
 from seamline.registry import Actor
 from seamline.registry.prompt import Prompt
+from seamline.registry.specs import RetrievalFilters
 from seamline.registry.templating import TemplateError, render_template
 from seamline.telemetry.event import STATUS_OK, CallEvent
 from seamline.telemetry.tokens import message_text
@@ -58,8 +60,17 @@ async def retrieve(
             code="empty_retrieval_query",
         )
     record = await view.index_version(actor, generation, spec.index)
+    where = _filter(spec.filters, request, event) if spec.filters else None
     hits = await asyncio.to_thread(
-        search, store, local_embedder(), actor.project.id, record, query, spec.k, spec.hybrid
+        search,
+        store,
+        local_embedder(),
+        actor.project.id,
+        record,
+        query,
+        spec.k,
+        spec.hybrid,
+        where,
     )
     request.variables[spec.variable] = "\n\n".join(
         f"[{hit.chunk.chunk_id}] {hit.chunk.text}" for hit in hits
@@ -81,6 +92,25 @@ async def retrieve(
     event.chunk_scores = [round(hit.score, 6) for hit in hits]
     event.rag_chunks_used = len(hits)
     event.retrieval_ms = (time.perf_counter() - started) * 1000
+
+
+def _filter(filters: RetrievalFilters, request: ChatRequest, event: CallEvent) -> ChunkFilter:
+    """The spec's filters for this call: its source glob rendered with the call's
+    variables, its age limit counted back from the call's time."""
+    try:
+        source = (
+            None
+            if filters.source is None
+            else render_template(filters.source, dict(request.variables))
+        )
+    except TemplateError as exc:
+        raise InvalidInput(f"retrieval source filter: {exc}", code="template_error") from None
+    after = (
+        None
+        if filters.max_age_days is None
+        else isoformat(event.time - timedelta(days=filters.max_age_days))
+    )
+    return ChunkFilter(source, after)
 
 
 def record_reported_retrieval(reported: ReportedRetrieval, event: CallEvent) -> None:
