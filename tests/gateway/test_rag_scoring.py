@@ -114,7 +114,15 @@ def test_each_failure_kind_on_live_traffic_is_blamed_on_its_stage(
     assert freshness["evidence"]["stale"][0]["source"].endswith("/kb/leave.md")
     assert 0 < group["mean_scores"]["context_relevance"] <= 1
     metrics = httpx.get(f"{gateway.url}/metrics").text
-    assert 'seamline_rag_assessments_total{attribution="freshness",index=""} 1.0' in metrics
+    assert 'seamline_rag_assessments_total{attribution="freshness",index="handbook"} 1.0' in metrics
+    # freshness on /metrics: one of the live version's two sources changed since it was built
+    assert 'seamline_index_sources{index="handbook@1",project=""} 2.0' in metrics
+    assert 'seamline_index_stale_sources{index="handbook@1",project=""} 1.0' in metrics
+    # the four calls read two chunks each, written minutes ago at most
+    assert (
+        'seamline_retrieved_document_age_seconds_bucket{index="handbook",le="3600.0"} 8.0'
+        in metrics
+    )
 
 
 def test_reported_retrieval_from_the_sdk_is_scored_like_the_gateways(

@@ -202,19 +202,24 @@ async def serve_chat(
     finally:
         if guarded is not None:
             await _settled(guarded, event)
-        if request is not None and actor is not None:
-            _score_retrieval(gateway, actor, request, event, content_logging)
+        if request is not None and actor is not None and event.index_version is not None:
+            _observe_retrieval(gateway, actor, request, event, content_logging)
         event.apply_content_policy(content_logging, mask_sensitive)
         gateway.emit(event)
 
 
-def _score_retrieval(
+def _observe_retrieval(
     gateway: Gateway, actor: Actor, request: ChatRequest, event: CallEvent, content_logging: str
 ) -> None:
-    """Queue the call for online RAG scoring when it retrieved and is sampled (before the
-    content policy: the scorer reads the answer, its assessment keeps only what the policy
-    allows). A failure here must not cost the call its event."""
+    """The ages of the documents the call retrieved (``/metrics``), and the call queued for
+    online RAG scoring when it is sampled (before the content policy: the scorer reads the
+    answer, its assessment keeps only what the policy allows). A failure here must not cost
+    the call its event."""
     try:
+        assert event.index_version is not None
+        reported = request.reported_retrieval
+        chunks = reported.chunks if reported is not None else request.retrieved
+        gateway.metrics.retrieved(event.index_version, event.time, chunks)
         sample = rag_sample(gateway.config.rag, request, event, content_logging)
         if sample is None:
             return
@@ -269,7 +274,16 @@ async def _resolve(
     event.prompt_name, event.prompt_version = prompt.name, prompt.version
     event.prompt_alias = CANARY if event.arm == CANARY else prompt.alias
     event.prompt_variables = dict(request.variables) or None  # the caller's, before retrieval
-    await retrieve(gateway.view, gateway.chunks, actor, generation, prompt, request, event)
+    await retrieve(
+        gateway.view,
+        gateway.chunks,
+        actor,
+        generation,
+        prompt,
+        request,
+        event,
+        gateway.metrics.freshness,
+    )
     body, model = await _prompt_body(prompt, request)
     shadow = None
     shadow_alias = aliases.get(SHADOW)

@@ -13,17 +13,25 @@ empty and the totals stay whole."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
+from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
+from seamline.core.clock import as_utc
 from seamline.core.settings import BudgetConfig
-from seamline.rag.online import Assessment
+from seamline.rag.freshness import FreshnessTracker
+from seamline.rag.online import Assessment, RetrievedChunk
 from seamline.telemetry.event import CallEvent
 
 # Buckets in seconds: gateway calls range from cache hits (~1 ms) to long generations.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+# Document ages in seconds: an hour, a day, a week, a month, a quarter, a year, two years.
+AGE_BUCKETS = (3600, 86400, 7 * 86400, 30 * 86400, 90 * 86400, 365 * 86400, 730 * 86400)
 CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
 
 
@@ -110,6 +118,16 @@ class GatewayMetrics:
             buckets=SCORE_BUCKETS,
             registry=self.registry,
         )
+        self.document_age = Histogram(
+            "seamline_retrieved_document_age_seconds",
+            "How long before the call the source of each retrieved chunk last changed",
+            ("index",),
+            buckets=AGE_BUCKETS,
+            registry=self.registry,
+        )
+        self.freshness = FreshnessTracker()
+        self._index_freshness = _IndexFreshness(self.freshness, name_tenants)
+        self.registry.register(self._index_freshness)
         self.circuit = Gauge(
             "seamline_circuit_state",
             "Circuit breaker per deployment: 0 closed, 1 half-open, 2 open",
@@ -150,8 +168,16 @@ class GatewayMetrics:
         name = budget.name if self.name_tenants else ""
         self.budget_alerts.labels(budget.scope, name, level).inc()
 
+    def retrieved(self, index: str, at: datetime, chunks: Iterable[RetrievedChunk]) -> None:
+        """The ages of the documents a call retrieved from ``index`` (NAME@VERSION)."""
+        name = index.partition("@")[0]
+        for chunk in chunks:
+            if chunk.source_modified is not None:
+                changed = as_utc(datetime.fromisoformat(chunk.source_modified))
+                self.document_age.labels(name).observe((at - changed).total_seconds())
+
     def rag_assessed(self, assessment: Assessment) -> None:
-        index = assessment.sample.index.partition("@")[0] if self.name_tenants else ""
+        index = assessment.sample.index.partition("@")[0]
         self.rag_assessments.labels(index, assessment.attribution).inc()
         for name, value in assessment.scores.items():
             self.rag_scores.labels(name).observe(value)
@@ -163,5 +189,44 @@ class GatewayMetrics:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             merged = CollectorRegistry()
             MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+            merged.register(self._index_freshness)  # read from files: the same in every worker
             return generate_latest(merged)
         return generate_latest(self.registry)
+
+
+class _IndexFreshness(Collector):
+    """Per index version a worker has retrieved from: when it was built, its sources, how
+    many changed since, and the newest source it indexed (``rag.freshness``)."""
+
+    def __init__(self, tracker: FreshnessTracker, name_tenants: bool) -> None:
+        self.tracker = tracker
+        self.name_tenants = name_tenants
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        labels = ["project", "index"]
+        built = GaugeMetricFamily(
+            "seamline_index_built_timestamp_seconds",
+            "When the index version calls retrieve from was built",
+            labels=labels,
+        )
+        sources = GaugeMetricFamily(
+            "seamline_index_sources", "Sources (documents) of the index version", labels=labels
+        )
+        stale = GaugeMetricFamily(
+            "seamline_index_stale_sources",
+            "Sources changed or gone since the index version was built",
+            labels=labels,
+        )
+        newest = GaugeMetricFamily(
+            "seamline_index_newest_source_timestamp_seconds",
+            "The latest change among the sources, as the index version holds them",
+            labels=labels,
+        )
+        for figures in self.tracker.figures():
+            names = [figures.project if self.name_tenants else "", figures.index]
+            built.add_metric(names, figures.built_at.timestamp())
+            sources.add_metric(names, figures.sources)
+            stale.add_metric(names, figures.stale)
+            if figures.newest_source is not None:
+                newest.add_metric(names, figures.newest_source.timestamp())
+        yield from (built, sources, stale, newest)

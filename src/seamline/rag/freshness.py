@@ -13,7 +13,10 @@ from __future__ import annotations
 import hashlib
 import itertools
 import statistics
+import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +28,7 @@ from sqlalchemy import Connection, select
 from seamline.core.clock import as_utc, isoformat
 from seamline.rag.online import RagSample
 from seamline.rag.store import ChunkStore
+from seamline.registry.records import VersionRecord
 from seamline.store.schema import events
 
 FRESH, CHANGED, TOUCHED, MISSING, UNKNOWN = "fresh", "changed", "touched", "missing", "unknown"
@@ -151,3 +155,58 @@ def with_sources(sample: RagSample, store: ChunkStore) -> RagSample:
             )
         )
     return replace(sample, chunks=tuple(chunks))
+
+
+@dataclass(frozen=True)
+class IndexFigures:
+    """One index version's freshness, as ``/metrics`` shows it."""
+
+    project: str
+    index: str  # NAME@VERSION
+    built_at: datetime
+    sources: int
+    stale: int  # changed or missing since the version was built
+    newest_source: datetime | None  # the latest modification among its sources, as indexed
+
+
+class FreshnessTracker:
+    """The index versions a gateway worker has retrieved from, and how fresh each is, with
+    source states read at most once per ``ttl_s`` (a scrape must not hash a corpus each
+    time; files change on the scale of minutes, not seconds)."""
+
+    def __init__(self, ttl_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._used: dict[tuple[str, str], VersionRecord] = {}
+        self._figures: dict[tuple[str, str, int], tuple[float, IndexFigures]] = {}
+        self._lock = threading.Lock()
+
+    def used(self, project: str, record: VersionRecord) -> None:
+        with self._lock:
+            self._used[(project, record.name)] = record
+
+    def figures(self) -> list[IndexFigures]:
+        with self._lock:
+            used = list(self._used.items())
+        found = []
+        for (project, _), record in used:
+            key = (project, record.name, record.number)
+            cached = self._figures.get(key)
+            if cached is None or self._clock() - cached[0] > self.ttl_s:
+                cached = (self._clock(), _figures(project, record))
+                self._figures[key] = cached
+            found.append(cached[1])
+        return found
+
+
+def _figures(project: str, record: VersionRecord) -> IndexFigures:
+    states = source_states(record.content)
+    modified = [as_utc(datetime.fromisoformat(s.recorded_modified)) for s in states]
+    return IndexFigures(
+        project,
+        f"{record.name}@{record.number}",
+        as_utc(record.created_at),
+        len(states),
+        sum(1 for s in states if s.state in (CHANGED, MISSING)),
+        max(modified, default=None),
+    )

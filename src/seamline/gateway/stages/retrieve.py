@@ -22,6 +22,7 @@ from seamline.core.errors import InvalidInput
 from seamline.core.settings import RagConfig
 from seamline.gateway.stages.registry_view import RegistryView
 from seamline.gateway.stages.request import ChatRequest, ReportedRetrieval
+from seamline.rag.freshness import FreshnessTracker
 from seamline.rag.indexes import local_embedder, search
 from seamline.rag.online import RagSample, RetrievedChunk
 from seamline.rag.store import ChunkFilter, ChunkStore
@@ -41,9 +42,10 @@ async def retrieve(
     prompt: Prompt,
     request: ChatRequest,
     event: CallEvent,
+    tracker: FreshnessTracker | None = None,
 ) -> None:
     """Fill ``request``'s retrieval variable (in place: a shadow call renders the same
-    chunks), when ``prompt`` retrieves."""
+    chunks), when ``prompt`` retrieves; ``tracker`` learns which index version it read."""
     spec = prompt.spec.retrieval
     if spec is None:
         return
@@ -60,6 +62,8 @@ async def retrieve(
             code="empty_retrieval_query",
         )
     record = await view.index_version(actor, generation, spec.index)
+    if tracker is not None:
+        tracker.used(actor.project.name, record)
     where = _filter(spec.filters, request, event) if spec.filters else None
     hits = await asyncio.to_thread(
         search,
