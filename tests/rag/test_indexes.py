@@ -245,9 +245,24 @@ def test_a_query_by_another_model_is_refused_and_a_failed_ingest_leaves_nothing(
 
     broken = Embedder("local-minilm", "v-broken", 384, failing, other.tokenizer)
     (corpus / "new.md").write_text("Brand new policy text.")
-    with pytest.raises(RuntimeError, match="embedding model failed"):
+    with pytest.raises(InvalidInput, match="nothing could be embedded: .*model failed"):
         Indexes(registry, alice, store, broken).ingest([corpus], "help", ChunkerConfig())
     assert registry.get_version(alice, "index", "help", None).number == 1  # no half version
+
+    def refusing_one_file(texts: list[str]) -> Any:
+        if any("Brand new" in text for text in texts):
+            raise RuntimeError("input rejected")
+        return local_embedder().embed(texts)
+
+    picky = Embedder("local-minilm", "v-picky", 384, refusing_one_file, other.tokenizer)
+    pushed, report = Indexes(registry, alice, store, picky).ingest(
+        [corpus], "help", ChunkerConfig()
+    )
+    [(failed, why)] = report.errors.items()
+    assert Path(failed).name == "new.md" and why == "embedding failed: input rejected"
+    sources = registry.get_version(alice, "index", "help", None).content["sources"]
+    assert pushed.version == 2 and len(sources) == 3  # the other files, all embedded
+    assert "new.md" not in {Path(source["uri"]).name for source in sources}
 
 
 def test_a_source_changed_after_ingestion_shows_as_stale(

@@ -31,7 +31,7 @@ from seamline.rag.readers import Source, UnreadableSource, read_source, sources_
 from seamline.rag.store import ChunkStore, StoredChunk
 
 INDEX = "index"
-STORE_KIND = "sqlite-vec"
+EMBED_BATCH = 64  # chunks per call to the embedding model
 
 
 @dataclass(frozen=True)
@@ -95,28 +95,16 @@ def ingest(
             report.errors[str(path)] = str(exc)
     if not sources:
         raise UnreadableSource(
-            "no readable source: "
-            + "; ".join(f"{where}: {why}" for where, why in report.errors.items())
-            if report.errors
-            else "no source found"
+            f"no readable source: {_reasons(report)}" if report.errors else "no source found"
         )
+    by_source = {source.uri: _chunks(source, chunker, embedder) for source in sources}
+    vectors = _vectors(by_source, project_id, store, embedder, report)
+    sources = [s for s in sources if s.uri not in report.errors]  # left out: not embedded
+    if not sources:
+        raise UnreadableSource(f"nothing could be embedded: {_reasons(report)}")
     _diff(sources, previous, embedder, chunker, report)
-    chunks: list[StoredChunk] = []
-    per_source: dict[str, int] = {}
-    for source in sources:
-        pieces = chunk_text(source.text, (source.uri, source.sha256), chunker, embedder.tokenizer)
-        per_source[source.uri] = len(pieces)
-        chunks += [
-            StoredChunk(
-                piece.id,
-                source.uri,
-                source.sha256,
-                isoformat(source.modified),
-                piece.position,
-                piece.text,
-            )
-            for piece in pieces
-        ]
+    chunks = [chunk for source in sources for chunk in by_source[source.uri]]
+    per_source = {source.uri: len(by_source[source.uri]) for source in sources}
     embedding = {
         "model": embedder.model,
         "version": embedder.version,
@@ -139,10 +127,12 @@ def ingest(
         }
     )
     if not store.has(project_id, snapshot):
-        vectors = _vectors(chunks, project_id, store, embedder, report)
-        store.write(project_id, snapshot, embedder.version, chunks, vectors)
-    else:
-        report.reused = len(chunks)
+        matrix = (
+            np.stack([vectors[c.chunk_id] for c in chunks])
+            if chunks
+            else np.zeros((0, embedder.dimensions), dtype=np.float32)
+        )
+        store.write(project_id, snapshot, embedder.version, chunks, matrix)
     report.chunks = len(chunks)
     report.seconds = time.perf_counter() - started
     content = {
@@ -151,11 +141,15 @@ def ingest(
         "description": description,
         "embedding": embedding,
         "chunker": chunker.model_dump(),
-        "store": {"kind": STORE_KIND, "snapshot": snapshot},
+        "store": {"kind": store.kind, "snapshot": snapshot},
         "chunks": len(chunks),
         "sources": lineage,
     }
     return content, report
+
+
+def _reasons(report: IngestReport) -> str:
+    return "; ".join(f"{where}: {why}" for where, why in report.errors.items())
 
 
 def _diff(
@@ -181,30 +175,68 @@ def _diff(
     report.removed = sorted(uri for uri in before if uri not in now)
 
 
+def _chunks(source: Source, chunker: ChunkerConfig, embedder: Embedder) -> list[StoredChunk]:
+    pieces = chunk_text(source.text, (source.uri, source.sha256), chunker, embedder.tokenizer)
+    modified = isoformat(source.modified)
+    return [
+        StoredChunk(piece.id, source.uri, source.sha256, modified, piece.position, piece.text)
+        for piece in pieces
+    ]
+
+
 def _vectors(
-    chunks: list[StoredChunk],
+    by_source: Mapping[str, list[StoredChunk]],
     project_id: int,
     store: ChunkStore,
     embedder: Embedder,
     report: IngestReport,
-) -> Any:
-    kept = store.vectors_of(
-        project_id, [c.chunk_id for c in chunks], embedder.version, embedder.dimensions
-    )
-    missing = [c for c in chunks if c.chunk_id not in kept]
+) -> dict[str, Any]:
+    """Every chunk's vector: reused from the store where the same model embedded it, else
+    embedded a batch at a time. A batch the model fails on is retried source by source, so
+    a failure costs only the sources it concerns (each reported in ``report.errors``)."""
+    ids = [c.chunk_id for chunks in by_source.values() for c in chunks]
+    vectors = store.vectors_of(project_id, ids, embedder.version, embedder.dimensions)
+    report.reused = len(vectors)
     started = time.perf_counter()
-    fresh = embedder.embed([c.text for c in missing]) if missing else None
+    batch: list[tuple[str, list[StoredChunk]]] = []
+    for uri, chunks in by_source.items():
+        missing = [c for c in chunks if c.chunk_id not in vectors]
+        if missing:
+            batch.append((uri, missing))
+        if sum(len(m) for _, m in batch) >= EMBED_BATCH:
+            _embed(batch, embedder, vectors, report)
+            batch = []
+    _embed(batch, embedder, vectors, report)
     report.embed_seconds = time.perf_counter() - started
-    if fresh is not None:
-        kept.update({c.chunk_id: fresh[i] for i, c in enumerate(missing)})
-    report.embedded, report.reused = len(missing), len(chunks) - len(missing)
-    matrix = (
-        np.stack([kept[c.chunk_id] for c in chunks])
-        if chunks
-        else np.zeros((0, embedder.dimensions), dtype=np.float32)
-    )
-    if matrix.shape[1] != embedder.dimensions:
+    return vectors
+
+
+def _embed(
+    batch: list[tuple[str, list[StoredChunk]]],
+    embedder: Embedder,
+    vectors: dict[str, Any],
+    report: IngestReport,
+) -> None:
+    if not batch:
+        return
+    try:
+        found = _embedded(embedder, [c for _, chunks in batch for c in chunks])
+    except Exception as exc:
+        if len(batch) == 1:
+            report.errors[batch[0][0]] = f"embedding failed: {exc}"
+            return
+        for one in batch:
+            _embed([one], embedder, vectors, report)
+        return
+    vectors.update(found)
+    report.embedded += len(found)
+
+
+def _embedded(embedder: Embedder, chunks: list[StoredChunk]) -> dict[str, Any]:
+    matrix = np.asarray(embedder.embed([c.text for c in chunks]), dtype=np.float32)
+    if matrix.shape != (len(chunks), embedder.dimensions):
         raise ValueError(
-            f"{embedder.model} gave {matrix.shape[1]} dimensions, not {embedder.dimensions}"
+            f"{embedder.model} gave vectors of shape {matrix.shape}, "
+            f"not ({len(chunks)}, {embedder.dimensions})"
         )
-    return matrix
+    return {c.chunk_id: vector for c, vector in zip(chunks, matrix, strict=True)}

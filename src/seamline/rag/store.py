@@ -67,6 +67,8 @@ def _instant(value: str) -> datetime:
 
 
 class ChunkStore(Protocol):
+    kind: str  # recorded in each index version: "sqlite-vec" or "pgvector"
+
     def has(self, project_id: int, snapshot: str) -> bool: ...
 
     def write(

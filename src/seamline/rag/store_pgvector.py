@@ -69,6 +69,8 @@ CREATE INDEX IF NOT EXISTS ix_seamline_index_chunks_words
 class PgvectorChunkStore:
     """The chunks of every index of every project, in PostgreSQL."""
 
+    kind = "pgvector"
+
     def __init__(self, url: str, *, schema: str | None = None) -> None:
         import psycopg
         from pgvector.psycopg import register_vector

@@ -78,6 +78,8 @@ class _Snapshot:
 class SqliteChunkStore:
     """The chunks of every index of every project, in one SQLite file."""
 
+    kind = "sqlite-vec"
+
     def __init__(self, path: Path, *, max_loaded_bytes: int = DEFAULT_LOADED_BYTES) -> None:
         import sqlean
         import sqlite_vec
