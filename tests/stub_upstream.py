@@ -5,7 +5,9 @@ answer 429 or 500, or cut a stream half-way."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -31,6 +33,18 @@ class Faults:
 
 def _tool_call(name: str) -> dict[str, Any]:
     return {"id": "call_stub", "type": "function", "function": {"name": name, "arguments": "{}"}}
+
+
+def bag_of_words(item: Any, dimensions: int = 32) -> list[float]:
+    """A stand-in embedding that still means something: each word counted into a bucket
+    by its hash, so texts sharing words are near (retrieval through a configured embedding
+    model can be tested against it)."""
+    vector = [0.0] * dimensions
+    words = re.findall(r"[a-z0-9]+", str(item).lower())
+    for word in words:
+        digest = hashlib.blake2b(word.encode(), digest_size=4).digest()
+        vector[int.from_bytes(digest) % dimensions] += 1.0
+    return vector if words else [1.0] + [0.0] * (dimensions - 1)
 
 
 @dataclass
@@ -189,8 +203,8 @@ class StubUpstream:
             return failure
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         data = [
-            {"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]}
-            for i in range(len(inputs))
+            {"object": "embedding", "index": i, "embedding": bag_of_words(item)}
+            for i, item in enumerate(inputs)
         ]
         tokens = sum(len(str(t).split()) for t in inputs)
         return web.json_response(

@@ -20,9 +20,7 @@ def test_the_golden_set_holds(seamline):
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Coroutine, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, TypeVar
 
 import pytest
@@ -35,7 +33,7 @@ from seamline.evals.judging import judge_client
 from seamline.evals.runner import request_for
 from seamline.evals.scoring import Answer, Case, Score, build_scorer
 from seamline.gateway.chat import EvalModelCall
-from seamline.gateway.core import Gateway
+from seamline.gateway.core import GatewayThread
 from seamline.registry.eval_set import EvalCaseSpec
 from seamline.registry.workspace import local_actor, open_registry
 
@@ -49,12 +47,9 @@ class EvalSession:
     def __init__(self, settings: Settings) -> None:
         self.registry = open_registry(settings)
         self.actor = local_actor(self.registry.db, settings.project, settings.acting_user)
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-        self._gateway = Gateway(settings, self.registry)
-        self._wait(self._gateway.start())
-        self._call = EvalModelCall(self._gateway, self.actor)
+        self._thread = GatewayThread(settings, self.registry)
+        self._wait = self._thread.wait
+        self._call = EvalModelCall(self._thread.gateway, self.actor)
         self._answers = KeptAnswers(
             self._call, OutputCache(self.registry.db, self.actor.project.id)
         )
@@ -108,16 +103,10 @@ class EvalSession:
         return self._wait(self.evaluation.run(request))
 
     def close(self) -> None:
-        self._wait(self._gateway.stop())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._loop.close()
+        self._thread.close()
 
     def _ask_judge(self, model: str, body: dict[str, Any]) -> str:
         return self._wait(self._answers(model, body, use_case=JUDGE_USE_CASE)).text
-
-    def _wait(self, work: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(work, self._loop).result()
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,8 @@ import pytest
 
 from seamline.core.clock import utcnow
 from seamline.core.errors import InvalidInput
+from seamline.gateway.core import GatewayThread
+from seamline.gateway.embedding import blocking_embedder
 from seamline.providers.local_models import minilm_files
 from seamline.rag.chunking import ChunkerConfig
 from seamline.rag.freshness import answering_ages
@@ -178,3 +180,45 @@ def test_a_retrieval_filter_keeps_each_call_to_its_own_documents(
     undeclared = {**spec, "retrieval": {**spec["retrieval"], "filters": {"source": "{{ x }}"}}}
     with pytest.raises(InvalidInput, match="retrieval uses undeclared variables: x"):
         prompt_draft(name="answer", text="{{ context }}", **undeclared)
+
+
+def test_an_index_embedded_by_a_configured_model_is_queried_through_that_model(
+    gateway: RunningGateway, registry: Registry, alice: Actor, tmp_path: Path
+) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "refunds.md").write_text("Refunds reach your card within 14 days.")
+    (folder / "delivery.md").write_text("We deliver to Norway and Switzerland.")
+    thread = GatewayThread(gateway.app.gateway.settings, registry)
+    try:
+        embedder = blocking_embedder(thread, alice, "embed-small")
+        store = SqliteChunkStore(tmp_path / STORE_FILE)
+        Indexes(registry, alice, store, embedder).ingest([folder], "help", ChunkerConfig())
+        store.close()
+    finally:
+        thread.close()
+    embedding = registry.get_version(alice, "index", "help", None).content["embedding"]
+    assert embedding == {
+        "model": "embed-small",
+        "version": "embed-small:embed-small",
+        "dimensions": 32,
+    }
+    registry.move_alias(alice, "index", "help", "live", 1)
+    registry.push(alice, [prompt_draft(name="answer", text="{{ context }}", **RETRIEVING)])
+
+    answer = gateway.client().chat.completions.with_raw_response.create(
+        model="prompt:answer@1",
+        messages=[],
+        extra_body={"seamline": {"variables": {"question": "when do refunds reach my card"}}},
+    )
+    sent = gateway.upstreams["primary"].requests[-1]["messages"][-1]["content"]
+    assert "14 days" in sent and "Norway" not in sent
+    live = answer.headers["x-request-id"]
+    events = gateway.events(expected=4)  # ingest: a dimensions probe and a batch; the call
+    [query] = [e for e in events if e["parent_request_id"] == live]
+    assert (query["use_case"], query["model_requested"], query["status"]) == (
+        "rag.embed",
+        "embed-small",
+        "ok",
+    )
+    assert query["cost_usd"] > 0 and query["prompt_tokens"] > 0

@@ -245,7 +245,7 @@ def test_a_query_by_another_model_is_refused_and_a_failed_ingest_leaves_nothing(
 
     broken = Embedder("local-minilm", "v-broken", 384, failing, other.tokenizer)
     (corpus / "new.md").write_text("Brand new policy text.")
-    with pytest.raises(InvalidInput, match="nothing could be embedded: .*model failed"):
+    with pytest.raises(InvalidInput, match=r"nothing could be embedded: .*model failed"):
         Indexes(registry, alice, store, broken).ingest([corpus], "help", ChunkerConfig())
     assert registry.get_version(alice, "index", "help", None).number == 1  # no half version
 

@@ -3,6 +3,8 @@ and move its aliases like a prompt's."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from functools import cache
 from pathlib import Path
@@ -24,10 +26,13 @@ from seamline.cli.context import (
 from seamline.cli.output import print_json, print_table
 from seamline.cli.prompts import print_alias, split_ref
 from seamline.core.clock import isoformat, utcnow
+from seamline.gateway.core import GatewayThread
+from seamline.gateway.embedding import blocking_embedder
+from seamline.providers.local_models import LOCAL_EMBEDDING_MODEL
 from seamline.rag.chunking import ChunkerConfig
 from seamline.rag.freshness import Freshness, answering_ages, rebuild_interval_days, source_states
 from seamline.rag.indexes import Indexes, local_embedder
-from seamline.rag.ingest import INDEX
+from seamline.rag.ingest import INDEX, Embedder
 from seamline.rag.store import ChunkFilter, ChunkStore, open_store
 from seamline.telemetry.traces import parse_since
 
@@ -39,8 +44,27 @@ def _store() -> ChunkStore:
     return open_store(settings())
 
 
-def _indexes(project: str | None, as_user: str | None = None) -> Indexes:
-    return Indexes(registry(), actor(project, as_user), _store(), local_embedder())
+@contextmanager
+def _indexes(
+    project: str | None, as_user: str | None = None, model: str = LOCAL_EMBEDDING_MODEL
+) -> Iterator[Indexes]:
+    """Indexes of the actor's project: ingest embeds with ``model``; a query with the model
+    that embedded the version it reads. A configured model is called through an in-process
+    gateway, started on first use and stopped (its events written) on the way out."""
+    who = actor(project, as_user)
+    started: list[GatewayThread] = []
+
+    def embedder_for(name: str) -> Embedder:
+        if not started and name != LOCAL_EMBEDDING_MODEL:
+            started.append(GatewayThread(settings(), registry()))
+        return blocking_embedder(started[0] if started else None, who, name)
+
+    try:
+        embedder = local_embedder() if model == LOCAL_EMBEDDING_MODEL else embedder_for(model)
+        yield Indexes(registry(), who, _store(), embedder, embedder_for)
+    finally:
+        for thread in started:
+            thread.close()
 
 
 @index_app.command()
@@ -51,6 +75,10 @@ def ingest(
     name: Annotated[str, typer.Option("--name", help="the index")],
     tokens: Annotated[int, typer.Option(help="tokens per chunk")] = 200,
     overlap: Annotated[int, typer.Option(help="tokens shared by neighbouring chunks")] = 40,
+    embedding_model: Annotated[
+        str,
+        typer.Option(help="the embedded MiniLM, or an embedding model of seamline.toml"),
+    ] = LOCAL_EMBEDDING_MODEL,
     message: MessageOption = "",
     as_user: AsUser = None,
     project: ProjectOption = None,
@@ -59,13 +87,14 @@ def ingest(
     """Read, chunk and embed sources into a new index version: unchanged files keep their
     vectors, a file that cannot be read is reported and left out.
 
-    Example: seamline index ingest docs/ --name help-centre
+    Example: seamline index ingest docs/ --name help-centre [--embedding-model text-embed]
     """
     try:
         chunker = ChunkerConfig(tokens=tokens, overlap=overlap)
     except ValueError as exc:
         raise typer.BadParameter(str(exc).splitlines()[-1]) from None
-    pushed, report = _indexes(project, as_user).ingest(paths, name, chunker, message=message)
+    with _indexes(project, as_user, embedding_model) as indexes:
+        pushed, report = indexes.ingest(paths, name, chunker, message=message)
     if json_output:
         print_json({"index": pushed.to_dict(), "report": report.as_record()})
         return
@@ -164,7 +193,8 @@ def query(
     """
     after = None if max_age_days is None else isoformat(utcnow() - timedelta(days=max_age_days))
     where = ChunkFilter(source, after) if source or after else None
-    found = _indexes(project).query(ref, text, k, hybrid=hybrid, where=where)
+    with _indexes(project) as indexes:
+        found = indexes.query(ref, text, k, hybrid=hybrid, where=where)
     if json_output:
         print_json(found.as_record())
         return

@@ -27,14 +27,17 @@ from seamline.gateway.catalog import ModelCatalog
 from seamline.gateway.core import Gateway
 from seamline.gateway.dialects import Dialect, StreamWriter
 from seamline.gateway.dialects.openai import ChatCompletions
+from seamline.gateway.embedding import ModelEmbeddings
 from seamline.gateway.server.http import (
     Receive,
     Scope,
     Send,
     answer_cancelled,
     call_headers,
+    discard,
     disconnect_watcher,
     fail_call,
+    failures_recorded,
     new_event,
     parse_json_object,
     read_body,
@@ -283,6 +286,7 @@ async def _resolve(
         request,
         event,
         gateway.metrics.freshness,
+        lambda model: ModelEmbeddings(gateway, actor, model, event),
     )
     body, model = await _prompt_body(prompt, request)
     shadow = None
@@ -860,29 +864,20 @@ async def _side_call(
     event.user_id, event.session_id = live.user_id, live.session_id
     event.use_case = event.use_case or live.use_case
     try:
-        body, model = await prepare()
-        event.model_requested = model
-        event.request_content = body["messages"]
-        catalog = await gateway.catalog_for(actor, None, model)
-        reservation = await gateway.budgets.reserve(
-            actor, lambda: _most_it_can_cost(gateway, catalog, model, body)
-        )
-        try:
-            answer = await _complete(gateway, CHAT, body, model, event, {}, _discard, catalog)
-        finally:
-            await gateway.budgets.settle(reservation, event.cost_usd)
-    except asyncio.CancelledError:
-        await answer_cancelled(_discard, event, {}, response_started=True)
-        raise
-    except Exception as exc:
-        await fail_call(_discard, event, exc, {}, response_started=True)
-        raise
+        async with failures_recorded(event):
+            body, model = await prepare()
+            event.model_requested = model
+            event.request_content = body["messages"]
+            catalog = await gateway.catalog_for(actor, None, model)
+            reservation = await gateway.budgets.reserve(
+                actor, lambda: _most_it_can_cost(gateway, catalog, model, body)
+            )
+            try:
+                answer = await _complete(gateway, CHAT, body, model, event, {}, discard, catalog)
+            finally:
+                await gateway.budgets.settle(reservation, event.cost_usd)
     finally:
         event.apply_content_policy(actor.project.content_logging, mask_sensitive)
         gateway.emit(event)
     assert answer is not None  # None only when a client leaves, and no client waits here
     return answer
-
-
-async def _discard(message: Any) -> None:
-    return None

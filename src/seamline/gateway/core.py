@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import threading
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from seamline.core.settings import Settings
 from seamline.gateway.catalog import ModelCatalog
@@ -37,6 +38,7 @@ from seamline.telemetry.writer import EventWriter
 
 log = logging.getLogger("seamline.gateway")
 SPILL_FILE_NAME = "events-spill.jsonl"
+T = TypeVar("T")
 
 
 class Gateway:
@@ -153,3 +155,26 @@ class Gateway:
     def _breaker_changed(self, deployment: Deployment, state: str) -> None:
         log.warning("circuit breaker of %s is now %s", deployment.id, state)
         self.metrics.circuit_changed(deployment.id, state)
+
+
+class GatewayThread:
+    """A gateway on an event loop of its own, in a background thread, for synchronous code
+    that calls models in-process (the pytest plugin, ``seamline index`` with a configured
+    embedding model)."""
+
+    def __init__(self, settings: Settings, registry: Registry) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self.gateway = Gateway(settings, registry)
+        self.wait(self.gateway.start())
+
+    def wait(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run ``work`` on the gateway's loop; its result, or what it raised."""
+        return asyncio.run_coroutine_threadsafe(work, self._loop).result()
+
+    def close(self) -> None:
+        self.wait(self.gateway.stop())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()

@@ -12,6 +12,7 @@ import orjson
 from seamline.core.errors import InvalidInput, NotFound, SeamlineError
 from seamline.gateway.core import Gateway
 from seamline.gateway.dialects.anthropic import AnthropicMessages, messages_to_chat
+from seamline.gateway.embedding import EMBEDDINGS, embed
 from seamline.gateway.server.http import (
     Receive,
     Scope,
@@ -27,13 +28,9 @@ from seamline.gateway.server.http import (
     send_error,
     send_json,
 )
-from seamline.gateway.stages.calls import admit_caller, check_model, limit_scopes, most_it_can_cost
-from seamline.gateway.stages.request import upstream_body
-from seamline.gateway.stages.router import Attempt
-from seamline.providers.base import ChatResult, Deployment
+from seamline.gateway.stages.calls import admit_caller, check_model
 from seamline.telemetry.tokens import count_messages, count_text
 
-EMBEDDINGS = "/v1/embeddings"
 MODELS_PREFIX = "/v1/models/"
 MESSAGES = AnthropicMessages()
 MAX_EMBEDDING_INPUTS = 2048  # OpenAI's own limit per request
@@ -50,42 +47,7 @@ async def embeddings(gateway: Gateway, scope: Scope, receive: Receive, send: Sen
         if not isinstance(model, str) or not model:
             raise InvalidInput("'model' is required and must be a string", param="model")
         inputs = embedding_inputs(body)
-        event.model_requested = model
-        check_model(actor, model)
-        scopes = limit_scopes(gateway.config, actor, model)
-        headers.update((await gateway.limiter.admit(scopes)).headers())
-        catalog = await gateway.catalog_for(actor, generation, model)
-        reservation = await gateway.budgets.reserve(
-            actor,
-            lambda: most_it_can_cost(
-                gateway.router,
-                catalog,
-                model,
-                lambda tokenizer: _count(tokenizer, inputs, upper_bound=True)[0],
-                0,
-            ),
-        )
-        attempt = Attempt()
-
-        async def call(deployment: Deployment) -> ChatResult:
-            return await gateway.provider(deployment).embeddings(
-                deployment, upstream_body(body, model=deployment.upstream_model)
-            )
-
-        try:
-            result = await gateway.router.call(model, attempt, call, catalog)
-            assert attempt.deployment is not None
-            if result.usage is not None:
-                event.prompt_tokens = result.usage.prompt_tokens
-            else:
-                event.prompt_tokens, event.tokens_estimated = _count(
-                    attempt.deployment.upstream_model, inputs
-                )
-            event.cost_usd = attempt.deployment.price.cost(event.prompt_tokens, 0)
-        finally:
-            attempt.record(event)
-            await gateway.budgets.settle(reservation, event.cost_usd)
-            await gateway.limiter.add_tokens(scopes, event.prompt_tokens)
+        result = await embed(gateway, actor, generation, body, inputs, event, headers)
         await send_bytes(send, 200, result.raw or orjson.dumps(result.body), headers)
     except asyncio.CancelledError:
         await answer_cancelled(send, event, headers, response_started=False)
@@ -131,19 +93,6 @@ def _is_text_or_ids(value: object) -> bool:
     return isinstance(value, str) or (
         isinstance(value, list) and all(_is_token_id(t) for t in value)
     )
-
-
-def _count(
-    model: str, inputs: list[str | list[int]], *, upper_bound: bool = False
-) -> tuple[int, bool]:
-    """Tokens read: a token-id array counts as its length, exactly."""
-    counts = [
-        count_text(model, item, upper_bound=upper_bound)
-        if isinstance(item, str)
-        else (len(item), False)
-        for item in inputs
-    ]
-    return sum(c[0] for c in counts), any(c[1] for c in counts)
 
 
 async def list_models(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:

@@ -9,10 +9,10 @@ import functools
 import hashlib
 from typing import Any
 
-from seamline.providers.local_models import minilm_files
+from seamline.providers.local_models import LOCAL_EMBEDDING_MODEL, minilm_files
 from seamline.providers.minilm import DIMENSIONS, MiniLM
 
-MODEL_NAME = "local-minilm"
+MODEL_NAME = LOCAL_EMBEDDING_MODEL
 
 
 class LocalModelMissing(RuntimeError):

@@ -7,11 +7,13 @@ The embedded store and MiniLM are the defaults; a query is embedded by the same 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from seamline.core.errors import InvalidInput, NotFound
+from seamline.providers.local_models import LOCAL_EMBEDDING_MODEL
 from seamline.rag.chunking import ChunkerConfig
 from seamline.rag.ingest import INDEX, Embedder, IngestReport, ingest
 from seamline.rag.readers import UnreadableSource
@@ -59,11 +61,23 @@ class Retrieved:
 
 
 class Indexes:
-    def __init__(self, registry: Registry, actor: Actor, store: ChunkStore, embedder: Embedder):
+    """``embedder`` embeds what is ingested; a query is embedded by the model that embedded
+    the version it searches: ``embedder`` when it is that model, else the one
+    ``embedder_for`` gives for the model's name."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        actor: Actor,
+        store: ChunkStore,
+        embedder: Embedder,
+        embedder_for: Callable[[str], Embedder] | None = None,
+    ):
         self.registry = registry
         self.actor = actor
         self.store = store
         self.embedder = embedder
+        self.embedder_for = embedder_for
 
     def ingest(
         self,
@@ -108,9 +122,11 @@ class Indexes:
     ) -> Retrieved:
         name, _, version = ref.partition("@")
         record = self.registry.get_version(self.actor, INDEX, name, version or None)
-        hits = search(
-            self.store, self.embedder, self.actor.project.id, record, text, k, hybrid, where
-        )
+        model = embedding_model(record)
+        embedder = self.embedder
+        if model != embedder.model and self.embedder_for is not None:
+            embedder = self.embedder_for(model)
+        hits = search(self.store, embedder, self.actor.project.id, record, text, k, hybrid, where)
         return Retrieved(record, hits)
 
 
@@ -126,14 +142,34 @@ def search(
 ) -> list[Hit]:
     """The ``k`` chunks of index version ``record`` nearest ``text``; InvalidInput when
     ``embedder`` is not the model the index was embedded with."""
+    check_embedding(record, embedder.model, embedder.version)
+    vector = embedder.embed([text])[0]
+    return search_vector(store, project_id, record, vector, text, k, hybrid, where)
+
+
+def check_embedding(record: VersionRecord, model: str, version: str) -> None:
+    """InvalidInput unless ``version`` of ``model`` embedded index version ``record``."""
     embedding = record.content.get("embedding") or {}
-    if embedding.get("version") != embedder.version:
+    if embedding.get("version") != version:
         raise InvalidInput(
             f"index {record.name}@{record.number} was embedded by {embedding.get('model')} "
-            f"({str(embedding.get('version'))[:12]}); this query model is "
-            f"{embedder.model} ({embedder.version[:12]}): re-ingest it",
+            f"({str(embedding.get('version'))[:40]}); this query model is "
+            f"{model} ({version[:40]}): re-ingest it",
             code="embedding_mismatch",
         )
+
+
+def search_vector(
+    store: ChunkStore,
+    project_id: int,
+    record: VersionRecord,
+    vector: Any,
+    text: str,
+    k: int,
+    hybrid: bool = False,
+    where: ChunkFilter | None = None,
+) -> list[Hit]:
+    """:func:`search` with the query already embedded (by a model called elsewhere)."""
     snapshot = record.content["store"]["snapshot"]
     if not store.has(project_id, snapshot):
         raise InvalidInput(
@@ -141,10 +177,14 @@ def search(
             "(was index_store_url changed?): re-ingest it",
             code="index_not_in_store",
         )
-    vector = embedder.embed([text])[0]
     return store.search(
         project_id, snapshot, vector, k, query_text=text if hybrid else None, where=where
     )
+
+
+def embedding_model(record: VersionRecord) -> str:
+    """The model that embedded index version ``record``."""
+    return str((record.content.get("embedding") or {}).get("model") or LOCAL_EMBEDDING_MODEL)
 
 
 def _summary(report: IngestReport) -> str:

@@ -9,8 +9,9 @@ uvloop, httptools and aiohttp measured 0.6 ms per pass-through call).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
@@ -163,6 +164,25 @@ def new_event(scope: Scope, route: str) -> CallEvent:
     if parent is not None:
         event.trace_id, event.parent_span_id = parent
     return event
+
+
+async def discard(message: Any) -> None:
+    """The ``send`` of a call the gateway makes itself: nobody waits for its answer."""
+    return None
+
+
+@contextlib.asynccontextmanager
+async def failures_recorded(event: CallEvent) -> AsyncIterator[None]:
+    """Around a call the gateway makes itself: what stopped it (an error, a cancellation)
+    is recorded on its event, then raised on."""
+    try:
+        yield
+    except asyncio.CancelledError:
+        await answer_cancelled(discard, event, {}, response_started=True)
+        raise
+    except Exception as exc:
+        await fail_call(discard, event, exc, {}, response_started=True)
+        raise
 
 
 def call_headers(event: CallEvent) -> dict[str, str]:

@@ -15,15 +15,24 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any, Protocol
 
 from seamline.core.clock import isoformat
 from seamline.core.errors import InvalidInput
 from seamline.core.settings import RagConfig
 from seamline.gateway.stages.registry_view import RegistryView
 from seamline.gateway.stages.request import ChatRequest, ReportedRetrieval
+from seamline.providers.local_models import LOCAL_EMBEDDING_MODEL
 from seamline.rag.freshness import FreshnessTracker
-from seamline.rag.indexes import local_embedder, search
+from seamline.rag.indexes import (
+    check_embedding,
+    embedding_model,
+    local_embedder,
+    search,
+    search_vector,
+)
 from seamline.rag.online import RagSample, RetrievedChunk
 from seamline.rag.store import ChunkFilter, ChunkStore
 from seamline.registry import Actor
@@ -43,9 +52,12 @@ async def retrieve(
     request: ChatRequest,
     event: CallEvent,
     tracker: FreshnessTracker | None = None,
+    embeddings_for: Callable[[str], QueryEmbeddings] | None = None,
 ) -> None:
     """Fill ``request``'s retrieval variable (in place: a shadow call renders the same
-    chunks), when ``prompt`` retrieves; ``tracker`` learns which index version it read."""
+    chunks), when ``prompt`` retrieves; ``tracker`` learns which index version it read.
+    The query is embedded by the model that embedded the index: the embedded MiniLM
+    in-process, or a configured model through ``embeddings_for``."""
     spec = prompt.spec.retrieval
     if spec is None:
         return
@@ -65,17 +77,34 @@ async def retrieve(
     if tracker is not None:
         tracker.used(actor.project.name, record)
     where = _filter(spec.filters, request, event) if spec.filters else None
-    hits = await asyncio.to_thread(
-        search,
-        store,
-        local_embedder(),
-        actor.project.id,
-        record,
-        query,
-        spec.k,
-        spec.hybrid,
-        where,
-    )
+    model = embedding_model(record)
+    if model == LOCAL_EMBEDDING_MODEL or embeddings_for is None:
+        hits = await asyncio.to_thread(
+            search,
+            store,
+            local_embedder(),
+            actor.project.id,
+            record,
+            query,
+            spec.k,
+            spec.hybrid,
+            where,
+        )
+    else:
+        embeddings = embeddings_for(model)
+        check_embedding(record, model, await embeddings.version())
+        vector = (await embeddings([query]))[0]
+        hits = await asyncio.to_thread(
+            search_vector,
+            store,
+            actor.project.id,
+            record,
+            vector,
+            query,
+            spec.k,
+            spec.hybrid,
+            where,
+        )
     request.variables[spec.variable] = "\n\n".join(
         f"[{hit.chunk.chunk_id}] {hit.chunk.text}" for hit in hits
     )
@@ -96,6 +125,14 @@ async def retrieve(
     event.chunk_scores = [round(hit.score, 6) for hit in hits]
     event.rag_chunks_used = len(hits)
     event.retrieval_ms = (time.perf_counter() - started) * 1000
+
+
+class QueryEmbeddings(Protocol):
+    """A configured embedding model (``gateway.embedding.ModelEmbeddings``)."""
+
+    async def version(self) -> str: ...
+
+    async def __call__(self, texts: list[str]) -> Any: ...
 
 
 def _filter(filters: RetrievalFilters, request: ChatRequest, event: CallEvent) -> ChunkFilter:
