@@ -177,6 +177,14 @@ def test_a_retrieval_filter_keeps_each_call_to_its_own_documents(
         )
         sent = gateway.upstreams["primary"].requests[-1]["messages"][-1]["content"]
         assert expected in sent and sent.count("Refunds take") == 1
+    gateway.client().chat.completions.create(  # a glob in a variable matches only itself
+        model="prompt:answer@1",
+        messages=[],
+        extra_body={"seamline": {"variables": {"question": "refunds?", "region": "*"}}},
+    )
+    assert (
+        "Refunds take" not in gateway.upstreams["primary"].requests[-1]["messages"][-1]["content"]
+    )
     undeclared = {**spec, "retrieval": {**spec["retrieval"], "filters": {"source": "{{ x }}"}}}
     with pytest.raises(InvalidInput, match="retrieval uses undeclared variables: x"):
         prompt_draft(name="answer", text="{{ context }}", **undeclared)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pypdf import PdfWriter
 
-from seamline.core.errors import InvalidInput, NotFound
+from seamline.core.errors import InvalidInput, NotFound, Unavailable
 from seamline.core.settings import Settings
 from seamline.providers.local_models import minilm_files
 from seamline.rag.chunking import ChunkerConfig, chunk_text
@@ -262,6 +262,15 @@ def test_a_query_by_another_model_is_refused_and_a_failed_ingest_leaves_nothing(
     assert Path(failed).name == "new.md" and why == "embedding failed: input rejected"
     sources = registry.get_version(alice, "index", "help", None).content["sources"]
     assert pushed.version == 2 and len(sources) == 3  # the other files, all embedded
+
+    def unreachable(texts: list[str]) -> Any:
+        raise Unavailable("the embedding service is down")
+
+    down = Embedder("local-minilm", "v-down", 384, unreachable, other.tokenizer)
+    (corpus / "newer.md").write_text("Another policy text.")
+    with pytest.raises(Unavailable):  # not the documents' fault: no version leaves them out
+        Indexes(registry, alice, store, down).ingest([corpus], "help", ChunkerConfig())
+    assert registry.get_version(alice, "index", "help", None).number == 2
     assert "new.md" not in {Path(source["uri"]).name for source in sources}
 
 
@@ -287,6 +296,6 @@ def test_the_settings_choose_the_store_and_an_unusable_one_is_a_clear_error(
     assert isinstance(shared, PgvectorChunkStore) and not shared.has(1, "none")
     shared.close()
     url = "postgresql://seamline:s3cret@127.0.0.1:1/nowhere"
-    with pytest.raises(InvalidInput, match=r"^index store \(index_store_url\): ") as failed:
+    with pytest.raises(Unavailable, match=r"^index store \(index_store_url\): ") as failed:
         open_store(Settings(home=tmp_path, index_store_url=url))
     assert "s3cret" not in str(failed.value)

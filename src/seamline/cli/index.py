@@ -182,7 +182,8 @@ def query(
         str | None, typer.Option(help="only chunks of sources matching this glob")
     ] = None,
     max_age_days: Annotated[
-        float | None, typer.Option(min=0, help="only documents changed within N days")
+        float | None,
+        typer.Option(min=0, max=36_500, help="only documents changed within N days"),
     ] = None,
     project: ProjectOption = None,
     json_output: JsonOption = False,

@@ -7,6 +7,7 @@ uvicorn imports in each worker process.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
@@ -55,7 +56,7 @@ async def metrics(gateway: Gateway, scope: Scope, receive: Receive, send: Send) 
     await send_bytes(
         send,
         200,
-        gateway.metrics.render(),
+        await asyncio.to_thread(gateway.metrics.render),  # reads files: off the loop
         content_type=[(b"content-type", b"text/plain; version=0.0.4")],
     )
 

@@ -28,6 +28,7 @@ from seamline.gateway.core import Gateway
 from seamline.gateway.dialects import Dialect, StreamWriter
 from seamline.gateway.dialects.openai import ChatCompletions
 from seamline.gateway.embedding import ModelEmbeddings
+from seamline.gateway.metrics import EXTERNAL
 from seamline.gateway.server.http import (
     Receive,
     Scope,
@@ -222,7 +223,8 @@ def _observe_retrieval(
         assert event.index_version is not None
         reported = request.reported_retrieval
         chunks = reported.chunks if reported is not None else request.retrieved
-        gateway.metrics.retrieved(event.index_version, event.time, chunks)
+        index = EXTERNAL if reported is not None else event.index_version
+        gateway.metrics.retrieved(index, event.time, chunks)
         sample = rag_sample(gateway.config.rag, request, event, content_logging)
         if sample is None:
             return
@@ -279,7 +281,7 @@ async def _resolve(
     event.prompt_variables = dict(request.variables) or None  # the caller's, before retrieval
     await retrieve(
         gateway.view,
-        gateway.chunks,
+        gateway.index_store,
         actor,
         generation,
         prompt,

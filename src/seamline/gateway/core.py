@@ -78,6 +78,7 @@ class Gateway:
             "local": LocalProvider(),
         }
         self._background: set[asyncio.Task[Any]] = set()
+        self._opening = asyncio.Lock()
         self.spans: SpanExporter | None = exporter_from(
             settings.otel_endpoint, settings.otel_service_name
         )
@@ -95,8 +96,18 @@ class Gateway:
     @functools.cached_property
     def chunks(self) -> ChunkStore:
         """The index store (the embedded one in the home unless ``index_store_url`` names
-        PostgreSQL), opened on the first retrieval."""
+        PostgreSQL), opened on first use; from the event loop, open it with
+        :meth:`index_store`."""
         return open_store(self.settings)
+
+    async def index_store(self) -> ChunkStore:
+        """:attr:`chunks`, opened off the event loop (a PostgreSQL connection, its schema
+        checked): an unreachable store holds up only the calls that retrieve. A failure is
+        not kept: the next call tries again."""
+        if "chunks" not in self.__dict__:
+            async with self._opening:
+                await asyncio.to_thread(lambda: self.chunks)
+        return self.chunks
 
     @functools.cached_property
     def rag_scorer(self) -> OnlineScorer:
@@ -135,6 +146,8 @@ class Gateway:
     async def stop(self) -> None:
         """Shadow calls get the shutdown grace, then are cancelled (each records its event);
         the providers close after, stopping whatever still generates."""
+        if "rag_scorer" in self.__dict__:  # first: its judge calls need the providers
+            await asyncio.to_thread(self.rag_scorer.close)
         if self._background:
             await asyncio.wait(self._background, timeout=self.config.shutdown_grace_s)
             for task in self._background:
@@ -146,8 +159,8 @@ class Gateway:
         await self.budgets.close()
         await self.cache.close()
         await self.view.probe.close()
-        if "rag_scorer" in self.__dict__:  # started: what is still queued is dropped
-            await asyncio.to_thread(self.rag_scorer.close)
+        if "chunks" in self.__dict__:
+            self.chunks.close()
         await asyncio.to_thread(self.writer.close)
         if self.spans is not None:
             await asyncio.to_thread(self.spans.shutdown)

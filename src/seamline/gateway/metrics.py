@@ -32,6 +32,7 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 # Document ages in seconds: an hour, a day, a week, a month, a quarter, a year, two years.
 AGE_BUCKETS = (3600, 86400, 7 * 86400, 30 * 86400, 90 * 86400, 365 * 86400, 730 * 86400)
+EXTERNAL = "external"  # the index label of retrieval an application reports
 CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
 
 
@@ -169,7 +170,9 @@ class GatewayMetrics:
         self.budget_alerts.labels(budget.scope, name, level).inc()
 
     def retrieved(self, index: str, at: datetime, chunks: Iterable[RetrievedChunk]) -> None:
-        """The ages of the documents a call retrieved from ``index`` (NAME@VERSION)."""
+        """The ages of the documents a call retrieved from ``index`` (NAME@VERSION, or
+        ``external`` for what an application reports: a name any client can invent must
+        not become a new time series)."""
         name = index.partition("@")[0]
         for chunk in chunks:
             if chunk.source_modified is not None:
@@ -177,7 +180,8 @@ class GatewayMetrics:
                 self.document_age.labels(name).observe((at - changed).total_seconds())
 
     def rag_assessed(self, assessment: Assessment) -> None:
-        index = assessment.sample.index.partition("@")[0]
+        sample = assessment.sample
+        index = EXTERNAL if sample.external else sample.index.partition("@")[0]
         self.rag_assessments.labels(index, assessment.attribution).inc()
         for name, value in assessment.scores.items():
             self.rag_scores.labels(name).observe(value)

@@ -77,7 +77,7 @@ class Assessments:
 def _named(column: Any, reference: str) -> Any:
     if "@" in reference:
         return column == reference
-    return column.like(f"{reference}@%")
+    return column.startswith(f"{reference}@", autoescape=True)
 
 
 def _by_failures(group: ReportGroup) -> tuple[int, str]:

@@ -111,7 +111,7 @@ def answering_ages(
         select(events.c.time, events.c.chunk_ids).where(
             events.c.project_id == project_id,
             events.c.time >= since,
-            events.c.index_version.like(f"{index}@%"),
+            events.c.index_version.startswith(f"{index}@", autoescape=True),
         )
     ).all()
     used = [(as_utc(row.time), chunk) for row in rows for chunk in row.chunk_ids or []]

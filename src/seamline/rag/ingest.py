@@ -26,6 +26,7 @@ import numpy as np
 
 from seamline.core.canonical import content_hash
 from seamline.core.clock import isoformat
+from seamline.core.errors import InvalidInput, SeamlineError
 from seamline.rag.chunking import ChunkerConfig, chunk_text
 from seamline.rag.readers import Source, UnreadableSource, read_source, sources_in
 from seamline.rag.store import ChunkStore, StoredChunk
@@ -192,27 +193,31 @@ def _vectors(
     report: IngestReport,
 ) -> dict[str, Any]:
     """Every chunk's vector: reused from the store where the same model embedded it, else
-    embedded a batch at a time. A batch the model fails on is retried source by source, so
-    a failure costs only the sources it concerns (each reported in ``report.errors``)."""
+    embedded ``EMBED_BATCH`` at a time. A batch the model refuses is retried source by
+    source, so a refusal costs only the sources it concerns (each reported in
+    ``report.errors``); a failure that is not about the input (the model unreachable, a
+    rate limit, a budget) stops the ingest, so no version leaves documents out for it."""
     ids = [c.chunk_id for chunks in by_source.values() for c in chunks]
     vectors = store.vectors_of(project_id, ids, embedder.version, embedder.dimensions)
     report.reused = len(vectors)
+    pending = [
+        (uri, chunk)
+        for uri, chunks in by_source.items()
+        for chunk in chunks
+        if chunk.chunk_id not in vectors
+    ]
     started = time.perf_counter()
-    batch: list[tuple[str, list[StoredChunk]]] = []
-    for uri, chunks in by_source.items():
-        missing = [c for c in chunks if c.chunk_id not in vectors]
-        if missing:
-            batch.append((uri, missing))
-        if sum(len(m) for _, m in batch) >= EMBED_BATCH:
-            _embed(batch, embedder, vectors, report)
-            batch = []
-    _embed(batch, embedder, vectors, report)
+    for start in range(0, len(pending), EMBED_BATCH):
+        batch = [
+            item for item in pending[start : start + EMBED_BATCH] if item[0] not in report.errors
+        ]
+        _embed(batch, embedder, vectors, report)
     report.embed_seconds = time.perf_counter() - started
     return vectors
 
 
 def _embed(
-    batch: list[tuple[str, list[StoredChunk]]],
+    batch: list[tuple[str, StoredChunk]],
     embedder: Embedder,
     vectors: dict[str, Any],
     report: IngestReport,
@@ -220,16 +225,26 @@ def _embed(
     if not batch:
         return
     try:
-        found = _embedded(embedder, [c for _, chunks in batch for c in chunks])
+        found = _embedded(embedder, [chunk for _, chunk in batch])
     except Exception as exc:
-        if len(batch) == 1:
-            report.errors[batch[0][0]] = f"embedding failed: {exc}"
+        if _not_about_the_input(exc):
+            raise
+        sources = list(dict.fromkeys(uri for uri, _ in batch))
+        if len(sources) == 1:
+            report.errors[sources[0]] = f"embedding failed: {exc}"
             return
-        for one in batch:
-            _embed([one], embedder, vectors, report)
+        for uri in sources:
+            _embed([item for item in batch if item[0] == uri], embedder, vectors, report)
         return
     vectors.update(found)
     report.embedded += len(found)
+
+
+def _not_about_the_input(exc: Exception) -> bool:
+    """A failure another try (later, with another key or budget) would not repeat."""
+    if isinstance(exc, SeamlineError):
+        return exc.status != InvalidInput.status
+    return isinstance(exc, OSError | TimeoutError)
 
 
 def _embedded(embedder: Embedder, chunks: list[StoredChunk]) -> dict[str, Any]:

@@ -37,6 +37,7 @@ restatements of a passage's sentence 0.86-0.90, unrelated sentences 0.24-0.30.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -47,7 +48,6 @@ import numpy as np
 
 from seamline.core.clock import as_utc
 from seamline.evals.scorers.rag import statements, supported
-from seamline.evals.scoring import ScoreError
 
 RETRIEVAL, FRESHNESS, INTEGRATION, UNKNOWN, OK = (
     "retrieval",
@@ -56,6 +56,7 @@ RETRIEVAL, FRESHNESS, INTEGRATION, UNKNOWN, OK = (
     "unknown",
     "ok",
 )
+log = logging.getLogger("seamline.rag")
 RAG_JUDGE_USE_CASE = "rag.judge"  # the use case of the events of a judge's calls
 ATTRIBUTIONS = (RETRIEVAL, FRESHNESS, INTEGRATION, UNKNOWN, OK)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -99,6 +100,7 @@ class RagSample:
     freshness_limit: timedelta | None = None
     keep_text: bool = True  # the evidence may quote the answer
     judge: str | None = None  # a model that checks statements against the chunks
+    external: bool = False  # reported by the application: its index name is the caller's
 
 
 @dataclass
@@ -116,7 +118,7 @@ def assess(sample: RagSample, embed: Embed, thresholds: Thresholds | None = None
     """Score ``sample`` and attribute it (see the module's docstring)."""
     limits = thresholds or Thresholds()
     chunks = [c for c in sample.chunks if c.text.strip()]
-    claims = statements(sample.answer)
+    claims = statements(_CITED.sub("", sample.answer))  # "[ch_3fa9]" states no number
     if not chunks:
         reason = "no retrieved chunk has text to score"
         return Assessment(sample, UNKNOWN, {}, {"reason": reason, "limits": limits.__dict__})
@@ -140,7 +142,7 @@ def assess(sample: RagSample, embed: Embed, thresholds: Thresholds | None = None
         "best_chunk": chunks[best].chunk_id,
         "relevant_chunks": [c.chunk_id for c in relevant],
     }
-    coverage, cited = _citations(sample.answer, chunks)
+    coverage, cited = _citations(sample.answer, sample.chunks)
     if coverage is not None:
         scores["citation_coverage"] = round(coverage, 4)
     if claims:
@@ -211,19 +213,21 @@ def _judged(
     sample: RagSample, claims: list[str], chunks: Sequence[RetrievedChunk]
 ) -> list[bool] | None:
     """The judge's verdict on each statement, or None when it gave none (no client, an
-    answer that is not verdicts): the embedded test stands in, rather than no score."""
+    error, an answer that is not verdicts): the embedded test stands in, rather than no
+    score."""
     assert sample.judge is not None
     try:
         return supported(sample.judge, claims, [c.text for c in chunks])
-    except ScoreError:
+    except Exception as exc:  # no verdicts (refused, unreachable, not JSON): fall back
+        log.warning("judge %s gave no verdicts on %s: %s", sample.judge, sample.request_id, exc)
         return None
 
 
 def _citations(answer: str, chunks: Sequence[RetrievedChunk]) -> tuple[float | None, set[str]]:
     """Citation coverage (None when the answer cites nothing) and the chunk ids it cites,
     by id or by 1-based rank."""
-    by_key = {c.chunk_id: c.chunk_id for c in chunks}
-    by_key.update((str(rank), c.chunk_id) for rank, c in enumerate(chunks, 1))
+    by_key = {str(rank): c.chunk_id for rank, c in enumerate(chunks, 1)}
+    by_key.update((c.chunk_id, c.chunk_id) for c in chunks)  # an id wins over a rank
     sentences = [s for s in re.split(r"(?<=[.!?])\s+|\n+", answer) if any(ch.isalnum() for ch in s)]
     cited: set[str] = set()
     citing = 0

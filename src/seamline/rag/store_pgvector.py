@@ -26,10 +26,11 @@ from typing import Any
 import numpy as np
 
 from seamline.core.clock import isoformat, utcnow
-from seamline.core.errors import InvalidInput
+from seamline.core.errors import Unavailable
 from seamline.rag.store import ChunkFilter, Hit, StoredChunk, fuse, keywords
 
 MAX_SOURCE_LISTS = 256  # snapshots whose source lists are kept for filtered searches
+_SCHEMA_LOCK = "hashtext('seamline_index')"  # one process changes the schema at a time
 EF_SEARCH = 100  # HNSW candidates per search: recall@10 above 0.95 at 100k chunks
 _COPY_TYPES = ["int4", "text", "text", "text", "text", "text", "int4", "text", "int4", "vector"]
 _COLUMNS = "chunk_id, source_uri, source_sha256, source_modified, position, text"
@@ -73,33 +74,54 @@ class PgvectorChunkStore:
 
     def __init__(self, url: str, *, schema: str | None = None) -> None:
         import psycopg
+
+        self._conninfo = url.replace("postgresql+psycopg://", "postgresql://", 1)
+        if schema:  # tests: a schema of their own
+            self._conninfo = psycopg.conninfo.make_conninfo(
+                self._conninfo, options=f"-csearch_path={schema},public"
+            )
+        self._connection = self._connect()
+        self._lock = threading.Lock()
+        self._source_lists: dict[tuple[int, str], list[tuple[str, str]]] = {}
+
+    def _connect(self) -> Any:
+        import psycopg
         from pgvector.psycopg import register_vector
 
-        conninfo = url.replace("postgresql+psycopg://", "postgresql://", 1)
-        if schema:  # tests: a schema of their own
-            conninfo = psycopg.conninfo.make_conninfo(
-                conninfo, options=f"-csearch_path={schema},public"
-            )
+        connection = None
         try:
-            self._db = psycopg.connect(conninfo, autocommit=True)
-            with self._db.transaction():
-                # One process creates the schema at a time: CREATE ... IF NOT EXISTS races.
-                self._db.execute("SELECT pg_advisory_xact_lock(hashtext('seamline_index'))")
-                self._db.execute(_SCHEMA)
-            register_vector(self._db)
-            self._db.execute(f"SET hnsw.ef_search = {EF_SEARCH}")
-            self._db.execute("SET hnsw.iterative_scan = strict_order")
+            connection = psycopg.connect(self._conninfo, autocommit=True)
+            # Created once, by one process at a time (CREATE ... IF NOT EXISTS races, and
+            # its table locks would wait on loads in progress).
+            exists = "SELECT to_regclass('seamline_index_chunks') IS NOT NULL"
+            if not _scalar(connection, exists):
+                with connection.transaction():
+                    connection.execute(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})")
+                    connection.execute(_SCHEMA)
+            register_vector(connection)
+            connection.execute(f"SET hnsw.ef_search = {EF_SEARCH}")
+            connection.execute("SET hnsw.iterative_scan = strict_order")
+            return connection
         except psycopg.Error as exc:
-            raise InvalidInput(  # the URL may hold a password: it is not repeated
+            if connection is not None:
+                connection.close()
+            raise Unavailable(  # the URL may hold a password: it is not repeated
                 f"index store (index_store_url): {str(exc).strip().splitlines()[0]} "
                 "(it needs PostgreSQL with pgvector)",
                 code="index_store_unavailable",
             ) from None
-        self._lock = threading.Lock()
-        self._source_lists: dict[tuple[int, str], list[tuple[str, str]]] = {}
+
+    @property
+    def _db(self) -> Any:
+        """The connection, opened again after the server dropped it (a restart): the call
+        that found it broken failed, the next one works."""
+        if self._connection.broken:
+            self._connection.close()
+            self._connection = self._connect()
+        return self._connection
 
     def close(self) -> None:
-        self._db.close()
+        self._connection.close()
 
     def has(self, project_id: int, snapshot: str) -> bool:
         return self._dimensions(project_id, snapshot) is not None
@@ -169,12 +191,16 @@ class PgvectorChunkStore:
                 "INSERT INTO seamline_index_snapshots VALUES (%s, %s, %s, %s, %s, %s)",
                 (project_id, snapshot, embedding, dimensions, len(chunks), isoformat(utcnow())),
             )
-            self._db.execute(
-                f"CREATE INDEX IF NOT EXISTS ix_seamline_index_chunks_hnsw_{dimensions} "
-                "ON seamline_index_chunks USING hnsw "
-                f"((embedding::vector({dimensions})) vector_cosine_ops) "
-                f"WHERE dimensions = {dimensions}"
-            )
+            index = f"ix_seamline_index_chunks_hnsw_{dimensions}"
+            # Only the first snapshot of a dimension builds its index: CREATE INDEX takes a
+            # lock that two loads of other snapshots would deadlock on, even IF NOT EXISTS.
+            if not _scalar(self._db, "SELECT to_regclass(%s) IS NOT NULL", (index,)):
+                self._db.execute(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})")
+                self._db.execute(
+                    f"CREATE INDEX IF NOT EXISTS {index} ON seamline_index_chunks USING hnsw "
+                    f"((embedding::vector({dimensions})) vector_cosine_ops) "
+                    f"WHERE dimensions = {dimensions}"
+                )
 
     def search(
         self,
@@ -241,17 +267,19 @@ class PgvectorChunkStore:
     def _sources(self, project_id: int, snapshot: str) -> list[tuple[str, str]]:
         """The snapshot's sources and when each changed (kept: snapshots never change)."""
         key = (project_id, snapshot)
-        if key not in self._source_lists:
+        found = self._source_lists.get(key)
+        if found is None:
             with self._lock:
                 rows = self._db.execute(
                     "SELECT DISTINCT source_uri, source_modified FROM seamline_index_chunks "
                     "WHERE project_id = %s AND snapshot = %s",
                     key,
                 ).fetchall()
+            found = [(str(uri), str(modified)) for uri, modified in rows]
             if len(self._source_lists) >= MAX_SOURCE_LISTS:
                 self._source_lists.clear()
-            self._source_lists[key] = [(str(uri), str(modified)) for uri, modified in rows]
-        return self._source_lists[key]
+            self._source_lists[key] = found
+        return found
 
     def _dimensions(self, project_id: int, snapshot: str, *, locked: bool = False) -> int | None:
         query = (
@@ -264,3 +292,8 @@ class PgvectorChunkStore:
             with self._lock:
                 row = self._db.execute(query, (project_id, snapshot)).fetchone()
         return None if row is None else int(row[0])
+
+
+def _scalar(connection: Any, query: str, arguments: tuple[Any, ...] = ()) -> Any:
+    row = connection.execute(query, arguments).fetchone()
+    return None if row is None else row[0]

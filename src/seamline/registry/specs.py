@@ -133,7 +133,7 @@ class RetrievalFilters(Strict):
     call."""
 
     source: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
-    max_age_days: Annotated[float, Field(gt=0)] | None = None
+    max_age_days: Annotated[float, Field(gt=0, le=36_500)] | None = None
 
 
 class RetrievalSpec(Strict):

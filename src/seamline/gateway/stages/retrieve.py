@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -45,7 +45,7 @@ from seamline.telemetry.tokens import message_text
 
 async def retrieve(
     view: RegistryView,
-    store: ChunkStore,
+    open_store: Callable[[], Awaitable[ChunkStore]],
     actor: Actor,
     generation: int | None,
     prompt: Prompt,
@@ -74,6 +74,7 @@ async def retrieve(
             code="empty_retrieval_query",
         )
     record = await view.index_version(actor, generation, spec.index)
+    store = await open_store()  # only a prompt that retrieves opens the index store
     if tracker is not None:
         tracker.used(actor.project.name, record)
     where = _filter(spec.filters, request, event) if spec.filters else None
@@ -137,13 +138,14 @@ class QueryEmbeddings(Protocol):
 
 def _filter(filters: RetrievalFilters, request: ChatRequest, event: CallEvent) -> ChunkFilter:
     """The spec's filters for this call: its source glob rendered with the call's
-    variables, its age limit counted back from the call's time."""
+    variables (their glob characters escaped: a caller passing ``*`` as its region must not
+    widen the filter to every region), its age limit counted back from the call's time."""
+    literal = {
+        name: _glob_literal(value) if isinstance(value, str) else value
+        for name, value in request.variables.items()
+    }
     try:
-        source = (
-            None
-            if filters.source is None
-            else render_template(filters.source, dict(request.variables))
-        )
+        source = None if filters.source is None else render_template(filters.source, literal)
     except TemplateError as exc:
         raise InvalidInput(f"retrieval source filter: {exc}", code="template_error") from None
     after = (
@@ -152,6 +154,11 @@ def _filter(filters: RetrievalFilters, request: ChatRequest, event: CallEvent) -
         else isoformat(event.time - timedelta(days=filters.max_age_days))
     )
     return ChunkFilter(source, after)
+
+
+def _glob_literal(text: str) -> str:
+    """``text`` matching only itself in an ``fnmatch`` glob."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
 def record_reported_retrieval(reported: ReportedRetrieval, event: CallEvent) -> None:
@@ -195,6 +202,7 @@ def rag_sample(
         freshness_limit=None if freshness_days is None else timedelta(days=freshness_days),
         keep_text=content_logging == "full",
         judge=config.judge,
+        external=reported is not None,
     )
 
 
