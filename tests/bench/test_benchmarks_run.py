@@ -93,3 +93,15 @@ def test_retrieval_benchmark_runs() -> None:
     assert rows["sqlite (seamline)"][4].split()[2] == "1.000"
     assert float(rows["pgvector HNSW"][4].split()[2]) >= 0.95
     assert "MATCH p50 / seamline p50: " in out and "chunks/s in all" in out
+
+
+def test_rag_attribution_benchmark_runs() -> None:
+    out = _run("bench.rag_attribution")
+    kinds = ["retrieval", "freshness", "integration", "unknown", "ok"]
+    lines = out.splitlines()
+    assert kinds in [line.split() for line in lines]  # the columns
+    rows = [line.split() for line in lines if line.split()[:1] in ([k] for k in kinds)]
+    rows = [row for row in rows if row != kinds]
+    # every constructed call attributed once: 12 passages, five calls each
+    assert sum(int(cell) for row in rows for cell in row[1:]) == 60
+    assert "baseline (best retriever score only)" in out and out.rstrip().endswith("x")
