@@ -47,7 +47,29 @@ def test_traces_and_cost_show_the_calls(stub_home: Path, monkeypatch: pytest.Mon
     assert [e["status"] for e in listed] == ["error", "ok", "ok", "ok"]
     shown = json.loads(run("traces", "show", listed[1]["request_id"]).stdout)
     assert shown["model_used"] == "gpt-4o-mini" and shown["use_case"] == "faq"
+    assert shown["feedback"] == []
     assert "REQUEST_ID" in run("traces", "list").stdout
+
+    call = listed[1]["request_id"]
+    said = run("feedback", "add", call, "--score", "down", "--comment", "too terse", user="ops")
+    assert said.stdout.strip() == f"recorded thumbs = 0 on call {call}"
+    again = run("feedback", "add", call, "--score", "4", user="ops")
+    assert again.stdout.strip() == f"recorded rating = 4 on call {call}"
+    changed = run("feedback", "add", call, "--score", "up", "--comment", "better now", user="ops")
+    assert changed.stdout.strip() == f"replaced thumbs = 1 on call {call}"
+    feedback = json.loads(run("traces", "show", call).stdout)["feedback"]
+    assert sorted((f["metric"], f["value"], f["user"]) for f in feedback) == [
+        ("rating", 4.0, "ops"),
+        ("thumbs", 1.0, "ops"),
+    ]
+    [unprompted] = json.loads(run("feedback", "report", "--json").stdout)["prompts"]
+    assert unprompted["prompt"] == "-" and unprompted["metrics"]["thumbs"]["estimate"] == 1.0
+    report = run("feedback", "report").stdout  # a replaced score keeps only its own comment
+    assert "better now" in report and "too terse" not in report
+    for bad in (("req_nope", "--score", "up"), (call, "--score", "9")):
+        failed = run("feedback", "add", *bad, ok=False)
+        assert failed.returncode == 1 and failed.stderr.startswith("error: ")
+        assert "Traceback" not in failed.stderr
 
     by_model = json.loads(run("cost", "--by", "model", "--json").stdout)["data"]
     served = next(row for row in by_model if row["group"] == "gpt-4o-mini")

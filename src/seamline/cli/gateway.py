@@ -9,6 +9,7 @@ import typer
 from seamline.cli.context import JsonOption, ProjectOption, actor, registry, settings
 from seamline.cli.output import print_json, print_table
 from seamline.gateway.catalog import ModelCatalog
+from seamline.monitoring.feedback import FeedbackStore
 from seamline.providers.local import LocalProvider
 from seamline.telemetry import traces
 
@@ -54,10 +55,13 @@ def traces_list(
 
 @traces_app.command("show")
 def traces_show(request_id: str, project: ProjectOption = None) -> None:
-    """Everything recorded about one call, as JSON."""
+    """Everything recorded about one call, and what users said of it, as JSON."""
     who = actor(project)
-    with registry().db.read() as conn:
-        print_json(traces.one(conn, who.project.id, request_id))
+    db = registry().db
+    with db.read() as conn:
+        call = traces.one(conn, who.project.id, request_id)
+        said = FeedbackStore(db).of_call(conn, who.project.id, request_id, call["session_id"])
+    print_json({**call, "feedback": said})
 
 
 def cost(

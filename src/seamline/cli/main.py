@@ -16,7 +16,17 @@ import typer
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from seamline.cli import admin, eval_runs, evals, gateway, guards, index, prompts, rag
+from seamline.cli import (
+    admin,
+    eval_runs,
+    evals,
+    feedback,
+    gateway,
+    guards,
+    index,
+    prompts,
+    rag,
+)
 from seamline.cli.context import AsUser, registry, settings
 from seamline.core.errors import SeamlineError
 from seamline.registry.identity import Scope
@@ -45,6 +55,7 @@ eval_runs.register(evals.evals_app)
 app.add_typer(evals.evals_app, name="evals")
 app.add_typer(index.index_app, name="index")
 app.add_typer(rag.rag_app, name="rag")
+app.add_typer(feedback.feedback_app, name="feedback")
 app.command()(gateway.cost)
 
 Host = Annotated[str | None, typer.Option("--host", help="default: 127.0.0.1")]

@@ -29,6 +29,7 @@ from seamline.gateway.endpoints import (
     embeddings,
     legacy_completions,
     list_models,
+    post_feedback,
     retrieve_model,
 )
 from seamline.gateway.server.http import Receive, Scope, Send, bearer_token, send_bytes, send_error
@@ -75,6 +76,7 @@ ROUTES: dict[str, tuple[str, Handler]] = {
     "/v1/messages": ("POST", partial(serve_chat, dialect=MESSAGES)),
     "/v1/messages/count_tokens": ("POST", count_tokens),
     "/v1/responses": ("POST", responses),
+    "/v1/feedback": ("POST", post_feedback),
     "/metrics": ("GET", metrics),
 }
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from seamline.core.errors import InvalidInput, NotFound, SeamlineError
+from seamline.core.errors import InvalidInput, NotFound, PermissionDenied, SeamlineError
 from seamline.gateway.core import Gateway
 from seamline.gateway.dialects.anthropic import AnthropicMessages, messages_to_chat
 from seamline.gateway.embedding import EMBEDDINGS, embed
@@ -29,9 +29,13 @@ from seamline.gateway.server.http import (
     send_json,
 )
 from seamline.gateway.stages.calls import admit_caller, check_model
+from seamline.monitoring.feedback import FeedbackStore, parse_feedback
+from seamline.registry.identity import Scope as KeyScope
 from seamline.telemetry.tokens import count_messages, count_text
+from seamline.telemetry.writer import FLUSH_INTERVAL_S
 
 MODELS_PREFIX = "/v1/models/"
+FEEDBACK_WAIT_S = 2.0  # the longest feedback waits for its call's event to be written
 MESSAGES = AnthropicMessages()
 MAX_EMBEDDING_INPUTS = 2048  # OpenAI's own limit per request
 
@@ -160,3 +164,27 @@ async def legacy_completions(gateway: Gateway, scope: Scope, receive: Receive, s
             code="unsupported_route",
         ),
     )
+
+
+async def post_feedback(gateway: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
+    """``POST /v1/feedback``: a user's score of a call (or a session) of the key's project;
+    201 when new, 200 when it replaced that user's earlier score on the metric."""
+    try:
+        body = parse_json_object(await read_body(receive, gateway.config.max_body_bytes))
+        actor, _ = await gateway.view.authenticate(bearer_token(scope))
+        if not actor.can(KeyScope.INVOKE):
+            raise PermissionDenied("this API key lacks the 'invoke' scope", code="missing_scope")
+        given = parse_feedback(body)
+        store = FeedbackStore(gateway.registry.db)
+        if not await asyncio.to_thread(store.known, actor.project.id, given):
+            # A call answered a moment ago may still wait in a writer's batch: this worker's
+            # is flushed, another worker's writes within its flush interval.
+            await asyncio.to_thread(gateway.writer.flush, FEEDBACK_WAIT_S)
+            await asyncio.sleep(FLUSH_INTERVAL_S)
+        stored, created = await asyncio.to_thread(
+            store.record, actor.project.id, given, source="api"
+        )
+    except SeamlineError as exc:
+        await send_error(send, exc)
+        return
+    await send_json(send, 201 if created else 200, {"object": "feedback", **stored})

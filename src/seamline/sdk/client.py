@@ -126,6 +126,34 @@ class Client:
         actor = local_actor(registry.db, project or settings.project, user or settings.acting_user)
         return cls(source=LocalSource(registry, actor), cache_ttl=cache_ttl)
 
+    def feedback(
+        self,
+        request_id: str | None = None,
+        *,
+        session_id: str | None = None,
+        score: str | int | None = None,
+        metric: str | None = None,
+        value: float | None = None,
+        comment: str | None = None,
+        tags: list[str] | None = None,
+        user: str | None = None,
+    ) -> dict[str, Any]:
+        """What a user said of a call (its ``x-request-id``, ``response._request_id`` in
+        OpenAI's SDK) or of a session: ``score="up"``/``"down"``, a rating ``score=4``, or
+        ``metric=`` with ``value=``; sent again by the same user on the same metric, it
+        replaces the earlier one. The stored record."""
+        given = {
+            "request_id": request_id,
+            "session_id": session_id,
+            "score": score,
+            "metric": metric,
+            "value": value,
+            "comment": comment,
+            "tags": tags,
+            "user": user,
+        }
+        return self._source.send_feedback({k: v for k, v in given.items() if v is not None})
+
     def close(self) -> None:
         self._source.close()
 

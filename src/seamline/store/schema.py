@@ -352,3 +352,25 @@ rag_assessments = Table(
     Column("scored_at", Timestamp, nullable=False),
     Index("ix_rag_assessments_project_time", "project_id", "time"),
 )
+
+# What users said of calls (``monitoring.feedback``): one row per call or session, user and
+# metric (sent again, it is updated); ``target`` is ``request:ID`` or ``session:ID``.
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", ForeignKey("projects.id"), nullable=False),
+    Column("target", String(220), nullable=False),
+    Column("request_id", String(40)),
+    Column("session_id", String(200)),
+    Column("user_key", String(200), nullable=False),  # "" when no user was named
+    Column("metric", String(100), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("comment", Text),
+    Column("tags", JSON, nullable=False),
+    Column("source", String(16), nullable=False),  # api, sdk or cli
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    UniqueConstraint("project_id", "target", "user_key", "metric", name="uq_feedback_key"),
+    Index("ix_feedback_project_request", "project_id", "request_id"),
+)

@@ -55,6 +55,21 @@ class EmbeddingsRequest(BaseModel):
     input: str | list[str]
 
 
+class FeedbackRequest(BaseModel):
+    """A user's score of a call (or a session): ``score`` ``up``/``down`` or a rating 1-5,
+    or a ``metric`` with a ``value``. The same user scoring the same metric again replaces
+    the earlier score."""
+
+    request_id: str | None = Field(default=None, examples=["req_1a2b3c4d5e6f7a8b9c0d1e2f"])
+    session_id: str | None = None
+    score: str | int | None = Field(default=None, examples=["up", 4])
+    metric: str | None = None
+    value: float | None = None
+    comment: str | None = Field(default=None, max_length=4000)
+    tags: list[str] | None = None
+    user: str | None = None
+
+
 def _served_by_the_gateway() -> None:
     raise NotFound("served by the gateway's ASGI routes")
 
@@ -83,4 +98,11 @@ def document_gateway(app: FastAPI) -> None:
 
     app.add_api_route("/v1/chat/completions", chat_completions, methods=["POST"], **common)
     app.add_api_route("/v1/embeddings", embeddings, methods=["POST"], **common)
+
+    async def feedback(body: FeedbackRequest) -> dict[str, Any]:
+        """Feedback on a call of the key's project: 201 new, 200 replaced, 404 unknown."""
+        _served_by_the_gateway()
+        return {}
+
     app.add_api_route("/v1/models", models, methods=["GET"], **common)
+    app.add_api_route("/v1/feedback", feedback, methods=["POST"], **common)

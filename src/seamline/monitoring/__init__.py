@@ -1,0 +1,1 @@
+"""Monitoring: what users say of answers (feedback), and what live traffic does over time."""
