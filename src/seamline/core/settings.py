@@ -161,6 +161,17 @@ class RagConfig(BaseModel):
         )
 
 
+class DriftConfig(BaseModel):
+    """Calls embedded off the request path for semantic drift (``monitoring.drift``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sample_rate: float = Field(
+        default=1.0, ge=0, le=1, description="share of calls whose input is embedded"
+    )
+    max_queue: int = Field(default=1000, gt=0, description="calls waiting to be embedded")
+
+
 class GatewayConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -228,6 +239,7 @@ class GatewayConfig(BaseModel):
         default=None, description="bearer token /metrics requires (none: open, as usual)"
     )
     rag: RagConfig = Field(default_factory=RagConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
     key_limits: LimitConfig = Field(default_factory=LimitConfig)
     project_limits: LimitConfig = Field(default_factory=LimitConfig)
     model_limits: dict[str, LimitConfig] = Field(default_factory=dict)

@@ -23,6 +23,7 @@ from typing import Any
 
 from seamline.core.errors import ContentBlocked, PermissionDenied, RateLimited, UpstreamFailed
 from seamline.evals.calls import CallBound, Completion
+from seamline.evals.coverage import input_text
 from seamline.gateway.catalog import ModelCatalog
 from seamline.gateway.core import Gateway
 from seamline.gateway.dialects import Dialect, StreamWriter
@@ -71,13 +72,14 @@ from seamline.gateway.stores.cache import as_stream, cache_key
 from seamline.guards.engine import GuardEngine, OutputStream
 from seamline.guards.judge import JudgeClient
 from seamline.guards.redact import mask_sensitive
+from seamline.monitoring.embeddings import CallInput
 from seamline.providers.base import ChatResult, Deployment, StreamChunk, UpstreamError, Usage
 from seamline.rag.online import RAG_JUDGE_USE_CASE
 from seamline.registry import Actor
 from seamline.registry.prompt import Prompt
 from seamline.registry.records import AliasRecord
 from seamline.telemetry.event import STATUS_BLOCKED, STATUS_ERROR, STATUS_OK, CallEvent
-from seamline.telemetry.tokens import count_messages, count_text
+from seamline.telemetry.tokens import count_messages, count_text, message_text
 
 log = logging.getLogger("seamline.gateway")
 CHAT = ChatCompletions()
@@ -208,8 +210,48 @@ async def serve_chat(
             await _settled(guarded, event)
         if request is not None and actor is not None and event.index_version is not None:
             _observe_retrieval(gateway, actor, request, event, content_logging)
+        if request is not None and content_logging != "none":
+            _embed_for_drift(gateway, request, event, guarded)
         event.apply_content_policy(content_logging, mask_sensitive)
         gateway.emit(event)
+
+
+def _embed_for_drift(
+    gateway: Gateway, request: ChatRequest, event: CallEvent, guarded: GuardedCall | None
+) -> None:
+    """Queue the call's input (and answer) to be embedded for drift, when it was answered
+    or blocked and falls in the sample; the guards' embedding of the same text is reused.
+    A failure here must not cost the call its event."""
+    try:
+        if event.status not in (STATUS_OK, STATUS_BLOCKED) or event.project_id is None:
+            return
+        if random.random() >= gateway.config.drift.sample_rate:
+            return
+        embedder = gateway.call_embedder
+        text = input_text(event.prompt_variables, request.body.get("messages"))
+        if embedder is None or not text:
+            return
+        computed = guarded.verdict.embeddings.computed() if guarded is not None else {}
+        known = computed.get(text)
+        answer = message_text((event.response_content or {}).get("content"))
+        submitted = embedder.queue.submit(
+            CallInput(
+                event.request_id,
+                event.project_id,
+                event.time,
+                event.prompt_name,
+                event.prompt_version,
+                event.use_case,
+                event.api_key_id,
+                text,
+                answer or None,
+                None if known is None else known.message,
+            )
+        )
+        if not submitted:
+            gateway.metrics.drift_dropped.inc()
+    except Exception:
+        log.exception("queueing call %s for drift failed", event.request_id)
 
 
 def _observe_retrieval(

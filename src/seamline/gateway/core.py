@@ -23,6 +23,7 @@ from seamline.gateway.stores.cache import ResponseCache
 from seamline.gateway.stores.changes import ChangeProbe, probe_for
 from seamline.gateway.stores.limits import LocalLimiter
 from seamline.gateway.stores.limits_redis import RedisLimiter
+from seamline.monitoring.embeddings import CallEmbedder, CallEmbeddingStore
 from seamline.providers.anthropic import AnthropicProvider
 from seamline.providers.base import Deployment, Provider
 from seamline.providers.local import LocalProvider
@@ -122,6 +123,24 @@ class Gateway:
             on_assessed=self.metrics.rag_assessed,
         )
 
+    @functools.cached_property
+    def call_embedder(self) -> CallEmbedder | None:
+        """Drift's embedder of calls, started by the first call it gets; None without the
+        embedded MiniLM (the ``[local]`` extra)."""
+        from seamline.providers import local_vectors
+
+        try:
+            version = local_vectors.model_version()
+        except local_vectors.LocalModelMissing:
+            log.warning("calls are not embedded for drift: the embedded MiniLM is missing")
+            return None
+        return CallEmbedder(
+            CallEmbeddingStore(self.registry.db),
+            local_vectors.embed,
+            f"{local_vectors.MODEL_NAME}:{version[:16]}",
+            max_queue=self.config.drift.max_queue,
+        )
+
     def provider(self, deployment: Deployment) -> Provider:
         return self.providers[deployment.provider]
 
@@ -159,6 +178,9 @@ class Gateway:
         await self.budgets.close()
         await self.cache.close()
         await self.view.probe.close()
+        embedder: CallEmbedder | None = self.__dict__.get("call_embedder")
+        if embedder is not None:
+            await asyncio.to_thread(embedder.queue.close)
         if "chunks" in self.__dict__:
             self.chunks.close()
         await asyncio.to_thread(self.writer.close)

@@ -111,6 +111,11 @@ class GatewayMetrics:
             "Calls sampled for RAG scoring but dropped: the scoring queue was full",
             registry=self.registry,
         )
+        self.drift_dropped = Counter(
+            "seamline_drift_samples_dropped_total",
+            "Calls sampled to be embedded for drift but dropped: the queue was full",
+            registry=self.registry,
+        )
         self.rag_scores = Histogram(
             "seamline_rag_score",
             "Online RAG scores (0-1): context_relevance, groundedness, answer_relevance, "

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -373,4 +374,22 @@ feedback = Table(
     Column("updated_at", Timestamp, nullable=False),
     UniqueConstraint("project_id", "target", "user_key", "metric", name="uq_feedback_key"),
     Index("ix_feedback_project_request", "project_id", "request_id"),
+)
+
+# Each call's input (and answer) embedded off the request path, for drift
+# (``monitoring.embeddings``): unit MiniLM vectors stored as int8 (384 bytes each).
+call_embeddings = Table(
+    "call_embeddings",
+    metadata,
+    Column("request_id", String(40), primary_key=True),
+    Column("project_id", ForeignKey("projects.id"), nullable=False),
+    Column("time", Timestamp, nullable=False),
+    Column("prompt_name", String(200)),
+    Column("prompt_version", Integer),
+    Column("use_case", String(200)),
+    Column("api_key_id", String(40)),
+    Column("model", String(100), nullable=False),  # the embedding model's version
+    Column("input_vector", LargeBinary, nullable=False),
+    Column("output_vector", LargeBinary),
+    Index("ix_call_embeddings_project_time", "project_id", "time"),
 )
