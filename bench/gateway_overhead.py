@@ -94,6 +94,9 @@ def bench_home(
         "prices = {input = 0.15, output = 0.6}\n"
         "[gateway]\n"
         f"embedded_models = {'true' if embedded_models else 'false'}\n"
+        # Drift's embedder works beside the calls, bounded by its own pace: measured apart
+        # (bench.monitoring), not in a call's overhead.
+        "drift = {sample_rate = 0.0}\n"
         "key_limits = {requests_per_minute = 100000000, tokens_per_minute = 100000000000}\n"
     )
     settings = Settings(home=home)

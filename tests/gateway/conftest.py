@@ -103,7 +103,13 @@ def start_gateway(
         **gateway: Any,
     ) -> RunningGateway:
         config = GatewayConfig(
-            **{"backoff_s": 0.01, "max_backoff_s": 0.05, "embedded_models": False, **gateway}
+            **{
+                "backoff_s": 0.01,
+                "max_backoff_s": 0.05,
+                "embedded_models": False,
+                "drift": {"sample_rate": 0.0},  # on where a test asks for it
+                **gateway,
+            }
         )
         settings = Settings(
             home=tmp_path,

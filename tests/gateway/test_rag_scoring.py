@@ -115,6 +115,7 @@ def test_each_failure_kind_on_live_traffic_is_blamed_on_its_stage(
     assert 0 < group["mean_scores"]["context_relevance"] <= 1
     metrics = httpx.get(f"{gateway.url}/metrics").text
     assert 'seamline_rag_assessments_total{attribution="freshness",index="handbook"} 1.0' in metrics
+    assert 'seamline_background_items_total{outcome="dropped",queue="rag-scorer"} 0.0' in metrics
     # freshness on /metrics: one of the live version's two sources changed since it was built
     assert 'seamline_index_sources{index="handbook@1",project=""} 2.0' in metrics
     assert 'seamline_index_stale_sources{index="handbook@1",project=""} 1.0' in metrics

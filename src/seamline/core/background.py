@@ -3,8 +3,11 @@ them, a batch at a time (what is waiting when the thread comes back for more, up
 ``max_batch``: models embed a batch for little more than one item).
 
 A full queue drops the item and counts it, never blocking the caller (a sample, not a
-record a user handed over); on close what is still queued is dropped too. A batch that
-raises is logged and counted, and the thread goes on with the next.
+record a user handed over); on close what is still queued is dropped too. ``per_second``
+bounds how many items are taken in at all (a token bucket a second deep), so the work's
+CPU stays bounded however busy the gateway gets; what it turns away is counted as
+``skipped``. A batch that raises is logged and counted, and the thread goes on with the
+next.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -27,19 +31,29 @@ class BackgroundQueue(Generic[T]):
         name: str,
         max_queue: int = 1000,
         max_batch: int = 1,
+        per_second: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._handle = handle
+        self._per_second = per_second
+        self._clock = clock
+        self._tokens = per_second or 0.0
+        self._refilled = clock()
         self._name = name
         self._max_batch = max_batch
         self._queue: queue.Queue[T | None] = queue.Queue(max_queue)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.dropped = 0
+        self.skipped = 0
         self.failed = 0
 
     def submit(self, item: T) -> bool:
-        """Queue ``item``; False (and counted) when the queue is full."""
+        """Queue ``item``; False (and counted) when over the pace or the queue is full."""
         with self._lock:
+            if not self._admitted():
+                self.skipped += 1
+                return False
             if self._thread is None:
                 self._thread = threading.Thread(target=self._work, name=self._name, daemon=True)
                 self._thread.start()
@@ -48,6 +62,19 @@ class BackgroundQueue(Generic[T]):
         except queue.Full:
             self.dropped += 1
             return False
+        return True
+
+    def _admitted(self) -> bool:
+        if self._per_second is None:
+            return True
+        now = self._clock()
+        self._tokens = min(
+            self._per_second, self._tokens + (now - self._refilled) * self._per_second
+        )
+        self._refilled = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
         return True
 
     def wait(self) -> None:

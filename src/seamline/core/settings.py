@@ -169,6 +169,12 @@ class DriftConfig(BaseModel):
     sample_rate: float = Field(
         default=1.0, ge=0, le=1, description="share of calls whose input is embedded"
     )
+    max_per_second: float = Field(
+        default=10.0,
+        gt=0,
+        description="calls embedded per second at most, per worker (MiniLM is about 5 ms of "
+        "CPU a call: 10 a second is 5% of a core); the rest are skipped",
+    )
     max_queue: int = Field(default=1000, gt=0, description="calls waiting to be embedded")
 
 

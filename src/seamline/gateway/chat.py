@@ -234,7 +234,7 @@ def _embed_for_drift(
         computed = guarded.verdict.embeddings.computed() if guarded is not None else {}
         known = computed.get(text)
         answer = message_text((event.response_content or {}).get("content"))
-        submitted = embedder.queue.submit(
+        embedder.queue.submit(
             CallInput(
                 event.request_id,
                 event.project_id,
@@ -248,8 +248,6 @@ def _embed_for_drift(
                 None if known is None else known.message,
             )
         )
-        if not submitted:
-            gateway.metrics.drift_dropped.inc()
     except Exception:
         log.exception("queueing call %s for drift failed", event.request_id)
 
@@ -274,8 +272,7 @@ def _observe_retrieval(
         if sample.judge is not None:
             ask = _judge_client(gateway, actor, event, RAG_JUDGE_USE_CASE)
             judge = functools.partial(ask, timeout_s=RAG_JUDGE_TIMEOUT_S)
-        if not gateway.rag_scorer.submit(sample, judge):
-            gateway.metrics.rag_dropped.inc()
+        gateway.rag_scorer.submit(sample, judge)
     except Exception:
         log.exception("sampling call %s for RAG scoring failed", event.request_id)
 

@@ -115,13 +115,15 @@ class Gateway:
         """Online RAG scoring's worker, started by the first sampled call."""
         from seamline.providers import local_vectors
 
-        return OnlineScorer(
+        scorer = OnlineScorer(
             Assessments(self.registry.db).record,
             local_vectors.embed,
             max_queue=self.config.rag.max_queue,
             prepare=functools.partial(with_sources, store=self.chunks),
             on_assessed=self.metrics.rag_assessed,
         )
+        self.metrics.watch_queue("rag-scorer", scorer.queue)
+        return scorer
 
     @functools.cached_property
     def call_embedder(self) -> CallEmbedder | None:
@@ -134,12 +136,15 @@ class Gateway:
         except local_vectors.LocalModelMissing:
             log.warning("calls are not embedded for drift: the embedded MiniLM is missing")
             return None
-        return CallEmbedder(
+        embedder = CallEmbedder(
             CallEmbeddingStore(self.registry.db),
             local_vectors.embed,
             f"{local_vectors.MODEL_NAME}:{version[:16]}",
             max_queue=self.config.drift.max_queue,
+            per_second=self.config.drift.max_per_second,
         )
+        self.metrics.watch_queue("drift-embedder", embedder.queue)
+        return embedder
 
     def provider(self, deployment: Deployment) -> Provider:
         return self.providers[deployment.provider]

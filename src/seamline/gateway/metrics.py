@@ -15,12 +15,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from seamline.core.background import BackgroundQueue
 from seamline.core.clock import as_utc
 from seamline.core.settings import BudgetConfig
 from seamline.rag.freshness import FreshnessTracker
@@ -106,16 +108,8 @@ class GatewayMetrics:
             ("index", "attribution"),
             registry=self.registry,
         )
-        self.rag_dropped = Counter(
-            "seamline_rag_samples_dropped_total",
-            "Calls sampled for RAG scoring but dropped: the scoring queue was full",
-            registry=self.registry,
-        )
-        self.drift_dropped = Counter(
-            "seamline_drift_samples_dropped_total",
-            "Calls sampled to be embedded for drift but dropped: the queue was full",
-            registry=self.registry,
-        )
+        self._queues = _BackgroundQueues()
+        self.registry.register(self._queues)
         self.rag_scores = Histogram(
             "seamline_rag_score",
             "Online RAG scores (0-1): context_relevance, groundedness, answer_relevance, "
@@ -184,6 +178,10 @@ class GatewayMetrics:
                 changed = as_utc(datetime.fromisoformat(chunk.source_modified))
                 self.document_age.labels(name).observe((at - changed).total_seconds())
 
+    def watch_queue(self, name: str, queue: BackgroundQueue[Any]) -> None:
+        """Count what a background queue drops, skips and fails on ``/metrics``."""
+        self._queues.queues[name] = queue
+
     def rag_assessed(self, assessment: Assessment) -> None:
         sample = assessment.sample
         index = EXTERNAL if sample.external else sample.index.partition("@")[0]
@@ -239,3 +237,23 @@ class _IndexFreshness(Collector):
             if figures.newest_source is not None:
                 newest.add_metric(names, figures.newest_source.timestamp())
         yield from (built, sources, stale, newest)
+
+
+class _BackgroundQueues(Collector):
+    """The work beside the request path (online RAG scoring, drift's embedder): what each
+    queue turned away (over its pace), dropped (full, or at shutdown) and failed on."""
+
+    def __init__(self) -> None:
+        self.queues: dict[str, BackgroundQueue[Any]] = {}
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        found = CounterMetricFamily(
+            "seamline_background_items",
+            "Items of background work not done: skipped (over the pace), dropped (queue full "
+            "or shutdown), failed (their batch raised)",
+            labels=["queue", "outcome"],
+        )
+        for name, queue in sorted(self.queues.items()):
+            for outcome in ("skipped", "dropped", "failed"):
+                found.add_metric([name, outcome], getattr(queue, outcome))
+        yield found

@@ -135,13 +135,23 @@ class CallEmbedder:
     """Embeds queued calls in batches on a thread of its own and stores them."""
 
     def __init__(
-        self, store: CallEmbeddingStore, embed: Embed, model: str, *, max_queue: int = 1000
+        self,
+        store: CallEmbeddingStore,
+        embed: Embed,
+        model: str,
+        *,
+        max_queue: int = 1000,
+        per_second: float | None = None,
     ) -> None:
         self.store = store
         self.embed = embed
         self.model = model
         self.queue: BackgroundQueue[CallInput] = BackgroundQueue(
-            self._embed_batch, name="seamline-call-embedder", max_queue=max_queue, max_batch=32
+            self._embed_batch,
+            name="seamline-call-embedder",
+            max_queue=max_queue,
+            max_batch=32,
+            per_second=per_second,
         )
 
     def _embed_batch(self, calls: list[CallInput]) -> None:

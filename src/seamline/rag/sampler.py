@@ -34,29 +34,21 @@ class OnlineScorer:
         self._thresholds = thresholds or Thresholds()
         self._prepare = prepare
         self._on_assessed = on_assessed
-        self._queue: BackgroundQueue[tuple[RagSample, JudgeClient | None]] = BackgroundQueue(
+        self.queue: BackgroundQueue[tuple[RagSample, JudgeClient | None]] = BackgroundQueue(
             self._score, name="seamline-rag-scorer", max_queue=max_queue
         )
 
-    @property
-    def dropped(self) -> int:
-        return self._queue.dropped
-
-    @property
-    def failed(self) -> int:
-        return self._queue.failed
-
     def submit(self, sample: RagSample, judge: JudgeClient | None = None) -> bool:
         """Queue ``sample``; False (and counted) when the queue is full."""
-        return self._queue.submit((sample, judge))
+        return self.queue.submit((sample, judge))
 
     def wait(self) -> None:
         """Until every queued sample is scored (tests, and a CLI that scores then reports)."""
-        self._queue.wait()
+        self.queue.wait()
 
     def close(self) -> None:
         """Drop what is queued and stop the worker."""
-        self._queue.close()
+        self.queue.close()
 
     def _score(self, batch: list[tuple[RagSample, JudgeClient | None]]) -> None:
         for sample, judge in batch:  # max_batch 1: one sample at a time
