@@ -201,6 +201,8 @@ class PgvectorChunkStore:
                     f"((embedding::vector({dimensions})) vector_cosine_ops) "
                     f"WHERE dimensions = {dimensions}"
                 )
+        with self._lock:  # fresh statistics, or the planner scans a snapshot instead of HNSW
+            self._db.execute("ANALYZE seamline_index_chunks")
 
     def search(
         self,
