@@ -278,6 +278,13 @@ class Settings(BaseSettings):
         description="PostgreSQL URL (with pgvector) for index chunks; "
         "default: SQLite at $SEAMLINE_HOME/indexes.db",
     )
+    index_store_ef_search: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description="pgvector HNSW candidates per search: higher finds more of the true "
+        "nearest chunks, slower",
+    )
     otel_endpoint: str | None = Field(
         default=None, description="OTLP/HTTP traces endpoint, e.g. http://collector:4318/v1/traces"
     )

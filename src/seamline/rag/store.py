@@ -114,7 +114,9 @@ def open_store(settings: Settings) -> ChunkStore:
     if settings.index_store_url:
         from seamline.rag.store_pgvector import PgvectorChunkStore
 
-        return PgvectorChunkStore(settings.index_store_url)
+        return PgvectorChunkStore(
+            settings.index_store_url, ef_search=settings.index_store_ef_search
+        )
     from seamline.rag.store_sqlite import SqliteChunkStore
 
     return SqliteChunkStore(settings.home / STORE_FILE)
