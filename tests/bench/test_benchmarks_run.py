@@ -110,3 +110,11 @@ def test_rag_attribution_benchmark_runs() -> None:
     # every constructed call attributed once: 12 passages, five calls each
     assert sum(int(cell) for row in rows for cell in row[1:]) == 60
     assert "baseline (best retriever score only)" in out and out.rstrip().endswith("x")
+
+
+def test_monitoring_benchmark_runs() -> None:
+    out = _run("bench.monitoring", "--trials", "3", "--window", "100", "--shifts", "0.05")
+    rows = [line.split("|") for line in out.splitlines() if line.strip().endswith("x")]
+    assert [row[0].strip() for row in rows] == ["5%", "10%"]  # a row per shift
+    assert all(len(row[1].split()) == 2 for row in rows)  # power and A/A alarms, both methods
+    assert "one test of two 100-call windows" in out
