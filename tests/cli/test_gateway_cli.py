@@ -71,6 +71,17 @@ def test_traces_and_cost_show_the_calls(stub_home: Path, monkeypatch: pytest.Mon
         assert failed.returncode == 1 and failed.stderr.startswith("error: ")
         assert "Traceback" not in failed.stderr
 
+    assert run("alerts", "check").stdout.strip() == "no [[alerts]] rules in seamline.toml"
+    with (stub_home / "seamline.toml").open("a") as toml:
+        toml.write('[[alerts]]\nname = "errors"\nkind = "error_rate"\nabove = 0.1\nmin_calls = 1\n')
+    fired = run("alerts", "check", ok=False)
+    assert fired.returncode == 1
+    assert fired.stdout.startswith("errors (error_rate): default: 25.0% of 4 calls")
+    [alert] = json.loads(run("alerts", "list", "--json").stdout)["alerts"]
+    assert alert["kind"] == "error_rate" and alert["request_ids"] == [listed[0]["request_id"]]
+    assert alert["delivery"] == {"delivered": False, "attempts": 0, "pending": False}
+    assert run("alerts", "check").stdout.strip() == "1 rules checked: nothing fired"  # cooldown
+
     by_model = json.loads(run("cost", "--by", "model", "--json").stdout)["data"]
     served = next(row for row in by_model if row["group"] == "gpt-4o-mini")
     assert (served["requests"], served["errors"]) == (3, 0)

@@ -12,7 +12,14 @@ import openai
 import pytest
 from sqlalchemy import select
 
-from seamline.core.settings import BudgetConfig, GatewayConfig, ModelConfig, ModelPrices, Settings
+from seamline.core.settings import (
+    AlertRule,
+    BudgetConfig,
+    GatewayConfig,
+    ModelConfig,
+    ModelPrices,
+    Settings,
+)
 from seamline.gateway.app import SeamlineServer, build_app
 from seamline.registry import Actor, Registry
 from seamline.registry.identity import Scope
@@ -100,6 +107,8 @@ def start_gateway(
         redis_url: str | None = None,
         key: str | None = None,
         budgets: list[BudgetConfig] | None = None,
+        alerts: list[AlertRule] | None = None,
+        alert_webhook: str | None = None,
         **gateway: Any,
     ) -> RunningGateway:
         config = GatewayConfig(
@@ -117,6 +126,8 @@ def start_gateway(
             gateway=config,
             redis_url=redis_url,
             budgets=budgets or [],
+            alerts=alerts or [],
+            alert_webhook=alert_webhook,
         )
         app = build_app(settings, registry)
         if key is None:

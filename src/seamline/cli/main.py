@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from seamline.cli import (
     admin,
+    alerts,
     drift,
     eval_runs,
     evals,
@@ -58,6 +59,7 @@ app.add_typer(index.index_app, name="index")
 app.add_typer(rag.rag_app, name="rag")
 app.add_typer(feedback.feedback_app, name="feedback")
 app.add_typer(drift.drift_app, name="drift")
+app.add_typer(alerts.alerts_app, name="alerts")
 app.command()(gateway.cost)
 
 Host = Annotated[str | None, typer.Option("--host", help="default: 127.0.0.1")]

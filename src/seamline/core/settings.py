@@ -244,11 +244,39 @@ class GatewayConfig(BaseModel):
     metrics_token: SecretStr | None = Field(
         default=None, description="bearer token /metrics requires (none: open, as usual)"
     )
+    alert_interval_s: float = Field(
+        default=60.0, gt=0, description="how often each worker checks the [[alerts]] rules"
+    )
     rag: RagConfig = Field(default_factory=RagConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
     key_limits: LimitConfig = Field(default_factory=LimitConfig)
     project_limits: LimitConfig = Field(default_factory=LimitConfig)
     model_limits: dict[str, LimitConfig] = Field(default_factory=dict)
+
+
+class AlertRule(BaseModel):
+    """A condition on live traffic, checked every ``gateway.alert_interval_s`` per project
+    (``monitoring.alerts``); firing records the alert with its evidence and sample calls,
+    counts it on ``/metrics`` and posts it to the webhook (Slack-compatible)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    kind: Literal["error_rate", "latency", "guard_blocks", "cost_anomaly", "model_change"]
+    window: str = Field(default="1h", description="the calls checked: the last 30m, 1h, 1d")
+    baseline: str = Field(
+        default="7d", description="cost_anomaly: the window before, its own baseline"
+    )
+    above: float | None = Field(
+        default=None,
+        description="error_rate and guard_blocks: a share (0.05); latency: milliseconds; "
+        "cost_anomaly: a ratio to the baseline's cost per call (default 1.5)",
+    )
+    percentile: float = Field(default=95, gt=0, lt=100, description="latency's percentile")
+    min_calls: int = Field(default=20, ge=1, description="fewer calls: nothing to judge")
+    project: str | None = Field(default=None, description="one project (default: each)")
+    webhook: str | None = Field(default=None, description="default: alert_webhook")
+    cooldown: str = Field(default="1h", description="the same alert is not repeated within")
 
 
 class Settings(BaseSettings):
@@ -291,6 +319,10 @@ class Settings(BaseSettings):
     otel_service_name: str = "seamline-gateway"
     models: list[ModelConfig] = Field(default_factory=list)
     budgets: list[BudgetConfig] = Field(default_factory=list)
+    alerts: list[AlertRule] = Field(default_factory=list)
+    alert_webhook: str | None = Field(
+        default=None, description="where alerts (and budget alerts) are posted, Slack-compatible"
+    )
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
 
     @classmethod

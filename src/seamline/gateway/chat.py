@@ -216,6 +216,15 @@ async def serve_chat(
         gateway.emit(event)
 
 
+def _upstream_identity(event: CallEvent, answer: dict[str, Any]) -> None:
+    """The model and build the upstream says answered, as its answer (or a chunk) says."""
+    model, fingerprint = answer.get("model"), answer.get("system_fingerprint")
+    if isinstance(model, str) and model:
+        event.upstream_model = model
+    if isinstance(fingerprint, str) and fingerprint:
+        event.system_fingerprint = fingerprint
+
+
 def _embed_for_drift(
     gateway: Gateway, request: ChatRequest, event: CallEvent, guarded: GuardedCall | None
 ) -> None:
@@ -439,6 +448,7 @@ async def _complete(
     message = choice.get("message") or {}
     event.finish_reason = choice.get("finish_reason")
     event.response_content = message
+    _upstream_identity(event, result.body)
     _account(gateway, event, attempt.deployment, body, result.usage, message.get("content") or "")
     answered, raw = result.body, result.raw
     if guarded is not None:
@@ -536,6 +546,7 @@ async def _stream(
                 _client_gone(event)
                 break
             usage = Usage.from_openai(chunk.data.get("usage")) or usage
+            _upstream_identity(event, chunk.data)
             choices = chunk.data.get("choices") or []
             for choice in choices:
                 if choice.get("index", 0) != 0:  # n > 1: the record keeps the first answer

@@ -13,7 +13,8 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from seamline.core.settings import Settings
+from seamline.core.clock import utcnow
+from seamline.core.settings import BudgetConfig, Settings
 from seamline.gateway.catalog import ModelCatalog
 from seamline.gateway.metrics import GatewayMetrics
 from seamline.gateway.stages.registry_view import RegistryView
@@ -23,6 +24,7 @@ from seamline.gateway.stores.cache import ResponseCache
 from seamline.gateway.stores.changes import ChangeProbe, probe_for
 from seamline.gateway.stores.limits import LocalLimiter
 from seamline.gateway.stores.limits_redis import RedisLimiter
+from seamline.monitoring.delivery import record_budget_alert, run_alerts
 from seamline.monitoring.embeddings import CallEmbedder, CallEmbeddingStore
 from seamline.providers.anthropic import AnthropicProvider
 from seamline.providers.base import Deployment, Provider
@@ -66,7 +68,7 @@ class Gateway:
             settings.budgets,
             registry.db,
             store_for(settings, registry.db),
-            on_alert=self.metrics.budget_alert,
+            on_alert=self._budget_alert,
         )
         self.cache = ResponseCache(
             self.config.cache_ttl_s, self.config.cache_max_entries, settings.redis_url
@@ -80,6 +82,7 @@ class Gateway:
         }
         self._background: set[asyncio.Task[Any]] = set()
         self._opening = asyncio.Lock()
+        self._alerting: asyncio.Task[None] | None = None
         self.spans: SpanExporter | None = exporter_from(
             settings.otel_endpoint, settings.otel_service_name
         )
@@ -166,10 +169,50 @@ class Gateway:
 
     async def start(self) -> None:
         self.writer.start()
+        if self.settings.alerts:
+            self._alerting = asyncio.create_task(self._check_alerts_every_interval())
+
+    async def _check_alerts_every_interval(self) -> None:
+        """The ``[[alerts]]`` rules, checked every ``alert_interval_s`` off the event loop;
+        a failed check is logged and the next one runs."""
+        while True:
+            await asyncio.sleep(self.config.alert_interval_s)
+            try:
+                fired = await asyncio.to_thread(
+                    run_alerts,
+                    self.registry.db,
+                    self.settings.alerts,
+                    self.settings.alert_webhook,
+                    utcnow(),
+                )
+            except Exception:
+                log.exception("checking alerts failed")
+                continue
+            for firing in fired:
+                self.metrics.alert_fired(firing.rule, firing.kind)
+
+    def _budget_alert(self, budget: BudgetConfig, level: str, spent_usd: float) -> None:
+        """A budget's alert, counted and sent down the same channel as every alert (its own
+        webhook, if it names one, is still called by the budgets)."""
+        self.metrics.budget_alert(budget, level, spent_usd)
+        self.metrics.alert_fired(f"budget:{budget.name}", "budget")
+        self.in_background(
+            asyncio.to_thread(
+                record_budget_alert,
+                self.registry.db,
+                budget,
+                level,
+                spent_usd,
+                self.settings.alert_webhook,
+                utcnow(),
+            )
+        )
 
     async def stop(self) -> None:
         """Shadow calls get the shutdown grace, then are cancelled (each records its event);
         the providers close after, stopping whatever still generates."""
+        if self._alerting is not None:
+            self._alerting.cancel()
         if "rag_scorer" in self.__dict__:  # first: its judge calls need the providers
             await asyncio.to_thread(self.rag_scorer.close)
         if self._background:

@@ -108,6 +108,12 @@ class GatewayMetrics:
             ("index", "attribution"),
             registry=self.registry,
         )
+        self.alerts = Counter(
+            "seamline_alerts_fired_total",
+            "Alerts fired (rules of [[alerts]], and budgets crossing their alert share)",
+            ("rule", "kind"),
+            registry=self.registry,
+        )
         self._queues = _BackgroundQueues()
         self.registry.register(self._queues)
         self.rag_scores = Histogram(
@@ -177,6 +183,9 @@ class GatewayMetrics:
             if chunk.source_modified is not None:
                 changed = as_utc(datetime.fromisoformat(chunk.source_modified))
                 self.document_age.labels(name).observe((at - changed).total_seconds())
+
+    def alert_fired(self, rule: str, kind: str) -> None:
+        self.alerts.labels(rule, kind).inc()
 
     def watch_queue(self, name: str, queue: BackgroundQueue[Any]) -> None:
         """Count what a background queue drops, skips and fails on ``/metrics``."""

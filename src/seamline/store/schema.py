@@ -203,6 +203,8 @@ events = Table(
     Column("model_used", String(200)),
     Column("provider", String(64)),
     Column("replica", String(200)),
+    Column("upstream_model", String(200)),
+    Column("system_fingerprint", String(100)),
     Column("attempts", Integer, nullable=False),
     Column("prompt_tokens", Integer, nullable=False),
     Column("completion_tokens", Integer, nullable=False),
@@ -392,4 +394,24 @@ call_embeddings = Table(
     Column("input_vector", LargeBinary, nullable=False),
     Column("output_vector", LargeBinary),
     Index("ix_call_embeddings_project_time", "project_id", "time"),
+)
+
+# Alerts (``monitoring.alerts``): what fired, when, the evidence and sample calls, and how
+# delivering it went.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("rule", String(200), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("project_id", ForeignKey("projects.id")),
+    Column("subject", String(300), nullable=False),  # what it is about: a tenant, a route
+    Column("fired_at", Timestamp, nullable=False),
+    Column("value", Float),
+    Column("threshold", Float),
+    Column("message", Text, nullable=False),
+    Column("evidence", JSON, nullable=False),
+    Column("request_ids", JSON, nullable=False),
+    Column("delivery", JSON, nullable=False),
+    Index("ix_alerts_rule_time", "rule", "subject", "fired_at"),
 )

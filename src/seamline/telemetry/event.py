@@ -52,6 +52,10 @@ class CallEvent:
     model_used: str | None = None
     provider: str | None = None
     replica: str | None = None
+    # What the upstream said answered (its ``model`` and ``system_fingerprint``): a change
+    # under the same name is a silent model update (monitoring's model-change trigger).
+    upstream_model: str | None = None
+    system_fingerprint: str | None = None
     attempts: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0

@@ -25,10 +25,15 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 def parse_since(value: str) -> datetime:
     """``90s``, ``30m``, ``24h`` or ``7d`` before now."""
+    return utcnow() - duration(value)
+
+
+def duration(value: str) -> timedelta:
+    """``90s``, ``30m``, ``24h`` or ``7d`` as a time span."""
     match = _DURATION.match(value.strip())
     if match is None:
         raise InvalidInput(f"invalid duration {value!r}: use e.g. 30m, 24h or 7d")
-    return utcnow() - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
 
 
 def _row(row: Any) -> dict[str, Any]:

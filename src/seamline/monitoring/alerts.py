@@ -1,0 +1,359 @@
+"""Alerts: rules from ``seamline.toml`` (``[[alerts]]``) checked against the events of
+each project, and what fired, kept with its evidence and sample calls.
+
+Rules live in the configuration, not in the registry: they belong to whoever runs the
+gateway (an SRE's thresholds and webhooks), they change with the deployment rather than with
+a release, and Prometheus users keep theirs in Alertmanager anyway (the metrics are there).
+
+Every kind judges one project (a tenant) at a time:
+
+* ``error_rate``: the share of calls that failed, above ``above``;
+* ``latency``: the ``percentile`` of call latency in milliseconds, above ``above``;
+* ``guard_blocks``: the share of calls a guard blocked, above ``above``;
+* ``cost_anomaly``: cost per call against the project's own ``baseline`` window just
+  before, above ``above`` times (1.5 by default: 150%); an anomaly opens a review (it is
+  listed apart by ``seamline alerts list --kind cost_anomaly``);
+* ``model_change``: a deployment answered as another upstream model or build (``model``
+  or ``system_fingerprint`` of its answers) than it did before the window: a provider's
+  silent update, a trigger to re-run the prompt's evals.
+
+A window with fewer than ``min_calls`` calls is not judged. An alert is not repeated for
+the same subject within ``cooldown``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, and_, insert, select, update
+
+from seamline.core.clock import as_utc, isoformat
+from seamline.core.settings import AlertRule
+from seamline.store.database import Database
+from seamline.store.schema import alerts, events, projects
+from seamline.telemetry.event import STATUS_BLOCKED, STATUS_ERROR
+from seamline.telemetry.traces import duration
+
+SAMPLE_CALLS = 5
+DEFAULT_COST_RATIO = 1.5
+
+
+@dataclass
+class Firing:
+    rule: str
+    kind: str
+    project_id: int | None
+    subject: str
+    message: str
+    value: float | None = None
+    threshold: float | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+    request_ids: list[str] = field(default_factory=list)
+    id: str = field(default_factory=lambda: f"alert_{secrets.token_hex(8)}")
+    webhook: str | None = None
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "rule": self.rule,
+            "kind": self.kind,
+            "subject": self.subject,
+            "message": self.message,
+            "value": self.value,
+            "threshold": self.threshold,
+            "evidence": self.evidence,
+            "request_ids": self.request_ids,
+        }
+
+
+@dataclass(frozen=True)
+class _Call:
+    request_id: str
+    project_id: int
+    status: str
+    latency_ms: float
+    cost_usd: float
+    error_type: str | None
+    replica: str | None
+    model_used: str | None
+    upstream_model: str | None
+    system_fingerprint: str | None
+
+
+def evaluate(db: Database, rules: Sequence[AlertRule], now: datetime) -> list[Firing]:
+    """What fires now: each rule against each project's calls in its window, less what
+    fired for the same subject within the rule's cooldown."""
+    fired: list[Firing] = []
+    with db.read() as conn:
+        names = {row.id: row.name for row in conn.execute(select(projects.c.id, projects.c.name))}
+        for rule in rules:
+            start = now - duration(rule.window)
+            by_project = _calls(conn, start, now, _project_id(names, rule.project))
+            for project_id, calls in sorted(by_project.items()):
+                for firing in _judge(conn, rule, names[project_id], project_id, calls, start):
+                    if not _cooling(conn, firing, now - duration(rule.cooldown)):
+                        firing.webhook = rule.webhook
+                        fired.append(firing)
+    return fired
+
+
+def _project_id(names: dict[int, str], name: str | None) -> int | None:
+    if name is None:
+        return None
+    return next((pid for pid, known in names.items() if known == name), -1)
+
+
+def _calls(
+    conn: Connection, start: datetime, end: datetime, project_id: int | None
+) -> dict[int, list[_Call]]:
+    query = select(
+        events.c.request_id,
+        events.c.project_id,
+        events.c.status,
+        events.c.latency_ms,
+        events.c.cost_usd,
+        events.c.error_type,
+        events.c.replica,
+        events.c.model_used,
+        events.c.upstream_model,
+        events.c.system_fingerprint,
+    ).where(
+        events.c.time >= start,
+        events.c.time < end,
+        events.c.project_id.is_not(None),
+        events.c.parent_request_id.is_(None),  # the gateway's own side calls are not traffic
+    )
+    if project_id is not None:
+        query = query.where(events.c.project_id == project_id)
+    found: dict[int, list[_Call]] = defaultdict(list)
+    for row in conn.execute(query):
+        found[row.project_id].append(_Call(**row._mapping))
+    return found
+
+
+def _judge(
+    conn: Connection,
+    rule: AlertRule,
+    project: str,
+    project_id: int,
+    calls: list[_Call],
+    start: datetime,
+) -> Iterable[Firing]:
+    if rule.kind == "model_change":
+        yield from _model_changes(conn, rule, project, project_id, calls, start)
+        return
+    if len(calls) < rule.min_calls:
+        return
+    firing = Firing(rule.name, rule.kind, project_id, project, "")
+    if rule.kind in ("error_rate", "guard_blocks"):
+        status = STATUS_ERROR if rule.kind == "error_rate" else STATUS_BLOCKED
+        hits = [c for c in calls if c.status == status]
+        share, limit = len(hits) / len(calls), rule.above if rule.above is not None else 0.05
+        if share <= limit:
+            return
+        what = "failed" if rule.kind == "error_rate" else "were blocked by a guard"
+        firing.message = (
+            f"{project}: {share:.1%} of {len(calls)} calls in the last {rule.window} {what} "
+            f"(threshold {limit:.1%})"
+        )
+        firing.value, firing.threshold = share, limit
+        firing.evidence = {
+            "calls": len(calls),
+            "matching": len(hits),
+            "error_types": dict(Counter(c.error_type or "-" for c in hits).most_common(5)),
+        }
+        firing.request_ids = [c.request_id for c in hits[-SAMPLE_CALLS:]]
+    elif rule.kind == "latency":
+        latencies = np.array([c.latency_ms for c in calls])
+        value = float(np.percentile(latencies, rule.percentile))
+        if rule.above is None or value <= rule.above:
+            return
+        firing.message = (
+            f"{project}: p{rule.percentile:g} latency {value:.0f} ms over the last "
+            f"{rule.window} (threshold {rule.above:.0f} ms, {len(calls)} calls)"
+        )
+        firing.value, firing.threshold = value, rule.above
+        firing.evidence = {"calls": len(calls), "p50_ms": float(np.percentile(latencies, 50))}
+        slowest = sorted(calls, key=lambda c: -c.latency_ms)[:SAMPLE_CALLS]
+        firing.request_ids = [c.request_id for c in slowest]
+    else:  # cost_anomaly
+        yield from _cost_anomaly(conn, rule, firing, calls, start)
+        return
+    yield firing
+
+
+def _cost_anomaly(
+    conn: Connection, rule: AlertRule, firing: Firing, calls: list[_Call], start: datetime
+) -> Iterable[Firing]:
+    assert firing.project_id is not None
+    before = _calls(conn, start - duration(rule.baseline), start, firing.project_id).get(
+        firing.project_id, []
+    )
+    if len(before) < rule.min_calls:
+        return
+    now_cost = statistics.fmean(c.cost_usd for c in calls)
+    then_cost = statistics.fmean(c.cost_usd for c in before)
+    ratio_limit = rule.above if rule.above is not None else DEFAULT_COST_RATIO
+    if then_cost <= 0 or now_cost <= then_cost * ratio_limit:
+        return
+    ratio = now_cost / then_cost
+    firing.message = (
+        f"{firing.subject}: cost per call ${now_cost:.6f} over the last {rule.window}, "
+        f"{ratio:.0%} of its own baseline (${then_cost:.6f} over the {rule.baseline} before; "
+        f"threshold {ratio_limit:.0%}): a review is open"
+    )
+    firing.value, firing.threshold = ratio, ratio_limit
+    firing.evidence = {
+        "calls": len(calls),
+        "cost_per_call_usd": now_cost,
+        "baseline_calls": len(before),
+        "baseline_cost_per_call_usd": then_cost,
+        "by_model": _cost_by(calls, lambda c: c.model_used),
+    }
+    firing.request_ids = [
+        c.request_id for c in sorted(calls, key=lambda c: -c.cost_usd)[:SAMPLE_CALLS]
+    ]
+    yield firing
+
+
+def _cost_by(calls: list[_Call], key: Any) -> dict[str, float]:
+    totals: dict[str, float] = defaultdict(float)
+    for call in calls:
+        totals[str(key(call) or "-")] += call.cost_usd
+    return {name: round(total, 6) for name, total in sorted(totals.items())}
+
+
+def _model_changes(
+    conn: Connection,
+    rule: AlertRule,
+    project: str,
+    project_id: int,
+    calls: list[_Call],
+    start: datetime,
+) -> Iterable[Firing]:
+    """Per deployment: the upstream identities answering now that it never gave before the
+    window, when it gave one."""
+    now_seen: dict[str, dict[tuple[str | None, str | None], _Call]] = defaultdict(dict)
+    for call in calls:
+        identity = (call.upstream_model, call.system_fingerprint)
+        if call.replica and identity != (None, None):
+            now_seen[call.replica].setdefault(identity, call)
+    for replica, identities in sorted(now_seen.items()):
+        before = _identities_before(conn, project_id, replica, start)
+        if not before:
+            continue  # a new deployment: nothing to compare with
+        for (model, fingerprint), first in identities.items():
+            if (model, fingerprint) in before:
+                continue
+            old_model, old_fingerprint = before[-1]
+            yield Firing(
+                rule.name,
+                rule.kind,
+                project_id,
+                f"{replica} ({first.model_used})",
+                f"{project}: deployment {replica} of {first.model_used} now answers as "
+                f"{model} ({fingerprint or 'no fingerprint'}), before as {old_model} "
+                f"({old_fingerprint or 'no fingerprint'}): re-run its prompts' evals",
+                evidence={
+                    "deployment": replica,
+                    "model": first.model_used,
+                    "before": {"upstream_model": old_model, "system_fingerprint": old_fingerprint},
+                    "now": {"upstream_model": model, "system_fingerprint": fingerprint},
+                },
+                request_ids=[first.request_id],
+            )
+
+
+def _identities_before(
+    conn: Connection, project_id: int, replica: str, start: datetime
+) -> list[tuple[str | None, str | None]]:
+    """The upstream identities a deployment answered with before ``start``, oldest first
+    (from its last 1,000 answers)."""
+    rows = conn.execute(
+        select(events.c.upstream_model, events.c.system_fingerprint)
+        .where(
+            events.c.project_id == project_id,
+            events.c.replica == replica,
+            events.c.time < start,
+            events.c.upstream_model.is_not(None) | events.c.system_fingerprint.is_not(None),
+        )
+        .order_by(events.c.time.desc())
+        .limit(1000)
+    ).all()
+    return list(dict.fromkeys((row[0], row[1]) for row in reversed(rows)))
+
+
+def _cooling(conn: Connection, firing: Firing, since: datetime) -> bool:
+    found = conn.execute(
+        select(alerts.c.id)
+        .where(
+            and_(
+                alerts.c.rule == firing.rule,
+                alerts.c.subject == firing.subject[:300],
+                alerts.c.fired_at >= since,
+            )
+        )
+        .limit(1)
+    ).first()
+    return found is not None
+
+
+class AlertStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def record(self, firing: Firing, at: datetime, delivery: dict[str, Any]) -> None:
+        with self.db.write() as conn:
+            conn.execute(
+                insert(alerts).values(
+                    id=firing.id,
+                    rule=firing.rule[:200],
+                    kind=firing.kind,
+                    project_id=firing.project_id,
+                    subject=firing.subject[:300],
+                    fired_at=at,
+                    value=firing.value,
+                    threshold=firing.threshold,
+                    message=firing.message,
+                    evidence=firing.evidence,
+                    request_ids=firing.request_ids,
+                    delivery=delivery,
+                )
+            )
+
+    def delivered(self, alert_id: str, delivery: dict[str, Any]) -> None:
+        with self.db.write() as conn:
+            conn.execute(update(alerts).where(alerts.c.id == alert_id).values(delivery=delivery))
+
+    def recent(
+        self, project_id: int, since: datetime, kind: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The project's alerts since ``since``, newest first."""
+        query = select(alerts).where(alerts.c.project_id == project_id, alerts.c.fired_at >= since)
+        if kind is not None:
+            query = query.where(alerts.c.kind == kind)
+        with self.db.read() as conn:
+            rows = conn.execute(query.order_by(alerts.c.fired_at.desc())).mappings().all()
+        return [
+            {
+                "id": row["id"],
+                "rule": row["rule"],
+                "kind": row["kind"],
+                "subject": row["subject"],
+                "fired_at": isoformat(as_utc(row["fired_at"])),
+                "message": row["message"],
+                "value": row["value"],
+                "threshold": row["threshold"],
+                "evidence": row["evidence"],
+                "request_ids": row["request_ids"],
+                "delivery": row["delivery"],
+            }
+            for row in rows
+        ]

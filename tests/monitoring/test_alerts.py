@@ -1,0 +1,146 @@
+"""Alerts on live traffic: each rule kind fires on a constructed case and stays quiet on
+its control, with evidence and sample calls; an alert is not repeated within its cooldown;
+a webhook that is down is retried and the failure recorded; budgets come down the same
+channel."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import insert
+
+from seamline.core.settings import AlertRule, BudgetConfig
+from seamline.monitoring.alerts import AlertStore, Firing, evaluate
+from seamline.monitoring.delivery import deliver, record_budget_alert, run_alerts
+from seamline.registry import Actor, Registry
+from seamline.store.schema import events
+from seamline.telemetry.event import CallEvent
+from tests.conftest import make_actor
+from tests.stub_upstream import StubUpstream
+
+NOW = datetime(2026, 11, 29, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+def receiver() -> Iterator[StubUpstream]:
+    stub = StubUpstream("hooks").start()
+    yield stub
+    stub.stop()
+
+
+def _calls(registry: Registry, who: Actor, count: int, ago: timedelta, **fields: Any) -> list[str]:
+    ids = []
+    for i in range(count):
+        event = CallEvent(route="/v1/chat/completions", time=NOW - ago + timedelta(seconds=i))
+        event.project_id, event.project = who.project.id, who.project.name
+        event.model_used, event.replica = "gpt-4o-mini", "primary"
+        for name, value in fields.items():
+            setattr(event, name, value(i) if callable(value) else value)
+        with registry.db.write() as conn:
+            conn.execute(insert(events).values(**event.to_row()))
+        ids.append(event.request_id)
+    return ids
+
+
+def test_an_error_rate_fires_with_its_evidence_once_per_cooldown(
+    registry: Registry, alice: Actor, receiver: StubUpstream
+) -> None:
+    _calls(registry, alice, 30, timedelta(minutes=30))
+    failed = _calls(
+        registry, alice, 10, timedelta(minutes=20), status="error", error_type="upstream_error"
+    )
+    calm = make_actor(registry, "carol", project="globex")
+    _calls(registry, calm, 40, timedelta(minutes=30))
+    rule = AlertRule(name="errors", kind="error_rate", window="1h", above=0.1)
+    hook = f"{receiver.base_url.removesuffix('/v1')}/hook"
+    [firing] = run_alerts(registry.db, [rule], hook, NOW)
+    assert firing.subject == "acme" and firing.value == 0.25
+    assert firing.evidence["error_types"] == {"upstream_error": 10}
+    assert set(firing.request_ids) <= set(failed) and len(firing.request_ids) == 5
+    [posted] = receiver.hooks
+    assert posted["text"].startswith("seamline alert errors: acme: 25.0% of 40 calls")
+    assert posted["seamline"]["request_ids"] == firing.request_ids
+    [stored] = AlertStore(registry.db).recent(alice.project.id, NOW - timedelta(days=1))
+    assert stored["delivery"] == {"delivered": True, "attempts": 1}
+    assert run_alerts(registry.db, [rule], hook, NOW + timedelta(minutes=5)) == []  # cooldown
+
+
+def test_latency_and_guard_blocks_fire_above_their_thresholds(
+    registry: Registry, alice: Actor
+) -> None:
+    _calls(registry, alice, 40, timedelta(minutes=30), latency_ms=lambda i: 100.0 + i * 50)
+    _calls(registry, alice, 10, timedelta(minutes=20), status="blocked")
+    rules = [
+        AlertRule(name="slow", kind="latency", percentile=95, above=1500),
+        AlertRule(name="slower", kind="latency", percentile=95, above=5000),
+        AlertRule(name="blocks", kind="guard_blocks", above=0.1),
+    ]
+    fired = {f.rule: f for f in evaluate(registry.db, rules, NOW)}
+    assert set(fired) == {"slow", "blocks"}
+    assert fired["slow"].value is not None and 1500 < fired["slow"].value < 2100
+    assert fired["blocks"].value == 0.2
+
+
+def test_a_tenant_above_its_own_cost_baseline_opens_a_review(
+    registry: Registry, alice: Actor
+) -> None:
+    steady = make_actor(registry, "carol", project="globex")
+    for who, now_cost in ((alice, 0.0016), (steady, 0.0011)):  # 160% and 110% of baseline
+        _calls(registry, who, 40, timedelta(days=3), cost_usd=0.001)
+        _calls(registry, who, 40, timedelta(hours=12), cost_usd=now_cost)
+    rule = AlertRule(name="cost", kind="cost_anomaly", window="1d", baseline="7d")
+    [firing] = evaluate(registry.db, [rule], NOW)
+    assert firing.subject == "acme" and firing.value == pytest.approx(1.6)
+    assert "a review is open" in firing.message
+    assert firing.evidence["baseline_cost_per_call_usd"] == pytest.approx(0.001)
+
+
+def test_an_upstream_model_change_under_the_same_name_fires_its_trigger(
+    registry: Registry, alice: Actor
+) -> None:
+    _calls(
+        registry,
+        alice,
+        5,
+        timedelta(days=2),
+        upstream_model="gpt-4o-mini-2024-07-18",
+        system_fingerprint="fp_0aa8d3e20b",
+    )
+    changed = _calls(
+        registry,
+        alice,
+        5,
+        timedelta(minutes=30),
+        upstream_model="gpt-4o-mini-2024-07-18",
+        system_fingerprint="fp_44709d6fcb",
+    )
+    rule = AlertRule(name="model", kind="model_change", window="1h")
+    [firing] = evaluate(registry.db, [rule], NOW)
+    assert firing.subject == "primary (gpt-4o-mini)" and firing.request_ids == [changed[0]]
+    assert firing.evidence["before"]["system_fingerprint"] == "fp_0aa8d3e20b"
+    assert firing.evidence["now"]["system_fingerprint"] == "fp_44709d6fcb"
+    assert "re-run its prompts' evals" in firing.message
+    later = NOW + timedelta(hours=2)  # the new build is now what came before: quiet
+    assert evaluate(registry.db, [rule], later) == []
+
+
+def test_a_webhook_that_is_down_is_retried_and_the_failure_kept() -> None:
+    waits: list[float] = []
+    firing = Firing("errors", "error_rate", None, "acme", "acme: 25% failed")
+    outcome = deliver(firing, "http://127.0.0.1:9/hook", sleep=waits.append)
+    assert outcome["delivered"] is False and outcome["attempts"] == 3
+    assert waits == [1.0, 2.0] and "ConnectError" in outcome["error"]
+
+
+def test_budget_alerts_come_down_the_same_channel(
+    registry: Registry, alice: Actor, receiver: StubUpstream
+) -> None:
+    budget = BudgetConfig(name="acme", limit_usd=10.0)
+    hook = f"{receiver.base_url.removesuffix('/v1')}/hook"
+    record_budget_alert(registry.db, budget, "warning", 8.5, hook, NOW)
+    [stored] = AlertStore(registry.db).recent(alice.project.id, NOW - timedelta(hours=1))
+    assert stored["kind"] == "budget" and stored["delivery"]["delivered"] is True
+    assert receiver.hooks[0]["text"].startswith("seamline alert budget:acme: budget warning")
