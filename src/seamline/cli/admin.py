@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -9,13 +10,15 @@ import typer
 
 from seamline.cli.context import AsUser, JsonOption, ProjectOption, actor, registry, settings
 from seamline.cli.output import print_json, print_table
-from seamline.core.clock import isoformat
+from seamline.core.clock import isoformat, utcnow
 from seamline.core.errors import InvalidInput
 from seamline.registry import anchors
 from seamline.registry.identity import ensure_project, parse_scopes
 from seamline.registry.policy import AliasPolicy
 from seamline.registry.workspace import open_database
 from seamline.store.migrate import upgrade
+from seamline.telemetry.retention import prune_content
+from seamline.telemetry.traces import duration
 
 audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit log.")
 keys_app = typer.Typer(no_args_is_help=True, help="API keys (shown once, stored hashed).")
@@ -258,3 +261,22 @@ def db_upgrade() -> None:
     db = open_database(settings())
     applied = upgrade(db, secret=settings().key_secret())
     typer.echo(f"applied: {', '.join(applied)}" if applied else "database is up to date")
+
+
+@db_app.command("prune-content")
+def db_prune_content(
+    older_than: Annotated[
+        str | None,
+        typer.Option(help="e.g. 30d (default: content_retention_days of seamline.toml)"),
+    ] = None,
+) -> None:
+    """Delete what calls said (messages, answers, variables) from events older than a limit;
+    the events' numbers and the hourly rollups stay."""
+    config = settings()
+    if older_than is None and config.content_retention_days is None:
+        raise InvalidInput("give --older-than, or set content_retention_days in seamline.toml")
+    span = (
+        duration(older_than) if older_than else timedelta(days=config.content_retention_days or 0)
+    )
+    pruned = prune_content(registry().db, utcnow() - span)
+    typer.echo(f"content deleted from {pruned} events older than {span.days} days")

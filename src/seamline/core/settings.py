@@ -320,6 +320,12 @@ class Settings(BaseSettings):
     models: list[ModelConfig] = Field(default_factory=list)
     budgets: list[BudgetConfig] = Field(default_factory=list)
     alerts: list[AlertRule] = Field(default_factory=list)
+    content_retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="delete calls' content (not their numbers, nor the rollups) after N days; "
+        "the gateway prunes hourly",
+    )
     alert_webhook: str | None = Field(
         default=None, description="where alerts (and budget alerts) are posted, Slack-compatible"
     )

@@ -11,6 +11,7 @@ import functools
 import logging
 import threading
 from collections.abc import Coroutine
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from seamline.core.clock import utcnow
@@ -37,10 +38,12 @@ from seamline.rag.store import ChunkStore, open_store
 from seamline.registry import Actor, Registry
 from seamline.telemetry.event import CallEvent
 from seamline.telemetry.otel import SpanExporter, exporter_from
+from seamline.telemetry.retention import prune_content
 from seamline.telemetry.writer import EventWriter
 
 log = logging.getLogger("seamline.gateway")
 SPILL_FILE_NAME = "events-spill.jsonl"
+PRUNE_INTERVAL_S = 3600.0
 T = TypeVar("T")
 
 
@@ -83,6 +86,7 @@ class Gateway:
         self._background: set[asyncio.Task[Any]] = set()
         self._opening = asyncio.Lock()
         self._alerting: asyncio.Task[None] | None = None
+        self._pruning: asyncio.Task[None] | None = None
         self.spans: SpanExporter | None = exporter_from(
             settings.otel_endpoint, settings.otel_service_name
         )
@@ -171,6 +175,21 @@ class Gateway:
         self.writer.start()
         if self.settings.alerts:
             self._alerting = asyncio.create_task(self._check_alerts_every_interval())
+        if self.settings.content_retention_days:
+            self._pruning = asyncio.create_task(self._prune_content_hourly())
+
+    async def _prune_content_hourly(self) -> None:
+        """Calls' content past ``content_retention_days`` deleted, once an hour."""
+        assert self.settings.content_retention_days is not None
+        keep = timedelta(days=self.settings.content_retention_days)
+        while True:
+            try:
+                pruned = await asyncio.to_thread(prune_content, self.registry.db, utcnow() - keep)
+                if pruned:
+                    log.info("content deleted from %d events past retention", pruned)
+            except Exception:
+                log.exception("pruning content failed")
+            await asyncio.sleep(PRUNE_INTERVAL_S)
 
     async def _check_alerts_every_interval(self) -> None:
         """The ``[[alerts]]`` rules, checked every ``alert_interval_s`` off the event loop;
@@ -211,8 +230,9 @@ class Gateway:
     async def stop(self) -> None:
         """Shadow calls get the shutdown grace, then are cancelled (each records its event);
         the providers close after, stopping whatever still generates."""
-        if self._alerting is not None:
-            self._alerting.cancel()
+        for task in (self._alerting, self._pruning):
+            if task is not None:
+                task.cancel()
         if "rag_scorer" in self.__dict__:  # first: its judge calls need the providers
             await asyncio.to_thread(self.rag_scorer.close)
         if self._background:

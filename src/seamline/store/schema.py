@@ -415,3 +415,26 @@ alerts = Table(
     Column("delivery", JSON, nullable=False),
     Index("ix_alerts_rule_time", "rule", "subject", "fired_at"),
 )
+
+# Hourly sums of the events (``telemetry.rollups``), kept by the event writer in the same
+# transaction as the events: what cost reports and dashboards read as events grow.
+event_rollups = Table(
+    "event_rollups",
+    metadata,
+    Column("hour", Timestamp, primary_key=True),
+    Column("project_id", Integer, primary_key=True),  # 0: a call refused before its key
+    Column("api_key_id", String(40), primary_key=True),
+    Column("route", String(100), primary_key=True),
+    Column("prompt_name", String(200), primary_key=True),
+    Column("prompt_version", Integer, primary_key=True),
+    Column("model_used", String(200), primary_key=True),
+    Column("use_case", String(200), primary_key=True),
+    Column("status", String(16), primary_key=True),
+    Column("calls", Integer, nullable=False),
+    Column("prompt_tokens", BigInteger, nullable=False),
+    Column("completion_tokens", BigInteger, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+    Column("latency_ms_sum", Float, nullable=False),
+    Column("cache_hits", Integer, nullable=False),
+    Index("ix_event_rollups_project_hour", "project_id", "hour"),
+)

@@ -43,6 +43,7 @@ from sqlalchemy import JSON, Connection, DateTime, String
 
 from seamline.store.schema import events
 from seamline.telemetry.event import STORED_FIELDS, CallEvent, without_nul
+from seamline.telemetry.rollups import add_to_rollups, not_yet_stored
 
 Row = dict[str, Any]
 
@@ -92,15 +93,21 @@ def insert_events(conn: Connection, rows: Sequence[CallEvent | Row], *, postgres
         params = [_params(row, to_json, to_time) for row in rows]
     except (TypeError, ValueError) as exc:
         raise RowsRefused(f"{exc.__class__.__name__}: {exc}") from exc
+    # Spilled rows may be stored already (a replay cut short): only new ones are summed.
+    spilled = [row for row in rows if not isinstance(row, CallEvent)]
+    new: list[CallEvent | Row] = [row for row in rows if isinstance(row, CallEvent)]
+    if spilled:
+        new += not_yet_stored(conn, spilled)
     if postgres:
         conn.exec_driver_sql(_POSTGRES_INSERT, params)
-        return
-    start = 0
-    for size in _SQLITE_CHUNKS:
-        while len(params) - start >= size:
-            chunk = params[start : start + size]
-            conn.exec_driver_sql(_SQLITE_INSERTS[size], tuple(chain.from_iterable(chunk)))
-            start += size
+    else:
+        start = 0
+        for size in _SQLITE_CHUNKS:
+            while len(params) - start >= size:
+                chunk = params[start : start + size]
+                conn.exec_driver_sql(_SQLITE_INSERTS[size], tuple(chain.from_iterable(chunk)))
+                start += size
+    add_to_rollups(conn, new, postgres=postgres, to_time=to_time)
 
 
 def _params(

@@ -10,7 +10,8 @@ from sqlalchemy import Connection, case, func, select
 
 from seamline.core.clock import as_utc, isoformat, utcnow
 from seamline.core.errors import InvalidInput, NotFound
-from seamline.store.schema import events
+from seamline.store.schema import event_rollups, events, projects
+from seamline.telemetry.rollups import split_hours
 
 GROUPINGS = {
     "project": events.c.project,
@@ -18,6 +19,12 @@ GROUPINGS = {
     "model": events.c.model_used,
     "prompt": events.c.prompt_name,
     "use_case": events.c.use_case,
+}
+_ROLLUP_COLUMNS = {
+    "key": "api_key_id",
+    "model": "model_used",
+    "prompt": "prompt_name",
+    "use_case": "use_case",
 }
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -68,34 +75,80 @@ def one(conn: Connection, project_id: int, request_id: str) -> dict[str, Any]:
 
 
 def cost_by(
-    conn: Connection, by: str, since: datetime, project_id: int | None
+    conn: Connection,
+    by: str,
+    since: datetime,
+    project_id: int | None,
+    now: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """Requests, tokens, cost and errors per value of ``by``; ``project_id`` None spans every
-    project (an operator's view, for ``--by project``)."""
+    """Requests, tokens, cost and errors per value of ``by`` since ``since``; ``project_id``
+    None spans every project (an operator's view, for ``--by project``). The whole hours of
+    the range come from the hourly rollups, its two partial hours from raw events."""
     if by not in GROUPINGS:
         raise InvalidInput(f"cannot group by {by!r}: use {', '.join(GROUPINGS)}")
+    end = now or utcnow()
+    first, last = split_hours(since, end)
+    totals: dict[Any, list[float]] = {}
+    for low, high in ((since, first), (last, end)):
+        if low < high:
+            _add(totals, conn.execute(_raw_sums(by, low, high, project_id)))
+    if first < last:
+        _add(totals, conn.execute(_rollup_sums(by, first, last, project_id)))
+    rows = [
+        {
+            "group": group,
+            "requests": int(t[0]),
+            "errors": int(t[1]),
+            "prompt_tokens": int(t[2]),
+            "completion_tokens": int(t[3]),
+            "cost_usd": round(t[4], 8),
+            "avg_latency_ms": round(t[5] / t[0], 1) if t[0] else 0.0,
+        }
+        for group, t in totals.items()
+    ]
+    return sorted(rows, key=lambda row: -row["cost_usd"])
+
+
+def _add(totals: dict[Any, list[float]], rows: Any) -> None:
+    for group, *sums in rows:
+        found = totals.setdefault(group or None, [0.0] * 6)
+        for i, value in enumerate(sums):
+            found[i] += float(value or 0)
+
+
+def _raw_sums(by: str, start: datetime, end: datetime, project_id: int | None) -> Any:
     column = GROUPINGS[by]
     query = (
         select(
-            column.label("group"),
-            func.count().label("requests"),
-            func.sum(case((events.c.status != "ok", 1), else_=0)).label("errors"),
-            func.sum(events.c.prompt_tokens).label("prompt_tokens"),
-            func.sum(events.c.completion_tokens).label("completion_tokens"),
-            func.sum(events.c.cost_usd).label("cost_usd"),
-            func.avg(events.c.latency_ms).label("avg_latency_ms"),
+            column,
+            func.count(),
+            func.sum(case((events.c.status != "ok", 1), else_=0)),
+            func.sum(events.c.prompt_tokens),
+            func.sum(events.c.completion_tokens),
+            func.sum(events.c.cost_usd),
+            func.sum(events.c.latency_ms),
         )
-        .where(events.c.time >= since)
+        .where(events.c.time >= start, events.c.time < end)
         .group_by(column)
-        .order_by(func.sum(events.c.cost_usd).desc())
     )
-    if project_id is not None:
-        query = query.where(events.c.project_id == project_id)
-    return [
-        {
-            **dict(row),
-            "cost_usd": round(float(row.cost_usd or 0), 8),
-            "avg_latency_ms": round(float(row.avg_latency_ms or 0), 1),
-        }
-        for row in conn.execute(query).mappings()
-    ]
+    return query if project_id is None else query.where(events.c.project_id == project_id)
+
+
+def _rollup_sums(by: str, start: datetime, end: datetime, project_id: int | None) -> Any:
+    rollups = event_rollups.c
+    column = projects.c.name if by == "project" else rollups[_ROLLUP_COLUMNS[by]]
+    query = (
+        select(
+            column,
+            func.sum(rollups.calls),
+            func.sum(case((rollups.status != "ok", rollups.calls), else_=0)),
+            func.sum(rollups.prompt_tokens),
+            func.sum(rollups.completion_tokens),
+            func.sum(rollups.cost_usd),
+            func.sum(rollups.latency_ms_sum),
+        )
+        .select_from(event_rollups.outerjoin(projects, projects.c.id == rollups.project_id))
+        .where(rollups.hour >= start, rollups.hour < end)
+        .group_by(column)
+    )
+    return query if project_id is None else query.where(rollups.project_id == project_id)
