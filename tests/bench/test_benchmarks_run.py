@@ -118,3 +118,10 @@ def test_monitoring_benchmark_runs() -> None:
     assert [row[0].strip() for row in rows] == ["5%", "10%"]  # a row per shift
     assert all(len(row[1].split()) == 2 for row in rows)  # power and A/A alarms, both methods
     assert "one test of two 100-call windows" in out
+
+
+def test_rollups_benchmark_runs() -> None:
+    out = _run("bench.rollups", "--events", "300")
+    rows = [line.split("|") for line in out.splitlines() if line.rstrip().endswith("x")]
+    assert {row[0].strip() for row in rows} == {"sqlite", "postgresql"}
+    assert all(int(row[1]) == 300 and float(row[2]) > 0 for row in rows)
