@@ -97,6 +97,7 @@ def bench_home(
         # Drift's embedder works beside the calls, bounded by its own pace: measured apart
         # (bench.monitoring), not in a call's overhead.
         "drift = {sample_rate = 0.0}\n"
+        "quality = {sample_rate = 0.0}\n"
         "key_limits = {requests_per_minute = 100000000, tokens_per_minute = 100000000000}\n"
     )
     settings = Settings(home=home)

@@ -116,7 +116,8 @@ def start_gateway(
                 "backoff_s": 0.01,
                 "max_backoff_s": 0.05,
                 "embedded_models": False,
-                "drift": {"sample_rate": 0.0},  # on where a test asks for it
+                "drift": {"sample_rate": 0.0},  # these two on where a test asks for them
+                "quality": {"sample_rate": 0.0},
                 **gateway,
             }
         )

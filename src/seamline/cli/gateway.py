@@ -10,6 +10,7 @@ from seamline.cli.context import JsonOption, ProjectOption, actor, registry, set
 from seamline.cli.output import print_json, print_table
 from seamline.gateway.catalog import ModelCatalog
 from seamline.monitoring.feedback import FeedbackStore
+from seamline.monitoring.quality import CallScores
 from seamline.providers.local import LocalProvider
 from seamline.telemetry import traces
 
@@ -55,13 +56,15 @@ def traces_list(
 
 @traces_app.command("show")
 def traces_show(request_id: str, project: ProjectOption = None) -> None:
-    """Everything recorded about one call, and what users said of it, as JSON."""
+    """Everything recorded about one call, what users said of it and its online scores,
+    as JSON."""
     who = actor(project)
     db = registry().db
     with db.read() as conn:
         call = traces.one(conn, who.project.id, request_id)
         said = FeedbackStore(db).of_call(conn, who.project.id, request_id, call["session_id"])
-    print_json({**call, "feedback": said})
+    scores = CallScores(db).of_call(who.project.id, request_id)
+    print_json({**call, "feedback": said, "scores": scores})
 
 
 def cost(

@@ -27,6 +27,7 @@ from seamline.cli import (
     guards,
     index,
     prompts,
+    quality,
     rag,
 )
 from seamline.cli.context import AsUser, registry, settings
@@ -60,6 +61,7 @@ app.add_typer(rag.rag_app, name="rag")
 app.add_typer(feedback.feedback_app, name="feedback")
 app.add_typer(drift.drift_app, name="drift")
 app.add_typer(alerts.alerts_app, name="alerts")
+app.add_typer(quality.quality_app, name="quality")
 app.command()(gateway.cost)
 
 Host = Annotated[str | None, typer.Option("--host", help="default: 127.0.0.1")]

@@ -13,7 +13,7 @@ import os
 import secrets
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import (
@@ -161,6 +161,38 @@ class RagConfig(BaseModel):
         )
 
 
+class QualitySampling(BaseModel):
+    """Online quality for one prompt: what it leaves unset, the defaults give."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sample_rate: float | None = Field(default=None, ge=0, le=1)
+    scorers: list[str | dict[str, Any]] | None = None
+
+
+class QualityConfig(BaseModel):
+    """Live calls scored off the request path by the eval harness's scorers
+    (``monitoring.quality``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sample_rate: float = Field(default=0.1, ge=0, le=1, description="share of answered calls")
+    scorers: list[str | dict[str, Any]] = Field(
+        default_factory=lambda: list[str | dict[str, Any]](["answer_relevance"]),
+        description="scorer names or settings, as in an eval set",
+    )
+    prompts: dict[str, QualitySampling] = Field(default_factory=dict, description="by prompt")
+    max_per_second: float = Field(default=5.0, gt=0, description="calls scored per second")
+    max_queue: int = Field(default=1000, gt=0)
+
+    def for_prompt(self, prompt: str | None) -> tuple[float, tuple[dict[str, Any], ...]]:
+        """The sample rate and scorers for a call of ``prompt``."""
+        own = self.prompts.get(prompt or "")
+        rate = own.sample_rate if own and own.sample_rate is not None else self.sample_rate
+        specs = own.scorers if own and own.scorers is not None else self.scorers
+        return rate, tuple({"name": s} if isinstance(s, str) else dict(s) for s in specs)
+
+
 class DriftConfig(BaseModel):
     """Calls embedded off the request path for semantic drift (``monitoring.drift``)."""
 
@@ -249,6 +281,7 @@ class GatewayConfig(BaseModel):
     )
     rag: RagConfig = Field(default_factory=RagConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
     key_limits: LimitConfig = Field(default_factory=LimitConfig)
     project_limits: LimitConfig = Field(default_factory=LimitConfig)
     model_limits: dict[str, LimitConfig] = Field(default_factory=dict)

@@ -112,6 +112,53 @@ def compare_paired(
     return Comparison(interval, p_value, p_worse, test, better, worse)
 
 
+@dataclass(frozen=True)
+class GroupComparison:
+    """Two independent groups (a canary's calls and the control's): not the same cases."""
+
+    difference: Interval  # candidate mean - baseline mean, with its bootstrap interval
+    p_value: float  # two-sided permutation test on the difference of means
+    p_worse: float  # one-sided: the candidate's mean is lower
+    candidate: int
+    baseline: int
+
+
+def compare_groups(
+    candidate: Sequence[float],
+    baseline: Sequence[float],
+    *,
+    confidence: float = CONFIDENCE,
+    resamples: int = RESAMPLES,
+    seed: int = SEED,
+) -> GroupComparison:
+    """``candidate`` against ``baseline`` when they are different cases (live traffic split
+    between two arms): the difference of their means, each group resampled on its own for
+    the interval, the labels shuffled for the p-value."""
+    ours, theirs = _finite(candidate), _finite(baseline)
+    spread = _bootstrap_means(ours, resamples, seed) - _bootstrap_means(theirs, resamples, seed + 1)
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(spread, [tail, 1 - tail])
+    observed = float(ours.mean() - theirs.mean())
+    pooled = np.concatenate([ours, theirs])
+    rng = np.random.default_rng(seed)
+    extreme = lower = 0
+    for start in range(0, resamples, _CHUNK):
+        size = min(_CHUNK, resamples - start)
+        shuffled = np.argsort(rng.random((size, len(pooled))), axis=1)
+        first = pooled[shuffled[:, : len(ours)]].mean(axis=1)
+        second = pooled[shuffled[:, len(ours) :]].mean(axis=1)
+        differences = first - second
+        extreme += int((np.abs(differences) >= abs(observed) - 1e-12).sum())
+        lower += int((differences <= observed + 1e-12).sum())
+    return GroupComparison(
+        Interval(observed, float(low), float(high), len(ours) + len(theirs), confidence),
+        (extreme + 1) / (resamples + 1),
+        (lower + 1) / (resamples + 1),
+        len(ours),
+        len(theirs),
+    )
+
+
 def _finite(values: Sequence[float]) -> np.ndarray:
     data = np.asarray(values, dtype=np.float64)
     if data.ndim != 1 or len(data) == 0:

@@ -73,6 +73,7 @@ from seamline.guards.engine import GuardEngine, OutputStream
 from seamline.guards.judge import JudgeClient
 from seamline.guards.redact import mask_sensitive
 from seamline.monitoring.embeddings import CallInput
+from seamline.monitoring.quality import QualitySample
 from seamline.providers.base import ChatResult, Deployment, StreamChunk, UpstreamError, Usage
 from seamline.rag.online import RAG_JUDGE_USE_CASE
 from seamline.registry import Actor
@@ -212,6 +213,8 @@ async def serve_chat(
             _observe_retrieval(gateway, actor, request, event, content_logging)
         if request is not None and content_logging != "none":
             _embed_for_drift(gateway, request, event, guarded)
+        if request is not None:
+            _score_quality(gateway, request, event)
         event.apply_content_policy(content_logging, mask_sensitive)
         gateway.emit(event)
 
@@ -223,6 +226,37 @@ def _upstream_identity(event: CallEvent, answer: dict[str, Any]) -> None:
         event.upstream_model = model
     if isinstance(fingerprint, str) and fingerprint:
         event.system_fingerprint = fingerprint
+
+
+def _score_quality(gateway: Gateway, request: ChatRequest, event: CallEvent) -> None:
+    """Queue an answered call for online quality when it falls in its prompt's sample (the
+    scorers read the answer in memory; only scores are kept). A failure here must not cost
+    the call its event."""
+    try:
+        if event.status != STATUS_OK or event.project_id is None:
+            return
+        rate, scorers = gateway.config.quality.for_prompt(event.prompt_name)
+        if not scorers or random.random() >= rate:
+            return
+        answer = message_text((event.response_content or {}).get("content"))
+        if not answer:
+            return
+        gateway.quality_scorer.queue.submit(
+            QualitySample(
+                event.request_id,
+                event.project_id,
+                event.time,
+                event.prompt_name,
+                event.prompt_version,
+                event.arm,
+                dict(event.prompt_variables or {}),
+                tuple(m for m in request.body.get("messages") or [] if isinstance(m, dict)),
+                answer,
+                scorers,
+            )
+        )
+    except Exception:
+        log.exception("queueing call %s for quality scoring failed", event.request_id)
 
 
 def _embed_for_drift(

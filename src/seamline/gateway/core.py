@@ -27,6 +27,7 @@ from seamline.gateway.stores.limits import LocalLimiter
 from seamline.gateway.stores.limits_redis import RedisLimiter
 from seamline.monitoring.delivery import record_budget_alert, run_alerts
 from seamline.monitoring.embeddings import CallEmbedder, CallEmbeddingStore
+from seamline.monitoring.quality import CallScores, QualityScorer
 from seamline.providers.anthropic import AnthropicProvider
 from seamline.providers.base import Deployment, Provider
 from seamline.providers.local import LocalProvider
@@ -130,6 +131,17 @@ class Gateway:
             on_assessed=self.metrics.rag_assessed,
         )
         self.metrics.watch_queue("rag-scorer", scorer.queue)
+        return scorer
+
+    @functools.cached_property
+    def quality_scorer(self) -> QualityScorer:
+        """Online quality's scorer of calls, started by the first call it gets."""
+        scorer = QualityScorer(
+            CallScores(self.registry.db),
+            max_queue=self.config.quality.max_queue,
+            per_second=self.config.quality.max_per_second,
+        )
+        self.metrics.watch_queue("quality-scorer", scorer.queue)
         return scorer
 
     @functools.cached_property
@@ -246,6 +258,9 @@ class Gateway:
         await self.budgets.close()
         await self.cache.close()
         await self.view.probe.close()
+        quality: QualityScorer | None = self.__dict__.get("quality_scorer")
+        if quality is not None:
+            await asyncio.to_thread(quality.queue.close)
         embedder: CallEmbedder | None = self.__dict__.get("call_embedder")
         if embedder is not None:
             await asyncio.to_thread(embedder.queue.close)

@@ -438,3 +438,21 @@ event_rollups = Table(
     Column("cache_hits", Integer, nullable=False),
     Index("ix_event_rollups_project_hour", "project_id", "hour"),
 )
+
+# Live calls scored off the request path by the eval harness's scorers (``monitoring.
+# quality``): one row per call, metric and source, attached to the call like feedback.
+call_scores = Table(
+    "call_scores",
+    metadata,
+    Column("request_id", String(40), primary_key=True),
+    Column("metric", String(100), primary_key=True),
+    Column("source", String(16), primary_key=True),  # online
+    Column("project_id", ForeignKey("projects.id"), nullable=False),
+    Column("time", Timestamp, nullable=False),  # the call's
+    Column("prompt_name", String(200)),
+    Column("prompt_version", Integer),
+    Column("arm", String(16)),
+    Column("value", Float, nullable=False),
+    Column("reason", Text),
+    Index("ix_call_scores_project_time", "project_id", "time"),
+)
