@@ -15,8 +15,9 @@ from sqlalchemy import insert
 from seamline.core.settings import AlertRule, BudgetConfig
 from seamline.monitoring.alerts import AlertStore, Firing, evaluate
 from seamline.monitoring.delivery import deliver, record_budget_alert, run_alerts
+from seamline.monitoring.quality import CallScores
 from seamline.registry import Actor, Registry
-from seamline.store.schema import events
+from seamline.store.schema import events, feedback
 from seamline.telemetry.event import CallEvent
 from tests.conftest import make_actor
 from tests.stub_upstream import StubUpstream
@@ -144,3 +145,58 @@ def test_budget_alerts_come_down_the_same_channel(
     [stored] = AlertStore(registry.db).recent(alice.project.id, NOW - timedelta(hours=1))
     assert stored["kind"] == "budget" and stored["delivery"]["delivered"] is True
     assert receiver.hooks[0]["text"].startswith("seamline alert budget:acme: budget warning")
+
+
+def test_a_significant_quality_drop_fires_and_noise_does_not(
+    registry: Registry, alice: Actor
+) -> None:
+    rows = []
+    for i in range(30):
+        for prompt, before, now in (("support", 0.8, 0.55), ("faq", 0.8, 0.79)):
+            for when, value in ((timedelta(days=2), before), (timedelta(minutes=30), now)):
+                rows.append(
+                    {
+                        "request_id": f"req_{prompt}_{when.days}_{i}",
+                        "metric": "answer_relevance",
+                        "source": "online",
+                        "project_id": alice.project.id,
+                        "time": NOW - when + timedelta(seconds=i),
+                        "prompt_name": prompt,
+                        "prompt_version": 1,
+                        "arm": None,
+                        "value": value + (i % 5) * 0.02,
+                        "reason": None,
+                    }
+                )
+    CallScores(registry.db).record(rows)
+    rule = AlertRule(name="quality", kind="quality_drop", window="1h", baseline="7d")
+    [firing] = evaluate(registry.db, [rule], NOW)
+    assert firing.subject == "acme / support" and firing.value == pytest.approx(0.25)
+    assert firing.evidence["p_worse"] < 0.01 and len(firing.request_ids) == 5
+
+
+def test_a_drop_in_thumbs_up_fires_for_its_prompt(registry: Registry, alice: Actor) -> None:
+    rows = []
+    for ago, up_share in ((timedelta(days=2), 0.9), (timedelta(minutes=30), 0.4)):
+        ids = _calls(registry, alice, 40, ago, prompt_name="support", prompt_version=1)
+        for i, request_id in enumerate(ids):
+            rows.append(
+                {
+                    "project_id": alice.project.id,
+                    "target": f"request:{request_id}",
+                    "request_id": request_id,
+                    "user_key": f"u{i}",
+                    "metric": "thumbs",
+                    "value": 1.0 if i < up_share * len(ids) else 0.0,
+                    "tags": [],
+                    "source": "api",
+                    "created_at": NOW - ago,
+                    "updated_at": NOW - ago,
+                }
+            )
+    with registry.db.write() as conn:
+        conn.execute(insert(feedback), rows)
+    rule = AlertRule(name="thumbs", kind="feedback_drop", window="1h", above=0.2)
+    [firing] = evaluate(registry.db, [rule], NOW)
+    assert firing.subject == "acme / support" and firing.value == pytest.approx(0.5)
+    assert "thumbs of prompt support fell by 0.500" in firing.message

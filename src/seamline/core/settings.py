@@ -295,10 +295,19 @@ class AlertRule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
-    kind: Literal["error_rate", "latency", "guard_blocks", "cost_anomaly", "model_change"]
+    kind: Literal[
+        "error_rate",
+        "latency",
+        "guard_blocks",
+        "cost_anomaly",
+        "model_change",
+        "quality_drop",
+        "feedback_drop",
+    ]
     window: str = Field(default="1h", description="the calls checked: the last 30m, 1h, 1d")
     baseline: str = Field(
-        default="7d", description="cost_anomaly: the window before, its own baseline"
+        default="7d",
+        description="cost_anomaly, quality_drop, feedback_drop: the window before, to compare",
     )
     above: float | None = Field(
         default=None,
@@ -306,6 +315,11 @@ class AlertRule(BaseModel):
         "cost_anomaly: a ratio to the baseline's cost per call (default 1.5)",
     )
     percentile: float = Field(default=95, gt=0, lt=100, description="latency's percentile")
+    metric: str | None = Field(
+        default=None,
+        description="quality_drop: an online score (default answer_relevance); "
+        "feedback_drop: a feedback metric (default thumbs)",
+    )
     min_calls: int = Field(default=20, ge=1, description="fewer calls: nothing to judge")
     project: str | None = Field(default=None, description="one project (default: each)")
     webhook: str | None = Field(default=None, description="default: alert_webhook")

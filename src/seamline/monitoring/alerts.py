@@ -15,7 +15,12 @@ Every kind judges one project (a tenant) at a time:
   listed apart by ``seamline alerts list --kind cost_anomaly``);
 * ``model_change``: a deployment answered as another upstream model or build (``model``
   or ``system_fingerprint`` of its answers) than it did before the window: a provider's
-  silent update, a trigger to re-run the prompt's evals.
+  silent update, a trigger to re-run the prompt's evals;
+* ``quality_drop`` and ``feedback_drop``: per prompt, an online score (``metric``, default
+  ``answer_relevance``) or a feedback metric (default ``thumbs``: the share of thumbs up)
+  lower in the window than over the ``baseline`` before it, with the significance the eval
+  harness uses (a permutation test, one-sided, p under 0.05), not a bare threshold;
+  ``above`` sets the smallest drop worth an alert.
 
 A window with fewer than ``min_calls`` calls is not judged. An alert is not repeated for
 the same subject within ``cooldown``.
@@ -36,12 +41,15 @@ from sqlalchemy import Connection, and_, insert, select, update
 
 from seamline.core.clock import as_utc, isoformat
 from seamline.core.settings import AlertRule
+from seamline.evals.stats import compare_groups
 from seamline.store.database import Database
-from seamline.store.schema import alerts, events, projects
+from seamline.store.schema import alerts, call_scores, events, feedback, projects
 from seamline.telemetry.event import STATUS_BLOCKED, STATUS_ERROR
 from seamline.telemetry.traces import duration
 
 SAMPLE_CALLS = 5
+DROP_ALPHA = 0.05  # as the eval harness's gate
+SCORED_KINDS = ("quality_drop", "feedback_drop")
 DEFAULT_COST_RATIO = 1.5
 
 
@@ -96,6 +104,9 @@ def evaluate(db: Database, rules: Sequence[AlertRule], now: datetime) -> list[Fi
         for rule in rules:
             start = now - duration(rule.window)
             by_project = _calls(conn, start, now, _project_id(names, rule.project))
+            if rule.kind in SCORED_KINDS:  # judged on scores, whatever calls the window has
+                wanted = _project_id(names, rule.project)
+                by_project = {pid: [] for pid in names if wanted in (None, pid)}
             for project_id, calls in sorted(by_project.items()):
                 for firing in _judge(conn, rule, names[project_id], project_id, calls, start):
                     if not _cooling(conn, firing, now - duration(rule.cooldown)):
@@ -148,6 +159,9 @@ def _judge(
 ) -> Iterable[Firing]:
     if rule.kind == "model_change":
         yield from _model_changes(conn, rule, project, project_id, calls, start)
+        return
+    if rule.kind in SCORED_KINDS:
+        yield from _drops(conn, rule, project, project_id, start)
         return
     if len(calls) < rule.min_calls:
         return
@@ -221,6 +235,80 @@ def _cost_anomaly(
         c.request_id for c in sorted(calls, key=lambda c: -c.cost_usd)[:SAMPLE_CALLS]
     ]
     yield firing
+
+
+def _drops(
+    conn: Connection, rule: AlertRule, project: str, project_id: int, start: datetime
+) -> Iterable[Firing]:
+    """Per prompt: the metric now against the baseline window, lower and significantly so."""
+    before = start - duration(rule.baseline)
+    if rule.kind == "quality_drop":
+        metric = rule.metric or "answer_relevance"
+        query = select(
+            call_scores.c.prompt_name,
+            call_scores.c.value,
+            call_scores.c.request_id,
+            call_scores.c.time,
+        ).where(
+            call_scores.c.project_id == project_id,
+            call_scores.c.metric == metric,
+            call_scores.c.time >= before,
+        )
+    else:
+        metric = rule.metric or "thumbs"
+        query = (
+            select(
+                events.c.prompt_name, feedback.c.value, feedback.c.request_id, feedback.c.updated_at
+            )
+            .join(
+                events,
+                and_(
+                    events.c.project_id == feedback.c.project_id,
+                    events.c.request_id == feedback.c.request_id,
+                ),
+            )
+            .where(
+                feedback.c.project_id == project_id,
+                feedback.c.metric == metric,
+                feedback.c.updated_at >= before,
+            )
+        )
+    windows: dict[str | None, tuple[list[tuple[float, str]], list[float]]] = defaultdict(
+        lambda: ([], [])
+    )
+    for prompt, value, request_id, when in conn.execute(query):
+        now_values, then_values = windows[prompt]
+        if as_utc(when) >= as_utc(start):
+            now_values.append((float(value), request_id))
+        else:
+            then_values.append(float(value))
+    for prompt, (now_values, then_values) in sorted(windows.items(), key=lambda w: w[0] or ""):
+        if min(len(now_values), len(then_values)) < rule.min_calls:
+            continue
+        compared = compare_groups([v for v, _ in now_values], then_values)
+        drop = -compared.difference.estimate
+        if compared.p_worse >= DROP_ALPHA or drop <= (rule.above or 0.0):
+            continue
+        name = prompt or "-"
+        yield Firing(
+            rule.name,
+            rule.kind,
+            project_id,
+            f"{project} / {name}",
+            f"{project}: {metric} of prompt {name} fell by {drop:.3f} over the last "
+            f"{rule.window} against the {rule.baseline} before (p {compared.p_worse:.4f}, "
+            f"{len(now_values)} against {len(then_values)})",
+            value=drop,
+            threshold=rule.above or 0.0,
+            evidence={
+                "metric": metric,
+                "difference": compared.difference.as_record(),
+                "p_worse": compared.p_worse,
+                "now": len(now_values),
+                "baseline": len(then_values),
+            },
+            request_ids=[r for _, r in sorted(now_values)[:SAMPLE_CALLS]],
+        )
 
 
 def _cost_by(calls: list[_Call], key: Any) -> dict[str, float]:
