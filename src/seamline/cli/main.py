@@ -29,6 +29,7 @@ from seamline.cli import (
     prompts,
     quality,
     rag,
+    replay,
 )
 from seamline.cli.context import AsUser, registry, settings
 from seamline.core.errors import SeamlineError
@@ -62,6 +63,7 @@ app.add_typer(feedback.feedback_app, name="feedback")
 app.add_typer(drift.drift_app, name="drift")
 app.add_typer(alerts.alerts_app, name="alerts")
 app.add_typer(quality.quality_app, name="quality")
+app.command("replay")(replay.replay_command)
 app.command()(gateway.cost)
 
 Host = Annotated[str | None, typer.Option("--host", help="default: 127.0.0.1")]

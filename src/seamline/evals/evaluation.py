@@ -98,10 +98,7 @@ class Evaluation:
         self.call = call
 
     def prompt(self, name: str, ref: str | int | None) -> Prompt:
-        record = self.registry.get_version(self.actor, PROMPT, name, ref)
-        return Prompt.from_content(
-            record.content, version=record.number, content_hash=record.content_hash
-        )
+        return Prompt.from_record(self.registry.get_version(self.actor, PROMPT, name, ref))
 
     def eval_set(self, prompt: Prompt, ref: str | None) -> tuple[EvalSetSpec, int]:
         name, _, version = (ref or prompt.spec.eval_set or "").partition("@")

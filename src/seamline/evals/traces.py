@@ -88,7 +88,7 @@ def sample_cases(
     for row in random.Random(seed).sample(list(rows), len(rows)):
         if len(found.cases) >= limit:
             break
-        case = _case(row, prompt_messages, answers_as_reference)
+        case = case_of_call(row, prompt_messages, answers_as_reference)
         if isinstance(case, str):
             found.skip(case)
             continue
@@ -101,7 +101,7 @@ def sample_cases(
     return found
 
 
-def _case(
+def case_of_call(
     row: RowMapping,
     prompt_messages: Callable[[str, int], int],
     answers_as_reference: bool,

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seamline.core.errors import InvalidInput
 from seamline.guards.spotlight import spotlighted, with_instructions
 from seamline.registry.specs import InlineModel, PromptSpec, VariableSpec
 from seamline.registry.templating import TemplateError, is_straight_line, render_template
+
+if TYPE_CHECKING:  # records imports this module
+    from seamline.registry.records import VersionRecord
 
 _PYTHON_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
@@ -48,6 +51,13 @@ class Prompt:
     ) -> Prompt:
         spec = PromptSpec.model_validate(content)
         return cls(spec.name, version, content_hash, spec, alias)
+
+    @classmethod
+    def from_record(cls, record: VersionRecord) -> Prompt:
+        """The prompt version a registry record holds."""
+        return cls.from_content(
+            record.content, version=record.number, content_hash=record.content_hash
+        )
 
     @property
     def is_straight_line(self) -> bool:
