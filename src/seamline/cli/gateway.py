@@ -68,7 +68,7 @@ def traces_show(request_id: str, project: ProjectOption = None) -> None:
 
 
 def cost(
-    by: Annotated[str, typer.Option("--by", help="project, key, model, prompt or use_case")],
+    by: Annotated[str, typer.Option("--by", help="project, key, model, prompt, use_case or route")],
     since: Annotated[str, typer.Option("--since", help="e.g. 30m, 24h, 7d")] = "24h",
     project: ProjectOption = None,
     json_output: JsonOption = False,

@@ -30,6 +30,7 @@ from seamline.cli import (
     quality,
     rag,
     replay,
+    review,
 )
 from seamline.cli.context import AsUser, registry, settings
 from seamline.core.errors import SeamlineError
@@ -64,6 +65,7 @@ app.add_typer(drift.drift_app, name="drift")
 app.add_typer(alerts.alerts_app, name="alerts")
 app.add_typer(quality.quality_app, name="quality")
 app.command("replay")(replay.replay_command)
+app.command("review")(review.review_command)
 app.command()(gateway.cost)
 
 Host = Annotated[str | None, typer.Option("--host", help="default: 127.0.0.1")]

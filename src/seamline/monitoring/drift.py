@@ -136,8 +136,8 @@ def topics(
     of the pooled calls, by row (reference rows first)."""
     pooled = np.vstack([reference, current]).astype(np.float32)
     k = int(min(10, max(2, round(math.sqrt(len(pooled) / 10)))))
-    assignment, centres = _kmeans(pooled, k, seed)
-    words = {row: _words(text) for row, text in texts.items()}
+    assignment, centres = kmeans(pooled, k, seed)
+    words = {row: words_of(text) for row, text in texts.items()}
     everywhere: Counter[str] = Counter(w for found in words.values() for w in found)
     found = []
     for cluster in range(k):
@@ -146,7 +146,7 @@ def topics(
             continue
         topic = Topic(int((rows < len(reference)).sum()), int((rows >= len(reference)).sum()))
         here: Counter[str] = Counter(w for r in rows for w in words.get(int(r), ()))
-        topic.terms = _distinctive(here, everywhere)
+        topic.terms = distinctive(here, everywhere)
         nearest = rows[np.argsort(-(pooled[rows] @ centres[cluster]))]
         topic.examples = [
             texts[int(r)][:160] for r in nearest if r >= len(reference) and int(r) in texts
@@ -161,7 +161,7 @@ def topic_shift(found: Sequence[Topic]) -> float:
     return 0.5 * sum(abs(now - before) for before, now in (t.shares(totals) for t in found))
 
 
-def _kmeans(vectors: Any, k: int, seed: int, rounds: int = 25) -> tuple[Any, Any]:
+def kmeans(vectors: Any, k: int, seed: int = 0, rounds: int = 25) -> tuple[Any, Any]:
     """Spherical k-means with k-means++ seeding: assignments and unit centres."""
     rng = np.random.default_rng(seed)
     centres = [vectors[rng.integers(len(vectors))]]
@@ -182,11 +182,11 @@ def _kmeans(vectors: Any, k: int, seed: int, rounds: int = 25) -> tuple[Any, Any
     return assignment, matrix
 
 
-def _words(text: str) -> set[str]:
+def words_of(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS}
 
 
-def _distinctive(here: Counter[str], everywhere: Counter[str], top: int = 3) -> list[str]:
+def distinctive(here: Counter[str], everywhere: Counter[str], top: int = 3) -> list[str]:
     """The words most over-represented in a topic (smoothed log-odds against all calls)."""
     if not here:
         return []

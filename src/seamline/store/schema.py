@@ -234,6 +234,8 @@ events = Table(
     Column("prompt_variables", JSON),
     Column("chunk_scores", JSON),
     Index("ix_events_project_time", "project_id", "time"),
+    # An operator's reports span every project: their partial hours read events by time.
+    Index("ix_events_time", "time"),
 )
 
 # Budget counters shared by gateway workers that have no Redis (gateway.budgets). One row per

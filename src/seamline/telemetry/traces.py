@@ -19,8 +19,10 @@ GROUPINGS = {
     "model": events.c.model_used,
     "prompt": events.c.prompt_name,
     "use_case": events.c.use_case,
+    "route": events.c.route,
 }
 _ROLLUP_COLUMNS = {
+    "route": "route",
     "key": "api_key_id",
     "model": "model_used",
     "prompt": "prompt_name",
