@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,10 @@ from seamline.core.settings import AlertRule, BudgetConfig
 from seamline.monitoring.alerts import AlertStore, Firing, evaluate
 from seamline.monitoring.delivery import deliver, record_budget_alert, run_alerts
 from seamline.monitoring.quality import CallScores
+from seamline.providers.local_models import minilm_files
+from seamline.rag.chunking import ChunkerConfig
+from seamline.rag.indexes import Indexes, local_embedder
+from seamline.rag.store_sqlite import SqliteChunkStore
 from seamline.registry import Actor, Registry
 from seamline.store.schema import events, feedback
 from seamline.telemetry.event import CallEvent
@@ -200,3 +205,23 @@ def test_a_drop_in_thumbs_up_fires_for_its_prompt(registry: Registry, alice: Act
     [firing] = evaluate(registry.db, [rule], NOW)
     assert firing.subject == "acme / support" and firing.value == pytest.approx(0.5)
     assert "thumbs of prompt support fell by 0.500" in firing.message
+
+
+@pytest.mark.skipif(minilm_files() is None, reason="needs seamline[local]")
+def test_a_stale_index_that_calls_read_from_fires_its_trigger(
+    registry: Registry, alice: Actor, tmp_path: Path
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "refunds.md").write_text("Refunds take 14 days.")
+    (docs / "delivery.md").write_text("We deliver to Norway.")
+    store = SqliteChunkStore(tmp_path / "indexes.db")
+    Indexes(registry, alice, store, local_embedder()).ingest([docs], "help", ChunkerConfig())
+    store.close()
+    _calls(registry, alice, 3, timedelta(minutes=30), index_version="help@1", prompt_name="answer")
+    rule = AlertRule(name="stale", kind="stale_index")
+    assert evaluate(registry.db, [rule], NOW) == []  # fresh
+    (docs / "refunds.md").write_text("Refunds take 30 days.")
+    [firing] = evaluate(registry.db, [rule], NOW)
+    assert firing.subject == "help@1" and firing.evidence["prompts"] == ["answer"]
+    assert [Path(s["uri"]).name for s in firing.evidence["stale"]] == ["refunds.md"]

@@ -303,6 +303,7 @@ class AlertRule(BaseModel):
         "model_change",
         "quality_drop",
         "feedback_drop",
+        "stale_index",
     ]
     window: str = Field(default="1h", description="the calls checked: the last 30m, 1h, 1d")
     baseline: str = Field(
@@ -324,6 +325,11 @@ class AlertRule(BaseModel):
     project: str | None = Field(default=None, description="one project (default: each)")
     webhook: str | None = Field(default=None, description="default: alert_webhook")
     cooldown: str = Field(default="1h", description="the same alert is not repeated within")
+    run_evals: bool = Field(
+        default=False,
+        description="model_change, quality_drop, feedback_drop, stale_index: run the eval "
+        "suite of each prompt concerned (its production version, on its eval set)",
+    )
 
 
 class Settings(BaseSettings):

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from seamline.api.app import create_app
 from seamline.core.errors import AuthenticationFailed, MethodNotAllowed
 from seamline.core.settings import Settings
+from seamline.gateway.alerting import Alerting
 from seamline.gateway.chat import chat_completions, serve_chat
 from seamline.gateway.core import Gateway
 from seamline.gateway.dialects.openai import AzureDeploymentChat
@@ -98,6 +99,7 @@ class SeamlineServer:
     def __init__(self, gateway: Gateway, api: FastAPI) -> None:
         self.gateway = gateway
         self.api = api
+        self.alerting = Alerting(gateway)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -129,6 +131,7 @@ class SeamlineServer:
             if message["type"] == "lifespan.startup":
                 try:
                     await self.gateway.start()
+                    self.alerting.start()
                 except Exception as exc:
                     log.exception("gateway start failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
@@ -136,6 +139,7 @@ class SeamlineServer:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 stop_watching()
+                await self.alerting.stop()
                 await self.gateway.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

@@ -25,7 +25,7 @@ from seamline.gateway.stores.cache import ResponseCache
 from seamline.gateway.stores.changes import ChangeProbe, probe_for
 from seamline.gateway.stores.limits import LocalLimiter
 from seamline.gateway.stores.limits_redis import RedisLimiter
-from seamline.monitoring.delivery import record_budget_alert, run_alerts
+from seamline.monitoring.delivery import record_budget_alert
 from seamline.monitoring.embeddings import CallEmbedder, CallEmbeddingStore
 from seamline.monitoring.quality import CallScores, QualityScorer
 from seamline.providers.anthropic import AnthropicProvider
@@ -86,7 +86,6 @@ class Gateway:
         }
         self._background: set[asyncio.Task[Any]] = set()
         self._opening = asyncio.Lock()
-        self._alerting: asyncio.Task[None] | None = None
         self._pruning: asyncio.Task[None] | None = None
         self.spans: SpanExporter | None = exporter_from(
             settings.otel_endpoint, settings.otel_service_name
@@ -185,8 +184,6 @@ class Gateway:
 
     async def start(self) -> None:
         self.writer.start()
-        if self.settings.alerts:
-            self._alerting = asyncio.create_task(self._check_alerts_every_interval())
         if self.settings.content_retention_days:
             self._pruning = asyncio.create_task(self._prune_content_hourly())
 
@@ -202,25 +199,6 @@ class Gateway:
             except Exception:
                 log.exception("pruning content failed")
             await asyncio.sleep(PRUNE_INTERVAL_S)
-
-    async def _check_alerts_every_interval(self) -> None:
-        """The ``[[alerts]]`` rules, checked every ``alert_interval_s`` off the event loop;
-        a failed check is logged and the next one runs."""
-        while True:
-            await asyncio.sleep(self.config.alert_interval_s)
-            try:
-                fired = await asyncio.to_thread(
-                    run_alerts,
-                    self.registry.db,
-                    self.settings.alerts,
-                    self.settings.alert_webhook,
-                    utcnow(),
-                )
-            except Exception:
-                log.exception("checking alerts failed")
-                continue
-            for firing in fired:
-                self.metrics.alert_fired(firing.rule, firing.kind)
 
     def _budget_alert(self, budget: BudgetConfig, level: str, spent_usd: float) -> None:
         """A budget's alert, counted and sent down the same channel as every alert (its own
@@ -242,9 +220,8 @@ class Gateway:
     async def stop(self) -> None:
         """Shadow calls get the shutdown grace, then are cancelled (each records its event);
         the providers close after, stopping whatever still generates."""
-        for task in (self._alerting, self._pruning):
-            if task is not None:
-                task.cancel()
+        if self._pruning is not None:
+            self._pruning.cancel()
         if "rag_scorer" in self.__dict__:  # first: its judge calls need the providers
             await asyncio.to_thread(self.rag_scorer.close)
         if self._background:

@@ -16,6 +16,8 @@ Every kind judges one project (a tenant) at a time:
 * ``model_change``: a deployment answered as another upstream model or build (``model``
   or ``system_fingerprint`` of its answers) than it did before the window: a provider's
   silent update, a trigger to re-run the prompt's evals;
+* ``stale_index``: an index version the window's calls retrieved from holds sources that
+  changed or went away since it was built (the knowledge is stale: re-ingest);
 * ``quality_drop`` and ``feedback_drop``: per prompt, an online score (``metric``, default
   ``answer_relevance``) or a feedback metric (default ``thumbs``: the share of thumbs up)
   lower in the window than over the ``baseline`` before it, with the significance the eval
@@ -42,8 +44,17 @@ from sqlalchemy import Connection, and_, insert, select, update
 from seamline.core.clock import as_utc, isoformat
 from seamline.core.settings import AlertRule
 from seamline.evals.stats import compare_groups
+from seamline.rag.freshness import CHANGED, MISSING, source_states
 from seamline.store.database import Database
-from seamline.store.schema import alerts, call_scores, events, feedback, projects
+from seamline.store.schema import (
+    alerts,
+    artefact_versions,
+    artefacts,
+    call_scores,
+    events,
+    feedback,
+    projects,
+)
 from seamline.telemetry.event import STATUS_BLOCKED, STATUS_ERROR
 from seamline.telemetry.traces import duration
 
@@ -159,6 +170,9 @@ def _judge(
 ) -> Iterable[Firing]:
     if rule.kind == "model_change":
         yield from _model_changes(conn, rule, project, project_id, calls, start)
+        return
+    if rule.kind == "stale_index":
+        yield from _stale_indexes(conn, rule, project, project_id, start)
         return
     if rule.kind in SCORED_KINDS:
         yield from _drops(conn, rule, project, project_id, start)
@@ -306,6 +320,7 @@ def _drops(
                 "p_worse": compared.p_worse,
                 "now": len(now_values),
                 "baseline": len(then_values),
+                "prompts": [prompt] if prompt else [],
             },
             request_ids=[r for _, r in sorted(now_values)[:SAMPLE_CALLS]],
         )
@@ -341,6 +356,7 @@ def _model_changes(
             if (model, fingerprint) in before:
                 continue
             old_model, old_fingerprint = before[-1]
+            users = _prompts_using(conn, project_id, start, events.c.replica == replica)
             yield Firing(
                 rule.name,
                 rule.kind,
@@ -354,9 +370,72 @@ def _model_changes(
                     "model": first.model_used,
                     "before": {"upstream_model": old_model, "system_fingerprint": old_fingerprint},
                     "now": {"upstream_model": model, "system_fingerprint": fingerprint},
+                    "prompts": users,
                 },
                 request_ids=[first.request_id],
             )
+
+
+def _stale_indexes(
+    conn: Connection, rule: AlertRule, project: str, project_id: int, start: datetime
+) -> Iterable[Firing]:
+    """The registry index versions the window's calls retrieved from, with stale sources."""
+    used = conn.execute(
+        select(events.c.index_version)
+        .where(
+            events.c.project_id == project_id,
+            events.c.time >= start,
+            events.c.index_version.is_not(None),
+        )
+        .distinct()
+    ).scalars()
+    for reference in sorted(used):
+        name, _, number = reference.partition("@")
+        content = conn.execute(
+            select(artefact_versions.c.content)
+            .join(artefacts, artefacts.c.id == artefact_versions.c.artefact_id)
+            .where(
+                artefacts.c.project_id == project_id,
+                artefacts.c.kind == "index",
+                artefacts.c.name == name,
+                artefact_versions.c.number == (int(number) if number.isdigit() else -1),
+            )
+        ).scalar()
+        if content is None:  # an index the application reported: not ours to check
+            continue
+        stale = [s for s in source_states(content) if s.state in (CHANGED, MISSING)]
+        if not stale:
+            continue
+        users = _prompts_using(conn, project_id, start, events.c.index_version == reference)
+        yield Firing(
+            rule.name,
+            rule.kind,
+            project_id,
+            reference,
+            f"{project}: index {reference}, which calls retrieved from in the last "
+            f"{rule.window}, holds {len(stale)} of {len(source_states(content))} sources that "
+            "changed or went away since it was built: re-ingest it",
+            value=float(len(stale)),
+            evidence={
+                "stale": [{"uri": s.uri, "state": s.state} for s in stale[:20]],
+                "prompts": users,
+            },
+        )
+
+
+def _prompts_using(conn: Connection, project_id: int, start: datetime, condition: Any) -> list[str]:
+    return sorted(
+        conn.execute(
+            select(events.c.prompt_name)
+            .where(
+                events.c.project_id == project_id,
+                events.c.time >= start,
+                events.c.prompt_name.is_not(None),
+                condition,
+            )
+            .distinct()
+        ).scalars()
+    )
 
 
 def _identities_before(
@@ -414,6 +493,27 @@ class AlertStore:
                     request_ids=firing.request_ids,
                     delivery=delivery,
                 )
+            )
+
+    def project_name(self, project_id: int) -> str:
+        with self.db.read() as conn:
+            return str(
+                conn.execute(
+                    select(projects.c.name).where(projects.c.id == project_id)
+                ).scalar_one()
+            )
+
+    def add_eval_run(self, alert_id: str, result: dict[str, Any]) -> None:
+        """An eval run the alert started (or why it could not), kept in its evidence."""
+        with self.db.write() as conn:
+            evidence = conn.execute(
+                select(alerts.c.evidence).where(alerts.c.id == alert_id)
+            ).scalar_one()
+            runs = [*evidence.get("eval_runs", []), result]
+            conn.execute(
+                update(alerts)
+                .where(alerts.c.id == alert_id)
+                .values(evidence={**evidence, "eval_runs": runs})
             )
 
     def delivered(self, alert_id: str, delivery: dict[str, Any]) -> None:
