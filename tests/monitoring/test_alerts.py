@@ -225,3 +225,43 @@ def test_a_stale_index_that_calls_read_from_fires_its_trigger(
     [firing] = evaluate(registry.db, [rule], NOW)
     assert firing.subject == "help@1" and firing.evidence["prompts"] == ["answer"]
     assert [Path(s["uri"]).name for s in firing.evidence["stale"]] == ["refunds.md"]
+
+
+@pytest.mark.skipif(minilm_files() is None, reason="needs seamline[local]")
+def test_negative_feedback_clustering_on_one_pattern_fires(
+    registry: Registry, alice: Actor
+) -> None:
+    planted = ["my card was declined for the refund", "refund declined on my card"]
+    other = ["where is my parcel", "opening hours please", "student discount?"]
+    rows = []
+    for i in range(12):
+        text = planted[i % 2] if i < 9 else other[i % 3]
+        [request_id] = _calls(
+            registry,
+            alice,
+            1,
+            timedelta(minutes=50 - i),
+            request_content=[{"role": "user", "content": text}],
+            prompt_name="support",
+        )
+        rows.append(
+            {
+                "project_id": alice.project.id,
+                "target": f"request:{request_id}",
+                "request_id": request_id,
+                "user_key": "u",
+                "metric": "thumbs",
+                "value": 0.0,
+                "tags": [],
+                "source": "api",
+                "created_at": NOW,
+                "updated_at": NOW,
+            }
+        )
+    with registry.db.write() as conn:
+        conn.execute(insert(feedback), rows)
+    rule = AlertRule(name="pattern", kind="feedback_pattern", min_calls=5)
+    [firing] = evaluate(registry.db, [rule], NOW)
+    assert firing.value is not None and firing.value >= 8
+    assert {"declined", "refund", "card"} & set(firing.evidence["pattern"]["name"].split(", "))
+    assert firing.evidence["prompts"] == ["support"] and firing.evidence["negative"] == 12

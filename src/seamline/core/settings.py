@@ -304,6 +304,7 @@ class AlertRule(BaseModel):
         "quality_drop",
         "feedback_drop",
         "stale_index",
+        "feedback_pattern",
     ]
     window: str = Field(default="1h", description="the calls checked: the last 30m, 1h, 1d")
     baseline: str = Field(
@@ -327,7 +328,8 @@ class AlertRule(BaseModel):
     cooldown: str = Field(default="1h", description="the same alert is not repeated within")
     run_evals: bool = Field(
         default=False,
-        description="model_change, quality_drop, feedback_drop, stale_index: run the eval "
+        description="model_change, quality_drop, feedback_drop, stale_index, "
+        "feedback_pattern: run the eval "
         "suite of each prompt concerned (its production version, on its eval set)",
     )
 

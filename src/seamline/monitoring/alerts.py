@@ -18,6 +18,9 @@ Every kind judges one project (a tenant) at a time:
   silent update, a trigger to re-run the prompt's evals;
 * ``stale_index``: an index version the window's calls retrieved from holds sources that
   changed or went away since it was built (the knowledge is stale: re-ingest);
+* ``feedback_pattern``: users' negative feedback in the window clusters on one failure
+  pattern (``monitoring.patterns``): at least ``min_calls`` calls and half of all the
+  negative feedback on one pattern, named, with examples;
 * ``quality_drop`` and ``feedback_drop``: per prompt, an online score (``metric``, default
   ``answer_relevance``) or a feedback metric (default ``thumbs``: the share of thumbs up)
   lower in the window than over the ``baseline`` before it, with the significance the eval
@@ -44,6 +47,7 @@ from sqlalchemy import Connection, and_, insert, select, update
 from seamline.core.clock import as_utc, isoformat
 from seamline.core.settings import AlertRule
 from seamline.evals.stats import compare_groups
+from seamline.monitoring.patterns import failures, patterns
 from seamline.rag.freshness import CHANGED, MISSING, source_states
 from seamline.store.database import Database
 from seamline.store.schema import (
@@ -173,6 +177,9 @@ def _judge(
         return
     if rule.kind == "stale_index":
         yield from _stale_indexes(conn, rule, project, project_id, start)
+        return
+    if rule.kind == "feedback_pattern":
+        yield from _feedback_pattern(conn, rule, project, project_id, start)
         return
     if rule.kind in SCORED_KINDS:
         yield from _drops(conn, rule, project, project_id, start)
@@ -421,6 +428,49 @@ def _stale_indexes(
                 "prompts": users,
             },
         )
+
+
+def _feedback_pattern(
+    conn: Connection,
+    rule: AlertRule,
+    project: str,
+    project_id: int,
+    start: datetime,
+) -> Iterable[Firing]:
+    """The failure pattern most of the window's negative feedback falls on, if one does."""
+    from seamline.providers import local_vectors  # loads the model only for this kind
+
+    end = start + duration(rule.window)
+    said = [
+        f
+        for f in failures(conn, project_id, start, end)
+        if any(k.startswith("feedback:") for k in f.kinds)
+    ]
+    if len(said) < rule.min_calls:
+        return
+    try:
+        found = patterns(said, local_vectors.embed, start, end)
+    except local_vectors.LocalModelMissing:
+        return
+    top = found[0]
+    if top.calls < rule.min_calls or top.calls * 2 < len(said):
+        return
+    ids = [e["request_id"] for e in top.examples]
+    users = _prompts_using(
+        conn, project_id, start, events.c.request_id.in_([f.request_id for f in said])
+    )
+    yield Firing(
+        rule.name,
+        rule.kind,
+        project_id,
+        f"{project} / {top.name}",
+        f"{project}: {top.calls} of the {len(said)} calls users scored down in the last "
+        f"{rule.window} ask about one thing ({top.name})",
+        value=float(top.calls),
+        threshold=float(rule.min_calls),
+        evidence={"pattern": top.as_record(), "negative": len(said), "prompts": users},
+        request_ids=ids,
+    )
 
 
 def _prompts_using(conn: Connection, project_id: int, start: datetime, condition: Any) -> list[str]:
