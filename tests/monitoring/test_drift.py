@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from sqlalchemy import insert
 
+from seamline.core.settings import AlertRule
+from seamline.monitoring.alerts import evaluate
 from seamline.monitoring.drift import holm, mmd_test, topic_shift, topics
 from seamline.monitoring.drift_report import drift_report
 from seamline.monitoring.embeddings import (
@@ -126,3 +128,16 @@ def test_the_report_flags_the_drifted_prompt_and_names_what_grew(
     assert any("subscription" in e or "membership" in e for e in top["examples"])
     assert not faq["drifted"] and faq["adjusted_p"] > 0.05
     assert "p_value" not in tiny and "too few calls to test: 0 and 10" in tiny["note"]
+
+
+def test_a_drift_alert_names_the_prompt_and_what_grew(registry: Registry, alice: Actor) -> None:
+    rng = random.Random(11)
+    before, after = NOW - timedelta(days=14), NOW - timedelta(days=7)
+    _record(registry, alice, _usual(100, rng), before, prompt="support")
+    _record(registry, alice, _usual(70, rng) + _texts(PLANTED, 30, rng), after, prompt="support")
+    rule = AlertRule(name="drift", kind="drift", window="7d", baseline="7d")
+    [firing] = evaluate(registry.db, [rule], NOW)
+    assert firing.subject == "acme / support / -" and firing.evidence["prompts"] == ["support"]
+    assert "drifted" in firing.message and (
+        "subscription" in firing.message or "membership" in firing.message
+    )

@@ -15,7 +15,7 @@ from seamline.store import Database
 from seamline.store.schema import event_rollups, events
 from seamline.telemetry.event import CallEvent
 from seamline.telemetry.retention import prune_content
-from seamline.telemetry.traces import GROUPINGS, _add, _raw_sums, cost_by
+from seamline.telemetry.traces import GROUPINGS, _add, _raw_sums, cost_by, cost_trajectory
 from seamline.telemetry.writer import EventWriter
 from tests.telemetry.test_writer import UNREACHABLE
 
@@ -124,3 +124,24 @@ def test_content_past_retention_is_deleted_and_the_numbers_stay(
     assert rows[old.request_id].request_content is None
     assert rows[old.request_id].cost_usd == pytest.approx(old.cost_usd)
     assert rows[recent.request_id].request_content is not None and calls == 2
+
+
+def test_the_cost_trajectory_gives_cost_per_call_day_by_day(
+    registry: Registry, alice: Actor, tmp_path: Path
+) -> None:
+    made = _events(60, alice.project.id, seed=3)
+    for i, event in enumerate(made):  # two days, the second twice as expensive per call
+        event.time = NOW - timedelta(days=2 - i % 2, hours=3)
+        event.model_used, event.cost_usd = "gpt-4o-mini", 0.001 * (1 + i % 2)
+    writer = EventWriter(registry.db, tmp_path / "spill.jsonl")
+    writer.start()
+    for event in made:
+        writer.submit(event)
+    writer.close()
+    with registry.db.read() as conn:
+        days = cost_trajectory(conn, "model", NOW - timedelta(days=3), None, now=NOW)
+    assert [(d["day"], d["requests"]) for d in days] == [
+        ((NOW - timedelta(days=2, hours=3)).date().isoformat(), 30),
+        ((NOW - timedelta(days=1, hours=3)).date().isoformat(), 30),
+    ]
+    assert [d["cost_per_call_usd"] for d in days] == [pytest.approx(0.001), pytest.approx(0.002)]

@@ -70,6 +70,9 @@ def traces_show(request_id: str, project: ProjectOption = None) -> None:
 def cost(
     by: Annotated[str, typer.Option("--by", help="project, key, model, prompt, use_case or route")],
     since: Annotated[str, typer.Option("--since", help="e.g. 30m, 24h, 7d")] = "24h",
+    trajectory: Annotated[
+        bool, typer.Option("--trajectory", help="cost per call, day by day, per group")
+    ] = False,
     project: ProjectOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -78,6 +81,14 @@ def cost(
     Grouped by project it spans every project; otherwise it covers one (--project)."""
     start = traces.parse_since(since)
     project_id = None if by == "project" else actor(project).project.id
+    if trajectory:
+        with registry().db.read() as conn:
+            days = traces.cost_trajectory(conn, by, start, project_id)
+        if json_output:
+            print_json({"by": by, "since": since, "data": days})
+        else:
+            print_table(days, ["group", "day", "requests", "cost_per_call_usd"])
+        return
     with registry().db.read() as conn:
         rows = traces.cost_by(conn, by, start, project_id)
     if json_output:

@@ -305,6 +305,7 @@ class AlertRule(BaseModel):
         "feedback_drop",
         "stale_index",
         "feedback_pattern",
+        "drift",
     ]
     window: str = Field(default="1h", description="the calls checked: the last 30m, 1h, 1d")
     baseline: str = Field(
@@ -329,7 +330,7 @@ class AlertRule(BaseModel):
     run_evals: bool = Field(
         default=False,
         description="model_change, quality_drop, feedback_drop, stale_index, "
-        "feedback_pattern: run the eval "
+        "feedback_pattern, drift: run the eval "
         "suite of each prompt concerned (its production version, on its eval set)",
     )
 

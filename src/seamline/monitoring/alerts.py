@@ -21,6 +21,9 @@ Every kind judges one project (a tenant) at a time:
 * ``feedback_pattern``: users' negative feedback in the window clusters on one failure
   pattern (``monitoring.patterns``): at least ``min_calls`` calls and half of all the
   negative feedback on one pattern, named, with examples;
+* ``drift``: a prompt's inputs in the window differ from the ``baseline`` window before
+  it (``monitoring.drift``: the Holm-adjusted permutation p-value under 0.05), with the
+  topics that grew;
 * ``quality_drop`` and ``feedback_drop``: per prompt, an online score (``metric``, default
   ``answer_relevance``) or a feedback metric (default ``thumbs``: the share of thumbs up)
   lower in the window than over the ``baseline`` before it, with the significance the eval
@@ -47,6 +50,7 @@ from sqlalchemy import Connection, and_, insert, select, update
 from seamline.core.clock import as_utc, isoformat
 from seamline.core.settings import AlertRule
 from seamline.evals.stats import compare_groups
+from seamline.monitoring.drift_report import drift_report
 from seamline.monitoring.patterns import failures, patterns
 from seamline.rag.freshness import CHANGED, MISSING, source_states
 from seamline.store.database import Database
@@ -64,7 +68,7 @@ from seamline.telemetry.traces import duration
 
 SAMPLE_CALLS = 5
 DROP_ALPHA = 0.05  # as the eval harness's gate
-SCORED_KINDS = ("quality_drop", "feedback_drop")
+SCORED_KINDS = ("quality_drop", "feedback_drop", "drift")  # judged whatever calls came
 DEFAULT_COST_RATIO = 1.5
 
 
@@ -123,7 +127,7 @@ def evaluate(db: Database, rules: Sequence[AlertRule], now: datetime) -> list[Fi
                 wanted = _project_id(names, rule.project)
                 by_project = {pid: [] for pid in names if wanted in (None, pid)}
             for project_id, calls in sorted(by_project.items()):
-                for firing in _judge(conn, rule, names[project_id], project_id, calls, start):
+                for firing in _judge(db, conn, rule, names[project_id], project_id, calls, start):
                     if not _cooling(conn, firing, now - duration(rule.cooldown)):
                         firing.webhook = rule.webhook
                         fired.append(firing)
@@ -165,6 +169,7 @@ def _calls(
 
 
 def _judge(
+    db: Database,
     conn: Connection,
     rule: AlertRule,
     project: str,
@@ -180,6 +185,9 @@ def _judge(
         return
     if rule.kind == "feedback_pattern":
         yield from _feedback_pattern(conn, rule, project, project_id, start)
+        return
+    if rule.kind == "drift":
+        yield from _drifts(db, rule, project, project_id, start)
         return
     if rule.kind in SCORED_KINDS:
         yield from _drops(conn, rule, project, project_id, start)
@@ -427,6 +435,33 @@ def _stale_indexes(
                 "stale": [{"uri": s.uri, "state": s.state} for s in stale[:20]],
                 "prompts": users,
             },
+        )
+
+
+def _drifts(
+    db: Database, rule: AlertRule, project: str, project_id: int, start: datetime
+) -> Iterable[Firing]:
+    end = start + duration(rule.window)
+    reference = (start - duration(rule.baseline), start)
+    found = drift_report(db, project_id, reference, (start, end))
+    for group in found.groups:
+        if not group.drifted:
+            continue
+        record = group.as_record()
+        grown = [t for t in record["topics"] if t["change"] > 0][:3]
+        where = f"{group.prompt or '-'} / {group.use_case or '-'}"
+        yield Firing(
+            rule.name,
+            rule.kind,
+            project_id,
+            f"{project} / {where}",
+            f"{project}: the inputs of {where} drifted in the last {rule.window} against the "
+            f"{rule.baseline} before (p {record['adjusted_p']:.4f}; "
+            f"{record['topic_shift']:.0%} of calls moved between topics; grew: "
+            + ("; ".join(", ".join(t["terms"]) or "-" for t in grown) or "-")
+            + ")",
+            value=record["mmd2"],
+            evidence={"drift": record, "prompts": [group.prompt] if group.prompt else []},
         )
 
 

@@ -154,3 +154,37 @@ def _rollup_sums(by: str, start: datetime, end: datetime, project_id: int | None
         .group_by(column)
     )
     return query if project_id is None else query.where(rollups.project_id == project_id)
+
+
+def cost_trajectory(
+    conn: Connection,
+    by: str,
+    since: datetime,
+    project_id: int | None,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Cost per call day by day for each value of ``by``: where spend per query is going, not
+    how big a total is. Read from the rollups' whole hours (the partial hours at the ends are
+    left out)."""
+    if by not in GROUPINGS:
+        raise InvalidInput(f"cannot group by {by!r}: use {', '.join(GROUPINGS)}")
+    first, last = split_hours(since, now or utcnow())
+    query = _rollup_sums(by, first, last, project_id).add_columns(event_rollups.c.hour)
+    query = query.group_by(event_rollups.c.hour)
+    days: dict[tuple[Any, str], list[float]] = {}
+    for group, calls, _, _, _, cost, _, hour in conn.execute(query):
+        day = as_utc(hour).date().isoformat()
+        totals = days.setdefault((group or None, day), [0.0, 0.0])
+        totals[0] += float(calls or 0)
+        totals[1] += float(cost or 0)
+    return [
+        {
+            "group": group,
+            "day": day,
+            "requests": int(calls),
+            "cost_per_call_usd": round(cost / calls, 8) if calls else 0.0,
+        }
+        for (group, day), (calls, cost) in sorted(
+            days.items(), key=lambda item: (str(item[0][0]), item[0][1])
+        )
+    ]
