@@ -1,6 +1,8 @@
 """Do reports stay fast as events grow? ``seamline cost`` over a week at ``--events`` events
 (1,000,000 by default), read from the hourly rollups, against the same totals computed from
-raw events in the same run; and how fast events are written with their rollups kept.
+raw events in the same run; how fast events are written with their rollups kept; and the
+drift report over the same number of embedded calls (all in one project: the worst case),
+which reads every call's id but only a sample of their vectors.
 
 Events are synthetic (a week of calls over 3 projects, 4 models, 5 prompts, 3 use cases,
 spread evenly), written the way the gateway's writer writes them: ``insert_events`` in
@@ -23,12 +25,16 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+import numpy as np
+from sqlalchemy import create_engine, insert, text
 
+from seamline.monitoring.drift_report import drift_report
+from seamline.monitoring.embeddings import quantise
 from seamline.registry.audit import use_secret
 from seamline.registry.identity import ensure_project
 from seamline.store.database import Database
 from seamline.store.migrate import upgrade
+from seamline.store.schema import call_embeddings
 from seamline.telemetry.event import CallEvent
 from seamline.telemetry.event_insert import insert_events
 from seamline.telemetry.traces import GROUPINGS, _add, _raw_sums, cost_by
@@ -86,6 +92,41 @@ def measure(name: str, db: Database, count: int) -> None:
             f"{name:<10} | {count:>9} | {rate:>10.0f} | cost --by {by:<8} | {ours * 1000:>9.1f} | "
             f"{theirs * 1000:>9.1f} | {theirs / ours:>6.1f}x"
         )
+    drift_ms = drift_report_ms(db, made, ids[0])
+    print(f"{name:<10} | {count:>9} | {'-':>10} | drift report         | {drift_ms:>9.1f} |")
+
+
+def drift_report_ms(db: Database, made: list[CallEvent], project_id: int) -> float:
+    """Every event embedded (random vectors) under one project, then the report's time."""
+    rng = np.random.default_rng(3)
+    for start in range(0, len(made), 10_000):
+        chunk = made[start : start + 10_000]
+        vectors = rng.standard_normal((len(chunk), 384)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        rows = [
+            {
+                "request_id": event.request_id,
+                "project_id": project_id,
+                "time": event.time,
+                "prompt_name": event.prompt_name,
+                "prompt_version": event.prompt_version,
+                "use_case": event.use_case,
+                "api_key_id": None,
+                "model": "bench",
+                "input_vector": quantise(vector),
+                "output_vector": None,
+            }
+            for event, vector in zip(chunk, vectors, strict=True)
+        ]
+        with db.write() as conn:
+            conn.execute(insert(call_embeddings), rows)
+    middle = NOW - timedelta(days=3, hours=12)
+    times = []
+    for _ in range(3):
+        began = time.perf_counter()
+        drift_report(db, project_id, (NOW - timedelta(days=7), middle), (middle, NOW))
+        times.append(time.perf_counter() - began)
+    return statistics.median(times) * 1000
 
 
 def main() -> None:
@@ -96,7 +137,7 @@ def main() -> None:
     assert set(GROUPINGS) >= {"model", "project"}
     print(
         "store      |    events | written/s  | report               | rollups ms |    raw ms | "
-        "raw / rollups"
+        "raw / rollups   (drift: ms for the report, no raw baseline)"
     )
     with tempfile.TemporaryDirectory() as folder:
         sqlite = Database(f"sqlite:///{Path(folder) / 'bench.db'}")

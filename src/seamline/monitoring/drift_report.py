@@ -96,7 +96,7 @@ def drift_report(
     groups = []
     for key in sorted(set(before) | set(now), key=lambda k: (k[0] or "", k[1] or "")):
         old, new = before.get(key), now.get(key)
-        group = GroupDrift(key[0], key[1], len(old or ()), len(new or ()))
+        group = GroupDrift(key[0], key[1], old.total if old else 0, new.total if new else 0)
         if old is not None and new is not None and min(len(old), len(new)) >= MIN_PER_WINDOW:
             group.test = mmd_test(old.vectors, new.vectors)
             found = topics(old.vectors, new.vectors, _texts(db, project_id, old, new))

@@ -12,13 +12,14 @@ the text, but it is derived from it.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from seamline.core.background import BackgroundQueue
@@ -26,6 +27,7 @@ from seamline.store.database import Database
 from seamline.store.schema import call_embeddings
 
 Embed = Callable[[list[str]], Any]  # texts -> an (n, d) array of unit vectors
+SAMPLED_PER_GROUP = 1000  # vectors read per group and window (the test samples 500)
 MAX_TEXT = 2000  # characters of an input or answer embedded (MiniLM reads 256 tokens)
 
 
@@ -57,10 +59,12 @@ def dequantise(blob: bytes) -> Any:
 
 @dataclass
 class Window:
-    """The calls of one time window: their ids and input vectors (a row each)."""
+    """The calls of one time window: how many there were, and the ids and input vectors
+    (a row each) of those read (all of them, or a sample of a large window)."""
 
     request_ids: list[str]
     vectors: Any
+    total: int = 0
 
     def __len__(self) -> int:
         return len(self.request_ids)
@@ -92,14 +96,13 @@ class CallEmbeddingStore:
         prompt: str | None = None,
         use_case: str | None = None,
         model: str | None = None,
+        most: int = SAMPLED_PER_GROUP,
     ) -> dict[tuple[str | None, str | None], Window]:
         """The project's calls in ``[start, end)`` embedded by ``model``, by (prompt name,
-        use case)."""
+        use case): every call counted, at most ``most`` of each group's vectors read (a
+        seeded sample), so a window of a million calls reads a few thousand vectors."""
         query = select(
-            call_embeddings.c.request_id,
-            call_embeddings.c.prompt_name,
-            call_embeddings.c.use_case,
-            call_embeddings.c.input_vector,
+            call_embeddings.c.request_id, call_embeddings.c.prompt_name, call_embeddings.c.use_case
         ).where(
             call_embeddings.c.project_id == project_id,
             call_embeddings.c.time >= start,
@@ -111,13 +114,27 @@ class CallEmbeddingStore:
             query = query.where(call_embeddings.c.use_case == use_case)
         if model is not None:
             query = query.where(call_embeddings.c.model == model)
-        found: dict[tuple[str | None, str | None], tuple[list[str], list[Any]]] = {}
+        groups: dict[tuple[str | None, str | None], list[str]] = {}
         with self.db.read() as conn:
-            for row in conn.execute(query.order_by(call_embeddings.c.time)):
-                ids, vectors = found.setdefault((row.prompt_name, row.use_case), ([], []))
-                ids.append(row.request_id)
-                vectors.append(dequantise(row.input_vector))
-        return {key: Window(ids, np.vstack(vectors)) for key, (ids, vectors) in found.items()}
+            for request_id, prompt_name, case in conn.execute(query):
+                groups.setdefault((prompt_name, case), []).append(request_id)
+            found = {}
+            for key, ids in groups.items():
+                picked = sorted(random.Random(0).sample(ids, most)) if len(ids) > most else ids
+                found[key] = Window(picked, self._vectors(conn, picked), total=len(ids))
+        return found
+
+    def _vectors(self, conn: Connection, request_ids: list[str]) -> Any:
+        by_id: dict[str, Any] = {}
+        for first in range(0, len(request_ids), 500):
+            chunk = request_ids[first : first + 500]
+            rows = conn.execute(
+                select(call_embeddings.c.request_id, call_embeddings.c.input_vector).where(
+                    call_embeddings.c.request_id.in_(chunk)
+                )
+            )
+            by_id.update((request_id, dequantise(blob)) for request_id, blob in rows)
+        return np.vstack([by_id[request_id] for request_id in request_ids])
 
     def latest_model(self, project_id: int) -> str | None:
         """The model that embedded the project's latest call: vectors of two models are
