@@ -50,3 +50,17 @@ def test_a_full_queue_drops_and_a_pace_skips() -> None:
     paced.wait()
     paced.close()
     assert paced.skipped == 2 and paced.dropped == 0
+
+
+def test_a_pace_under_one_a_second_still_admits_now_and_then() -> None:
+    now = [0.0]
+    slow: BackgroundQueue[int] = BackgroundQueue(
+        lambda batch: None, name="test", per_second=0.5, clock=lambda: now[0]
+    )
+    assert not slow.submit(1)  # half a token
+    now[0] = 1.0
+    assert slow.submit(2) and not slow.submit(3)
+    now[0] = 3.0
+    assert slow.submit(4)
+    slow.wait()
+    slow.close()

@@ -15,7 +15,7 @@ from sqlalchemy import insert
 
 from seamline.core.settings import AlertRule, BudgetConfig
 from seamline.monitoring.alerts import AlertStore, Firing, evaluate
-from seamline.monitoring.delivery import deliver, record_budget_alert, run_alerts
+from seamline.monitoring.delivery import deliver, keep_and_post, record_budget_alert, run_alerts
 from seamline.monitoring.quality import CallScores
 from seamline.providers.local_models import minilm_files
 from seamline.rag.chunking import ChunkerConfig
@@ -265,3 +265,20 @@ def test_negative_feedback_clustering_on_one_pattern_fires(
     assert firing.value is not None and firing.value >= 8
     assert {"declined", "refund", "card"} & set(firing.evidence["pattern"]["name"].split(", "))
     assert firing.evidence["prompts"] == ["support"] and firing.evidence["negative"] == 12
+
+
+def test_workers_checking_at_once_keep_one_alert_and_projects_do_not_silence_each_other(
+    registry: Registry, alice: Actor
+) -> None:
+    carol = make_actor(registry, "carol", project="globex")
+    for who in (alice, carol):  # the same deployment serves both projects, and changed
+        _calls(registry, who, 3, timedelta(days=2), upstream_model="m", system_fingerprint="fp_1")
+        _calls(
+            registry, who, 3, timedelta(minutes=10), upstream_model="m", system_fingerprint="fp_2"
+        )
+    rule = AlertRule(name="model", kind="model_change")
+    first, second = evaluate(registry.db, [rule], NOW), evaluate(registry.db, [rule], NOW)
+    assert sorted(f.project_id for f in first) == sorted([alice.project.id, carol.project.id])
+    store = AlertStore(registry.db)
+    kept = [keep_and_post(store, f, NOW, None) for f in first + second]
+    assert kept == [True, True, False, False]  # the second worker's copies are refused

@@ -68,9 +68,8 @@ class BackgroundQueue(Generic[T]):
         if self._per_second is None:
             return True
         now = self._clock()
-        self._tokens = min(
-            self._per_second, self._tokens + (now - self._refilled) * self._per_second
-        )
+        depth = max(self._per_second, 1.0)  # under one a second, a token still fills up
+        self._tokens = min(depth, self._tokens + (now - self._refilled) * self._per_second)
         self._refilled = now
         if self._tokens < 1.0:
             return False

@@ -287,6 +287,9 @@ class GatewayConfig(BaseModel):
     model_limits: dict[str, LimitConfig] = Field(default_factory=dict)
 
 
+DURATION = r"^\d+[smhd]$"  # 90s, 30m, 24h, 7d
+
+
 class AlertRule(BaseModel):
     """A condition on live traffic, checked every ``gateway.alert_interval_s`` per project
     (``monitoring.alerts``); firing records the alert with its evidence and sample calls,
@@ -307,9 +310,12 @@ class AlertRule(BaseModel):
         "feedback_pattern",
         "drift",
     ]
-    window: str = Field(default="1h", description="the calls checked: the last 30m, 1h, 1d")
+    window: str = Field(
+        default="1h", pattern=DURATION, description="the calls checked: the last 30m, 1h, 1d"
+    )
     baseline: str = Field(
         default="7d",
+        pattern=DURATION,
         description="cost_anomaly, quality_drop, feedback_drop: the window before, to compare",
     )
     above: float | None = Field(
@@ -326,7 +332,9 @@ class AlertRule(BaseModel):
     min_calls: int = Field(default=20, ge=1, description="fewer calls: nothing to judge")
     project: str | None = Field(default=None, description="one project (default: each)")
     webhook: str | None = Field(default=None, description="default: alert_webhook")
-    cooldown: str = Field(default="1h", description="the same alert is not repeated within")
+    cooldown: str = Field(
+        default="1h", pattern=DURATION, description="the same alert is not repeated within"
+    )
     run_evals: bool = Field(
         default=False,
         description="model_change, quality_drop, feedback_drop, stale_index, "

@@ -214,7 +214,7 @@ async def serve_chat(
         if request is not None and content_logging != "none":
             _embed_for_drift(gateway, request, event, guarded)
         if request is not None:
-            _score_quality(gateway, request, event)
+            _score_quality(gateway, request, event, content_logging)
         event.apply_content_policy(content_logging, mask_sensitive)
         gateway.emit(event)
 
@@ -228,7 +228,9 @@ def _upstream_identity(event: CallEvent, answer: dict[str, Any]) -> None:
         event.system_fingerprint = fingerprint
 
 
-def _score_quality(gateway: Gateway, request: ChatRequest, event: CallEvent) -> None:
+def _score_quality(
+    gateway: Gateway, request: ChatRequest, event: CallEvent, content_logging: str
+) -> None:
     """Queue an answered call for online quality when it falls in its prompt's sample (the
     scorers read the answer in memory; only scores are kept). A failure here must not cost
     the call its event."""
@@ -253,6 +255,7 @@ def _score_quality(gateway: Gateway, request: ChatRequest, event: CallEvent) -> 
                 tuple(m for m in request.body.get("messages") or [] if isinstance(m, dict)),
                 answer,
                 scorers,
+                keep_reasons=content_logging != "none",
             )
         )
     except Exception:

@@ -186,6 +186,8 @@ class Gateway:
         self.writer.start()
         if self.settings.content_retention_days:
             self._pruning = asyncio.create_task(self._prune_content_hourly())
+        if self.config.drift.sample_rate > 0:  # hashes the model file: not on a call's path
+            await asyncio.to_thread(lambda: self.call_embedder)
 
     async def _prune_content_hourly(self) -> None:
         """Calls' content past ``content_retention_days`` deleted, once an hour."""

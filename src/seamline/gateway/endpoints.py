@@ -4,12 +4,19 @@ for the Messages API, and the answer to the legacy completions route."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
 import orjson
 
-from seamline.core.errors import InvalidInput, NotFound, PermissionDenied, SeamlineError
+from seamline.core.errors import (
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    SeamlineError,
+    Unavailable,
+)
 from seamline.gateway.core import Gateway
 from seamline.gateway.dialects.anthropic import AnthropicMessages, messages_to_chat
 from seamline.gateway.embedding import EMBEDDINGS, embed
@@ -34,6 +41,7 @@ from seamline.registry.identity import Scope as KeyScope
 from seamline.telemetry.tokens import count_messages, count_text
 from seamline.telemetry.writer import FLUSH_INTERVAL_S
 
+log = logging.getLogger("seamline.gateway")
 MODELS_PREFIX = "/v1/models/"
 FEEDBACK_WAIT_S = 2.0  # the longest feedback waits for its call's event to be written
 MESSAGES = AnthropicMessages()
@@ -186,5 +194,9 @@ async def post_feedback(gateway: Gateway, scope: Scope, receive: Receive, send: 
         )
     except SeamlineError as exc:
         await send_error(send, exc)
+        return
+    except Exception:  # the store failing (locked, down): nothing was kept, say so
+        log.exception("storing feedback failed")
+        await send_error(send, Unavailable("feedback could not be stored now; send it again"))
         return
     await send_json(send, 201 if created else 200, {"object": "feedback", **stored})

@@ -206,6 +206,7 @@ class GatewayMetrics:
             merged = CollectorRegistry()
             MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
             merged.register(self._index_freshness)  # read from files: the same in every worker
+            merged.register(self._queues)  # the answering worker's own queues
             return generate_latest(merged)
         return generate_latest(self.registry)
 

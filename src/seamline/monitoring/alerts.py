@@ -36,6 +36,7 @@ the same subject within ``cooldown``.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import statistics
 from collections import Counter, defaultdict
@@ -46,12 +47,15 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from seamline.core.clock import as_utc, isoformat
 from seamline.core.settings import AlertRule
+from seamline.evals.calls import EVAL_USE_CASES
 from seamline.evals.stats import compare_groups
 from seamline.monitoring.drift_report import drift_report
 from seamline.monitoring.patterns import failures, patterns
+from seamline.monitoring.replay import REPLAY_USE_CASE
 from seamline.rag.freshness import CHANGED, MISSING, source_states
 from seamline.store.database import Database
 from seamline.store.schema import (
@@ -66,7 +70,9 @@ from seamline.store.schema import (
 from seamline.telemetry.event import STATUS_BLOCKED, STATUS_ERROR
 from seamline.telemetry.traces import duration
 
+log = logging.getLogger("seamline.monitoring")
 SAMPLE_CALLS = 5
+NOT_TRAFFIC = (*EVAL_USE_CASES, REPLAY_USE_CASE)  # calls seamline made itself, to test
 DROP_ALPHA = 0.05  # as the eval harness's gate
 SCORED_KINDS = ("quality_drop", "feedback_drop", "drift")  # judged whatever calls came
 DEFAULT_COST_RATIO = 1.5
@@ -85,6 +91,7 @@ class Firing:
     request_ids: list[str] = field(default_factory=list)
     id: str = field(default_factory=lambda: f"alert_{secrets.token_hex(8)}")
     webhook: str | None = None
+    slot: str = ""  # which cooldown period it belongs to: one alert per subject and slot
 
     def as_record(self) -> dict[str, Any]:
         return {
@@ -127,9 +134,18 @@ def evaluate(db: Database, rules: Sequence[AlertRule], now: datetime) -> list[Fi
                 wanted = _project_id(names, rule.project)
                 by_project = {pid: [] for pid in names if wanted in (None, pid)}
             for project_id, calls in sorted(by_project.items()):
-                for firing in _judge(db, conn, rule, names[project_id], project_id, calls, start):
-                    if not _cooling(conn, firing, now - duration(rule.cooldown)):
+                try:  # one rule failing on one project must not silence the others
+                    found = list(
+                        _judge(db, conn, rule, names[project_id], project_id, calls, start)
+                    )
+                except Exception:
+                    log.exception("alert rule %s failed on project %s", rule.name, project_id)
+                    continue
+                cooldown = duration(rule.cooldown)
+                for firing in found:
+                    if not _cooling(conn, firing, now - cooldown):
                         firing.webhook = rule.webhook
+                        firing.slot = str(int(now.timestamp() // cooldown.total_seconds()))
                         fired.append(firing)
     return fired
 
@@ -159,6 +175,7 @@ def _calls(
         events.c.time < end,
         events.c.project_id.is_not(None),
         events.c.parent_request_id.is_(None),  # the gateway's own side calls are not traffic
+        events.c.use_case.is_(None) | events.c.use_case.notin_(NOT_TRAFFIC),
     )
     if project_id is not None:
         query = query.where(events.c.project_id == project_id)
@@ -549,6 +566,9 @@ def _cooling(conn: Connection, firing: Firing, since: datetime) -> bool:
             and_(
                 alerts.c.rule == firing.rule,
                 alerts.c.subject == firing.subject[:300],
+                alerts.c.project_id.is_(None)
+                if firing.project_id is None
+                else alerts.c.project_id == firing.project_id,
                 alerts.c.fired_at >= since,
             )
         )
@@ -561,24 +581,32 @@ class AlertStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def record(self, firing: Firing, at: datetime, delivery: dict[str, Any]) -> None:
-        with self.db.write() as conn:
-            conn.execute(
-                insert(alerts).values(
-                    id=firing.id,
-                    rule=firing.rule[:200],
-                    kind=firing.kind,
-                    project_id=firing.project_id,
-                    subject=firing.subject[:300],
-                    fired_at=at,
-                    value=firing.value,
-                    threshold=firing.threshold,
-                    message=firing.message,
-                    evidence=firing.evidence,
-                    request_ids=firing.request_ids,
-                    delivery=delivery,
+    def record(self, firing: Firing, at: datetime, delivery: dict[str, Any]) -> bool:
+        """Keep ``firing``; False when another worker kept the same alert (subject and
+        slot) first: then it is theirs to post."""
+        claim = f"{firing.rule}|{firing.project_id}|{firing.subject}|{firing.slot}"[:700]
+        try:
+            with self.db.write() as conn:
+                conn.execute(
+                    insert(alerts).values(
+                        id=firing.id,
+                        rule=firing.rule[:200],
+                        kind=firing.kind,
+                        project_id=firing.project_id,
+                        subject=firing.subject[:300],
+                        fired_at=at,
+                        value=firing.value,
+                        threshold=firing.threshold,
+                        message=firing.message,
+                        evidence=firing.evidence,
+                        request_ids=firing.request_ids,
+                        delivery=delivery,
+                        claim=claim,
+                    )
                 )
-            )
+        except IntegrityError:
+            return False
+        return True
 
     def project_name(self, project_id: int) -> str:
         with self.db.read() as conn:

@@ -88,18 +88,23 @@ def run_alerts(
     """Check every rule now; each alert that fires is recorded (first: another worker
     checking meanwhile sees it and holds back), then posted, and its delivery recorded."""
     store = AlertStore(db)
-    fired = evaluate(db, rules, now)
-    for firing in fired:
-        keep_and_post(store, firing, now, firing.webhook or default_webhook, post)
-    return fired
+    return [
+        firing
+        for firing in evaluate(db, rules, now)
+        if keep_and_post(store, firing, now, firing.webhook or default_webhook, post)
+    ]
 
 
 def keep_and_post(
     store: AlertStore, firing: Firing, now: datetime, webhook: str | None, post: Deliver = deliver
-) -> None:
-    store.record(firing, now, {"delivered": False, "attempts": 0, "pending": webhook is not None})
+) -> bool:
+    """Keep and post ``firing``; False when another worker kept it first (and posts it)."""
+    pending = {"delivered": False, "attempts": 0, "pending": webhook is not None}
+    if not store.record(firing, now, pending):
+        return False
     if webhook is not None:
         store.delivered(firing.id, post(firing, webhook))
+    return True
 
 
 def record_budget_alert(
@@ -118,6 +123,7 @@ def record_budget_alert(
             if budget.scope == "project"
             else None
         )
+    period = now.strftime("%Y-%m-%d" if budget.period == "day" else "%Y-%m")
     firing = Firing(
         f"budget:{budget.name}",
         "budget",
@@ -128,5 +134,6 @@ def record_budget_alert(
         value=spent_usd,
         threshold=budget.limit_usd * (budget.alert_at if level == "warning" else 1.0),
         evidence={"period": budget.period, "limit_usd": budget.limit_usd, "level": level},
+        slot=f"{level}:{period}",  # once per level and period, whichever worker saw it
     )
     keep_and_post(AlertStore(db), firing, now, webhook)

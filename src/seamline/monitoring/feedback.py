@@ -223,6 +223,8 @@ class FeedbackStore:
         if prompt is not None:
             name, _, version = prompt.partition("@")
             query = query.where(events.c.prompt_name == name)
+            if version and not version.isdigit():
+                raise InvalidInput(f"give the prompt as NAME or NAME@VERSION, not {prompt!r}")
             if version:
                 query = query.where(events.c.prompt_version == int(version))
         groups: dict[str, VersionFeedback] = {}

@@ -47,6 +47,7 @@ class QualitySample:
     messages: tuple[Mapping[str, Any], ...]
     answer: str
     scorers: tuple[Mapping[str, Any], ...]
+    keep_reasons: bool = True  # a scorer's reason may quote the answer: kept as content is
 
 
 class CallScores:
@@ -166,7 +167,7 @@ class QualityScorer:
                         "prompt_version": sample.prompt_version,
                         "arm": sample.arm,
                         "value": float(score.value),
-                        "reason": score.reason[:300] or None,
+                        "reason": (score.reason[:300] or None) if sample.keep_reasons else None,
                     }
                 )
         self.scores.record(rows)

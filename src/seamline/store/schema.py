@@ -415,6 +415,9 @@ alerts = Table(
     Column("evidence", JSON, nullable=False),
     Column("request_ids", JSON, nullable=False),
     Column("delivery", JSON, nullable=False),
+    # rule, project, subject and cooldown slot: of the workers checking at once, one keeps
+    # (and posts) the alert, the others' inserts conflict.
+    Column("claim", String(700), nullable=False, unique=True),
     Index("ix_alerts_rule_time", "rule", "subject", "fired_at"),
 )
 

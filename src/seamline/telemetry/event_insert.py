@@ -97,6 +97,8 @@ def insert_events(conn: Connection, rows: Sequence[CallEvent | Row], *, postgres
     spilled = [row for row in rows if not isinstance(row, CallEvent)]
     new: list[CallEvent | Row] = [row for row in rows if isinstance(row, CallEvent)]
     if spilled:
+        if postgres:  # workers replaying one spill file take turns: none sums a row twice
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext('seamline_replay'))")
         new += not_yet_stored(conn, spilled)
     if postgres:
         conn.exec_driver_sql(_POSTGRES_INSERT, params)

@@ -7,25 +7,43 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import null, or_, update
+from sqlalchemy import null, or_, select, update
 
 from seamline.store.database import Database
-from seamline.store.schema import events
+from seamline.store.schema import call_scores, events
+
+BATCH = 1000  # events a transaction
 
 
-def prune_content(db: Database, before: datetime) -> int:
-    """Delete the content of events older than ``before``; how many events lost theirs."""
-    with db.write() as conn:
-        result = conn.execute(
-            update(events)
-            .where(
-                events.c.time < before,
-                or_(
-                    events.c.request_content.is_not(None),
-                    events.c.response_content.is_not(None),
-                    events.c.prompt_variables.is_not(None),
-                ),
+def prune_content(db: Database, before: datetime, *, batch: int = BATCH) -> int:
+    """Delete the content of events older than ``before`` (and the reasons online scorers
+    gave, which may quote it), ``batch`` events a transaction: a first run over months of
+    events must not hold the write lock the event writer needs. How many events lost it."""
+    pruned = 0
+    has_content = or_(
+        events.c.request_content.is_not(None),
+        events.c.response_content.is_not(None),
+        events.c.prompt_variables.is_not(None),
+    )
+    while True:
+        with db.write() as conn:
+            ids = list(
+                conn.execute(
+                    select(events.c.id).where(events.c.time < before, has_content).limit(batch)
+                ).scalars()
             )
-            .values(request_content=null(), response_content=null(), prompt_variables=null())
+            if not ids:
+                break
+            conn.execute(
+                update(events)
+                .where(events.c.id.in_(ids))
+                .values(request_content=null(), response_content=null(), prompt_variables=null())
+            )
+        pruned += len(ids)
+    with db.write() as conn:
+        conn.execute(
+            update(call_scores)
+            .where(call_scores.c.time < before, call_scores.c.reason.is_not(None))
+            .values(reason=None)
         )
-    return int(result.rowcount or 0)
+    return pruned

@@ -92,7 +92,9 @@ def add_to_rollups(
         total[3] += get("cost_usd") or 0.0
         total[4] += get("latency_ms") or 0.0
         total[5] += 1 if get("cache_hit") else 0
-    params = [(to_time(key[0]), *key[1:], *total) for key, total in sums.items()]
+    # In key order: two workers updating the same hours lock their rows in the same order
+    # (in arrival order, PostgreSQL could deadlock them).
+    params = [(to_time(key[0]), *key[1:], *total) for key, total in sorted(sums.items())]
     if params:
         conn.exec_driver_sql(_POSTGRES_UPSERT if postgres else _SQLITE_UPSERT, params)
 

@@ -91,7 +91,7 @@ def cost_by(
     end = now or utcnow()
     first, last = split_hours(since, end)
     totals: dict[Any, list[float]] = {}
-    for low, high in ((since, first), (last, end)):
+    for low, high in ((since, min(first, end)), (last, end)):
         if low < high:
             _add(totals, conn.execute(_raw_sums(by, low, high, project_id)))
     if first < last:

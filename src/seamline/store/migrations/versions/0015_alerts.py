@@ -36,10 +36,12 @@ def upgrade() -> None:
         sa.Column("evidence", sa.JSON(), nullable=False),
         sa.Column("request_ids", sa.JSON(), nullable=False),
         sa.Column("delivery", sa.JSON(), nullable=False),
+        sa.Column("claim", sa.String(length=700), nullable=False),
         sa.ForeignKeyConstraint(
             ["project_id"], ["projects.id"], name=op.f("fk_alerts_project_id_projects")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_alerts")),
+        sa.UniqueConstraint("claim", name=op.f("uq_alerts_claim")),
     )
     op.create_index("ix_alerts_rule_time", "alerts", ["rule", "subject", "fired_at"], unique=False)
 

@@ -61,7 +61,7 @@ def upgrade() -> None:
         "ix_event_rollups_project_hour", "event_rollups", ["project_id", "hour"], unique=False
     )
     hour = (
-        "date_trunc('hour', time)"
+        "date_trunc('hour', time AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
         if op.get_bind().dialect.name == "postgresql"
         else "strftime('%Y-%m-%d %H:00:00.000000', time)"
     )
