@@ -18,7 +18,6 @@ from seamline.core.errors import (
     SeamlineError,
     Unavailable,
 )
-from seamline.monitoring.feedback import FeedbackStore, parse_feedback
 from seamline.registry import Actor, Registry
 
 _ERRORS_BY_STATUS: dict[int, type[SeamlineError]] = {
@@ -90,6 +89,9 @@ class LocalSource:
         return self._registry.get_version(self._actor, kind, name, ref).to_dict()
 
     def send_feedback(self, body: dict[str, Any]) -> dict[str, Any]:
+        # Imported here: ``import seamline`` (the SDK) must stay free of numpy and the rest.
+        from seamline.monitoring.feedback import FeedbackStore, parse_feedback
+
         store = FeedbackStore(self._registry.db)
         stored, _ = store.record(self._actor.project.id, parse_feedback(body), source="sdk")
         return stored
