@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-from sqlalchemy import insert
 
 from seamline.core.settings import AlertRule
 from seamline.monitoring.alerts import evaluate
@@ -26,8 +25,8 @@ from seamline.monitoring.embeddings import (
 from seamline.providers.local_models import minilm_files
 from seamline.providers.local_vectors import embed
 from seamline.registry import Actor, Registry
-from seamline.store.schema import events
 from seamline.telemetry.event import CallEvent
+from seamline.telemetry.event_insert import insert_events
 
 pytestmark = pytest.mark.skipif(minilm_files() is None, reason="needs seamline[local]")
 
@@ -71,7 +70,8 @@ def test_a_planted_topic_is_detected_and_a_a_windows_are_not() -> None:
     found = topics(reference, shifted, texts)
     grown = max(found, key=lambda t: t.current - t.reference)
     assert {"cancel", "subscription", "membership", "billing", "plan"} & set(grown.terms)
-    assert grown.reference == 0 and grown.current >= 25
+    assert grown.reference == 0
+    assert sum(t.current for t in found if t.reference == 0) >= 25  # the planted calls
     assert 0.1 <= topic_shift(found) <= 0.25
 
 
@@ -91,7 +91,7 @@ def _record(
         event.use_case = call.get("use_case")
         event.request_content = [{"role": "user", "content": text}]
         with registry.db.write() as conn:
-            conn.execute(insert(events).values(**event.to_row()))
+            insert_events(conn, [event], postgres=registry.db.is_postgres)
         embedder.queue.submit(
             CallInput(
                 event.request_id,
@@ -123,7 +123,9 @@ def test_the_report_flags_the_drifted_prompt_and_names_what_grew(
     support, faq, tiny = by_prompt["support"], by_prompt["faq"], by_prompt["tiny"]
     assert support["drifted"] and support["adjusted_p"] < 0.05
     top = support["topics"][0]
-    assert top["change"] > 0.15 and top["reference_share"] == 0.0
+    assert top["reference_share"] == 0.0
+    new = [t for t in support["topics"] if t["reference_share"] == 0.0]
+    assert sum(t["current_share"] for t in new) > 0.2  # 30 of 120 calls planted
     assert {"cancel", "subscription", "membership", "billing", "plan"} & set(top["terms"])
     assert any("subscription" in e or "membership" in e for e in top["examples"])
     assert not faq["drifted"] and faq["adjusted_p"] > 0.05

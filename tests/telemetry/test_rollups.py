@@ -3,6 +3,7 @@ and a replayed spill file is not counted twice."""
 
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,10 +13,12 @@ from sqlalchemy import func, select
 
 from seamline.registry import Actor, Registry
 from seamline.store import Database
-from seamline.store.schema import event_rollups, events
+from seamline.store.schema import LATENCY_BUCKETS_MS, LATENCY_COLUMNS, event_rollups, events
+from seamline.telemetry import series
 from seamline.telemetry.event import CallEvent
 from seamline.telemetry.retention import prune_content
-from seamline.telemetry.traces import GROUPINGS, _add, _raw_sums, cost_by, cost_trajectory
+from seamline.telemetry.series import latency_quantile
+from seamline.telemetry.traces import GROUPINGS, cost_by, cost_trajectory, raw_sums_by
 from seamline.telemetry.writer import EventWriter
 from tests.telemetry.test_writer import UNREACHABLE
 
@@ -44,11 +47,19 @@ def _events(count: int, project_id: int, seed: int = 5) -> list[CallEvent]:
     return made
 
 
+def _write(db: Database, made: list[CallEvent], tmp_path: Path) -> None:
+    """Through the gateway's writer, which keeps the rollups."""
+    writer = EventWriter(db, tmp_path / "spill.jsonl")
+    writer.start()
+    for event in made:
+        writer.submit(event)
+    writer.close()
+
+
 def _raw(db: Database, by: str, since: datetime) -> dict[object, list[float]]:
-    totals: dict[object, list[float]] = {}
     with db.read() as conn:
-        _add(totals, conn.execute(_raw_sums(by, since, NOW + timedelta(seconds=1), None)))
-    return totals
+        totals = raw_sums_by(conn, (by,), since, NOW + timedelta(seconds=1), None)
+    return {group: sums for (group,), sums in totals.items()}
 
 
 def test_rollups_agree_with_raw_events_for_every_grouping_and_window(
@@ -133,11 +144,7 @@ def test_the_cost_trajectory_gives_cost_per_call_day_by_day(
     for i, event in enumerate(made):  # two days, the second twice as expensive per call
         event.time = NOW - timedelta(days=2 - i % 2, hours=3)
         event.model_used, event.cost_usd = "gpt-4o-mini", 0.001 * (1 + i % 2)
-    writer = EventWriter(registry.db, tmp_path / "spill.jsonl")
-    writer.start()
-    for event in made:
-        writer.submit(event)
-    writer.close()
+    _write(registry.db, made, tmp_path)
     with registry.db.read() as conn:
         days = cost_trajectory(conn, "model", NOW - timedelta(days=3), None, now=NOW)
     assert [(d["day"], d["requests"]) for d in days] == [
@@ -145,3 +152,33 @@ def test_the_cost_trajectory_gives_cost_per_call_day_by_day(
         ((NOW - timedelta(days=1, hours=3)).date().isoformat(), 30),
     ]
     assert [d["cost_per_call_usd"] for d in days] == [pytest.approx(0.001), pytest.approx(0.002)]
+
+
+def test_the_latency_histogram_gives_the_percentiles_of_the_raw_latencies(
+    registry: Registry, alice: Actor, tmp_path: Path
+) -> None:
+    made = _events(500, alice.project.id, seed=11)
+    _write(registry.db, made, tmp_path)
+    with registry.db.read() as conn:
+        figures = series.total(conn, alice.project.id, NOW - timedelta(hours=11), NOW)
+    latencies = sorted(event.latency_ms for event in made)
+    bounds = (0, *LATENCY_BUCKETS_MS, float("inf"))
+    expected = [
+        sum(1 for ms in latencies if low < ms <= high) for low, high in itertools.pairwise(bounds)
+    ]
+    assert figures.buckets == expected and figures.calls == 500
+    for quantile in (0.5, 0.95, 0.99):
+        exact = latencies[int(quantile * len(latencies)) - 1]
+        estimate = figures.latency(quantile)
+        assert estimate is not None
+        bucket = next(i for i, bound in enumerate(bounds) if exact <= bound)
+        assert bounds[bucket - 1] <= estimate <= bounds[bucket]  # within the exact one's bucket
+
+
+def test_latency_percentiles_interpolate_within_a_bucket() -> None:
+    buckets = [0] * len(LATENCY_COLUMNS)
+    assert latency_quantile(buckets, 0.5) is None
+    buckets[2] = 10  # ten calls between 50 and 100 ms
+    assert latency_quantile(buckets, 0.5) == pytest.approx(75.0)
+    buckets[-1] = 90  # ninety past the last bound: the last bound is what can be said
+    assert latency_quantile(buckets, 0.99) == LATENCY_BUCKETS_MS[-1]

@@ -39,6 +39,7 @@ from seamline.gateway.server.worker import exit_with_parent
 from seamline.providers.base import Provider
 from seamline.registry import Registry
 from seamline.registry.workspace import open_registry
+from seamline.ui import build_ui
 
 log = logging.getLogger("seamline.gateway")
 
@@ -155,6 +156,7 @@ def build_app(
     gateway = Gateway(settings, registry, providers=providers)
     api = create_app(settings, registry=registry)
     document_gateway(api)
+    api.mount("/ui", build_ui(registry, settings))
     return SeamlineServer(gateway, api)
 
 

@@ -4,7 +4,8 @@ window's, per prompt and use case; how sure is that; and which topics grew or sh
 **The test.** A kernel two-sample test on the calls' MiniLM vectors: the unbiased squared
 maximum mean discrepancy (MMD², Gretton et al. 2012) with a Gaussian kernel whose width is
 the median distance between the pooled vectors, and its p-value from a permutation test
-(the windows' labels shuffled ``permutations`` times, all at once as one matrix product).
+(the windows' labels shuffled up to ``permutations`` times, a batch at a time as one matrix
+product, stopping early once the p-value is clearly large).
 MMD sees any difference between the two distributions, not only a moved mean (the
 distance between window means that drift views used to plot, with no test behind it).
 Windows are sampled down to ``MAX_PER_WINDOW`` calls; a window under ``MIN_PER_WINDOW``
@@ -31,9 +32,14 @@ import numpy as np
 
 MIN_PER_WINDOW = 30
 MAX_PER_WINDOW = 500
-PERMUTATIONS = 500
+PERMUTATIONS = 500  # at most; see mmd_test
+PERMUTATION_BATCH = 100
+STOP_AFTER = 10  # permutations at or above the observed MMD² that settle the p-value
+WIDTH_PAIRS = 20_000
 ALPHA = 0.05
 EXAMPLES = 3
+RESTARTS = 2  # k-means seedings tried per report group
+MAX_TOPICS = 12
 _WORD = re.compile(r"[a-z][a-z0-9']{2,}")
 _STOPWORDS = frozenset(  # words that name no topic (only what _WORD can find is listed)
     _WORD.findall(
@@ -61,29 +67,48 @@ def mmd_test(
     permutations: int = PERMUTATIONS,
     seed: int = 0,
 ) -> TwoSampleTest:
-    """The MMD² of two samples of unit vectors and its permutation p-value."""
+    """The MMD² of two samples of unit vectors and its permutation p-value.
+
+    The permutations run in batches and stop once ``STOP_AFTER`` of them have reached the
+    observed MMD² (Besag and Clifford's sequential p-value, 1991: still a valid p-value):
+    a window like its reference, the usual case, is settled after a hundred or so, and
+    only a shift that may be real pays for all of them."""
     rng = np.random.default_rng(seed)
     x = _sample(np.asarray(reference, np.float32), rng)
     y = _sample(np.asarray(current, np.float32), rng)
     pooled = np.vstack([x, y])
+    total = len(pooled)
     squared = np.maximum(2.0 - 2.0 * (pooled @ pooled.T), 0.0)
-    off_diagonal = squared[~np.eye(len(pooled), dtype=bool)]
-    width = float(np.median(off_diagonal)) or 1.0
-    kernel = np.exp(-squared / width)  # float64: the sums are of 250,000 terms
+    # The kernel's width: the median distance over a sample of the pairs (a heuristic that
+    # needs no more; it depends on the pooled calls only, so the test stays exact).
+    pairs = rng.integers(0, total, (2, WIDTH_PAIRS))
+    pairs = pairs[:, pairs[0] != pairs[1]]
+    width = float(np.median(squared[pairs[0], pairs[1]])) or 1.0
+    kernel = np.exp(-squared / np.float32(width))
     np.fill_diagonal(kernel, 0.0)
     m, n = len(x), len(y)
-    labels = np.zeros((permutations + 1, m + n))
-    labels[0, :m] = 1.0  # the observed split first
-    for row in labels[1:]:
-        row[rng.permutation(m + n)[:m]] = 1.0
-    inside = labels @ kernel
-    same_x = (inside * labels).sum(axis=1)
-    across = (inside * (1.0 - labels)).sum(axis=1)
-    same_y = float(kernel.sum()) - same_x - 2.0 * across  # all pairs = xx + yy + 2 xy
-    mmd2 = same_x / (m * (m - 1)) + same_y / (n * (n - 1)) - 2.0 * across / (m * n)
-    observed = float(mmd2[0])
-    exceed = int((mmd2[1:] >= observed).sum())
-    return TwoSampleTest(observed, (1 + exceed) / (1 + permutations), m, n, permutations)
+    row_sums = kernel.sum(axis=1, dtype=np.float64)
+    everything = float(row_sums.sum())
+
+    def statistics(labels: Any) -> Any:
+        """MMD² for each row of ``labels`` (1 for the calls taken as the reference)."""
+        inside = labels @ kernel  # float32: the products are of at most 1,000 terms
+        same_x = np.einsum("ij,ij->i", inside, labels, dtype=np.float64)
+        across = labels.astype(np.float64) @ row_sums - same_x
+        same_y = everything - same_x - 2.0 * across  # all pairs = xx + yy + 2 xy
+        return same_x / (m * (m - 1)) + same_y / (n * (n - 1)) - 2.0 * across / (m * n)
+
+    observed_split = np.zeros((1, total), np.float32)
+    observed_split[0, :m] = 1.0
+    observed = float(statistics(observed_split)[0])
+    exceed = done = 0
+    while done < permutations and exceed < STOP_AFTER:
+        batch = min(PERMUTATION_BATCH, permutations - done)
+        labels = rng.permuted(np.repeat(observed_split, batch, axis=0), axis=1)
+        exceed += int((statistics(labels) >= observed).sum())
+        done += batch
+    p_value = exceed / done if exceed >= STOP_AFTER else (1 + exceed) / (1 + done)
+    return TwoSampleTest(observed, p_value, m, n, done)
 
 
 def _sample(vectors: Any, rng: np.random.Generator) -> Any:
@@ -135,7 +160,9 @@ def topics(
     its distinctive words and examples from the current window. ``texts``: what is logged
     of the pooled calls, by row (reference rows first)."""
     pooled = np.vstack([reference, current]).astype(np.float32)
-    k = int(min(10, max(2, round(math.sqrt(len(pooled) / 10)))))
+    # Fine enough that a new topic gets clusters of its own (with fewer, k-means as often
+    # merges it into a neighbour as not); topics of one theme read alike in the report.
+    k = int(min(MAX_TOPICS, max(2, round(math.sqrt(len(pooled) / 4)))))
     assignment, centres = kmeans(pooled, k, seed)
     words = {row: words_of(text) for row, text in texts.items()}
     everywhere: Counter[str] = Counter(w for found in words.values() for w in found)
@@ -161,24 +188,52 @@ def topic_shift(found: Sequence[Topic]) -> float:
     return 0.5 * sum(abs(now - before) for before, now in (t.shares(totals) for t in found))
 
 
-def kmeans(vectors: Any, k: int, seed: int = 0, rounds: int = 25) -> tuple[Any, Any]:
-    """Spherical k-means with k-means++ seeding: assignments and unit centres."""
+def kmeans(
+    vectors: Any, k: int, seed: int = 0, rounds: int = 25, restarts: int = RESTARTS
+) -> tuple[Any, Any]:
+    """Spherical k-means with k-means++ seeding: assignments and unit centres. The best of
+    ``restarts`` seedings (the tightest clusters): one seeding alone now and then splits a
+    topic in two and merges two others, and which one it does hangs on the rows' order."""
     rng = np.random.default_rng(seed)
+    best: tuple[float, Any, Any] | None = None
+    for _ in range(restarts):
+        assignment, centres = _kmeans_once(vectors, k, rng, rounds)
+        cohesion = float(np.einsum("ij,ij->", vectors, centres[assignment]))
+        if best is None or cohesion > best[0]:
+            best = (cohesion, assignment, centres)
+    assert best is not None
+    return best[1], best[2]
+
+
+def _kmeans_once(vectors: Any, k: int, rng: np.random.Generator, rounds: int) -> tuple[Any, Any]:
+    # Greedy k-means++ (as scikit-learn seeds): of a few candidates drawn by distance, the
+    # one that leaves the points closest to a centre.
+    trials = 2 + int(math.log(k))
     centres = [vectors[rng.integers(len(vectors))]]
+    distance = np.maximum(1.0 - vectors @ centres[0], 0.0).astype(np.float64)
     for _ in range(1, k):
-        distance = np.maximum(1.0 - (vectors @ np.array(centres).T).max(axis=1), 0.0)
         total = float(distance.sum())
-        pick = rng.choice(len(vectors), p=distance / total) if total else rng.integers(len(vectors))
-        centres.append(vectors[pick])
+        if not total:
+            centres.append(vectors[rng.integers(len(vectors))])
+            continue
+        candidates = rng.choice(len(vectors), trials, p=distance / total)
+        after = np.minimum(distance, np.maximum(1.0 - vectors @ vectors[candidates].T, 0.0).T)
+        best = int(after.sum(axis=1).argmin())
+        centres.append(vectors[candidates[best]])
+        distance = after[best]
     matrix = np.array(centres)
-    assignment = np.zeros(len(vectors), dtype=int)
+    assignment = np.full(len(vectors), -1)
     for _ in range(rounds):
-        assignment = (vectors @ matrix.T).argmax(axis=1)
-        for cluster in range(k):
-            members = vectors[assignment == cluster]
-            if len(members):
-                centre = members.sum(axis=0)
-                matrix[cluster] = centre / (np.linalg.norm(centre) or 1.0)
+        moved = (vectors @ matrix.T).argmax(axis=1)
+        if np.array_equal(moved, assignment):
+            break
+        assignment = moved
+        members = np.zeros((k, len(vectors)), dtype=vectors.dtype)
+        members[assignment, np.arange(len(vectors))] = 1.0
+        sums = members @ vectors  # every cluster's sum in one product
+        norms = np.linalg.norm(sums, axis=1, keepdims=True)
+        filled = norms[:, 0] > 0  # an emptied cluster keeps its centre
+        matrix[filled] = sums[filled] / norms[filled]
     return assignment, matrix
 
 

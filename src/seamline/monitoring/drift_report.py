@@ -60,6 +60,7 @@ class GroupDrift:
             "p_value": round(self.test.p_value, 4),
             "adjusted_p": round(self.adjusted_p or 0.0, 4),
             "tested": [self.test.reference, self.test.current],
+            "permutations": self.test.permutations,
             "topic_shift": round(self.shift or 0.0, 4),
             "topics": self.topics,
         }

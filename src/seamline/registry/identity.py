@@ -262,7 +262,12 @@ def authenticate(conn: Connection, secret: bytes, plaintext: str) -> Actor:
     """The actor behind a bearer key; a wrong or revoked key raises AuthenticationFailed."""
     if not plaintext.startswith(KEY_PREFIX):
         raise AuthenticationFailed("invalid API key: seamline keys start with 'sk-seam-'")
-    row = conn.execute(_KEY_BY_HASH, {"key_hash": hash_key(secret, plaintext)}).mappings().first()
+    return actor_of_key(conn, hash_key(secret, plaintext))
+
+
+def actor_of_key(conn: Connection, key_hash: str) -> Actor:
+    """The actor behind a key, by the key's hash (a dashboard session keeps only that)."""
+    row = conn.execute(_KEY_BY_HASH, {"key_hash": key_hash}).mappings().first()
     if row is None:
         raise AuthenticationFailed("invalid API key")
     if row["revoked_at"] is not None:

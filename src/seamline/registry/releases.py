@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, RowMapping, func, select
 from sqlalchemy.exc import IntegrityError
 
-from seamline.core.clock import utcnow
+from seamline.core.clock import as_utc, isoformat, utcnow
 from seamline.core.errors import Conflict, InvalidInput, PermissionDenied
 from seamline.registry import rows
 from seamline.registry.access import append_audit, lock_project, require, text_ok
@@ -19,7 +19,7 @@ from seamline.registry.records import AliasChange, AliasRecord
 from seamline.registry.refs import parse_ref
 from seamline.store import Database
 from seamline.store.database import insert_returning_id
-from seamline.store.schema import alias_history, aliases, approvals
+from seamline.store.schema import alias_history, aliases, approvals, artefact_versions
 
 
 class ReleaseOperations:
@@ -41,6 +41,34 @@ class ReleaseOperations:
         with self.db.read() as conn:
             alias_row = rows.alias_row(conn, actor.project, kind, name, alias)
             return rows.alias_changes(conn, alias_row["id"])
+
+    def approvals(self, actor: Actor, kind: str, name: str) -> list[dict[str, Any]]:
+        """Every approval given to the artefact's versions, newest first."""
+        require(actor, Scope.READ)
+        with self.db.read() as conn:
+            artefact_id = rows.artefact_id(conn, actor.project, kind, name)
+            listed = conn.execute(
+                select(
+                    artefact_versions.c.number,
+                    approvals.c.alias,
+                    approvals.c.approver,
+                    approvals.c.comment,
+                    approvals.c.created_at,
+                )
+                .join(artefact_versions, artefact_versions.c.id == approvals.c.version_id)
+                .where(artefact_versions.c.artefact_id == artefact_id)
+                .order_by(approvals.c.created_at.desc())
+            ).all()
+        return [
+            {
+                "version": row.number,
+                "alias": row.alias,
+                "approver": row.approver,
+                "comment": row.comment,
+                "at": isoformat(as_utc(row.created_at)),
+            }
+            for row in listed
+        ]
 
     def move_alias(
         self,

@@ -12,11 +12,18 @@ from seamline.registry import audit
 from seamline.registry.administration import AdministrationOperations, AuditOperations
 from seamline.registry.gate import RecordedRunsGate, ReleaseGate
 from seamline.registry.releases import ReleaseOperations
+from seamline.registry.sessions import SessionOperations
 from seamline.registry.versions import VersionOperations
 from seamline.store import Database
 
 
-class Registry(AdministrationOperations, VersionOperations, ReleaseOperations, AuditOperations):
+class Registry(
+    AdministrationOperations,
+    VersionOperations,
+    ReleaseOperations,
+    AuditOperations,
+    SessionOperations,
+):
     """The registry's operations over one database; cheap to create, safe to share."""
 
     def __init__(self, db: Database, *, key_secret: bytes, gate: ReleaseGate | None = None) -> None:

@@ -396,6 +396,16 @@ call_embeddings = Table(
     Column("input_vector", LargeBinary, nullable=False),
     Column("output_vector", LargeBinary),
     Index("ix_call_embeddings_project_time", "project_id", "time"),
+    # The drift report's sample: a group's first calls by (random) request id in a window.
+    Index(
+        "ix_call_embeddings_sample",
+        "project_id",
+        "model",
+        "prompt_name",
+        "use_case",
+        "request_id",
+        "time",
+    ),
 )
 
 # Alerts (``monitoring.alerts``): what fired, when, the evidence and sample calls, and how
@@ -421,6 +431,10 @@ alerts = Table(
     Index("ix_alerts_rule_time", "rule", "subject", "fired_at"),
 )
 
+# The rollups' latency histogram: calls at most each bound (ms), and over the last.
+LATENCY_BUCKETS_MS = (25, 50, 100, 250, 500, 1000, 2000, 4000, 8000, 15000, 30000, 60000)
+LATENCY_COLUMNS = (*(f"latency_le_{bound}" for bound in LATENCY_BUCKETS_MS), "latency_over")
+
 # Hourly sums of the events (``telemetry.rollups``), kept by the event writer in the same
 # transaction as the events: what cost reports and dashboards read as events grow.
 event_rollups = Table(
@@ -441,7 +455,22 @@ event_rollups = Table(
     Column("cost_usd", Float, nullable=False),
     Column("latency_ms_sum", Float, nullable=False),
     Column("cache_hits", Integer, nullable=False),
+    # How many calls took at most each bound (and above the last): the hour's latency
+    # percentiles come from these, as Prometheus's come from its histograms.
+    *(Column(name, Integer, nullable=False, server_default="0") for name in LATENCY_COLUMNS),
     Index("ix_event_rollups_project_hour", "project_id", "hour"),
+)
+
+# The dashboard's sign-ins: a session per browser, bound to the API key signed in with (a
+# revoked key ends its sessions). Only a hash of the cookie's token is kept, as for keys.
+ui_sessions = Table(
+    "ui_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("key_hash", String(64), nullable=False, index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
 )
 
 # Live calls scored off the request path by the eval harness's scorers (``monitoring.

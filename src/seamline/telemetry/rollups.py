@@ -2,11 +2,12 @@
 reports and the dashboard read instead of scanning raw events as they grow.
 
 One row per hour and (project, key, route, prompt version, model, use case, status), with
-the calls, tokens, cost, summed latency and cache hits of its events. The writer adds each
-batch's sums in the same transaction as the batch (``INSERT ... ON CONFLICT DO UPDATE``,
-on SQLite and PostgreSQL alike), so rollups and events never disagree; events replayed from
-the spill file that are stored already are left out of the sums. Dimensions hold ``""`` or
-``0`` rather than NULL, since NULLs never conflict in a unique key.
+the calls, tokens, cost, summed latency, a latency histogram and the cache hits of its
+events. The writer adds each batch's sums in the same transaction as the batch (``INSERT
+... ON CONFLICT DO UPDATE``, on SQLite and PostgreSQL alike), so rollups and events never
+disagree; events replayed from the spill file that are stored already are left out of the
+sums. Dimensions hold ``""`` or ``0`` rather than NULL, since NULLs never conflict in a
+unique key.
 
 A query over a time range reads the rollups of the hours it covers whole and the raw
 events of the two partial hours at its ends (:func:`split_hours`).
@@ -15,6 +16,7 @@ events of the two partial hours at its ends (:func:`split_hours`).
 from __future__ import annotations
 
 import functools
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,7 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from seamline.core.clock import as_utc
-from seamline.store.schema import event_rollups, events
+from seamline.store.schema import LATENCY_BUCKETS_MS, LATENCY_COLUMNS, event_rollups, events
 from seamline.telemetry.event import CallEvent
 
 DIMENSIONS = (
@@ -43,7 +45,9 @@ MEASURES = (
     "cost_usd",
     "latency_ms_sum",
     "cache_hits",
+    *LATENCY_COLUMNS,
 )
+_FIRST_BUCKET = MEASURES.index(LATENCY_COLUMNS[0])
 _WIDTHS = {
     name: getattr(event_rollups.c[name].type, "length", None) or 0 for name in DIMENSIONS[2:]
 }
@@ -85,13 +89,15 @@ def add_to_rollups(
             get("prompt_version") or 0,
             *(_cut(name, get(name)) for name in ("model_used", "use_case", "status")),
         )
-        total = sums.setdefault(key, [0, 0, 0, 0.0, 0.0, 0])
+        total = sums.setdefault(key, [0, 0, 0, 0.0, 0.0, 0] + [0] * len(LATENCY_COLUMNS))
+        latency = get("latency_ms") or 0.0
         total[0] += 1
         total[1] += get("prompt_tokens") or 0
         total[2] += get("completion_tokens") or 0
         total[3] += get("cost_usd") or 0.0
-        total[4] += get("latency_ms") or 0.0
+        total[4] += latency
         total[5] += 1 if get("cache_hit") else 0
+        total[_FIRST_BUCKET + bisect_left(LATENCY_BUCKETS_MS, latency)] += 1
     # In key order: two workers updating the same hours lock their rows in the same order
     # (in arrival order, PostgreSQL could deadlock them).
     params = [(to_time(key[0]), *key[1:], *total) for key, total in sorted(sums.items())]

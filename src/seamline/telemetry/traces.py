@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ from seamline.core.clock import as_utc, isoformat, utcnow
 from seamline.core.errors import InvalidInput, NotFound
 from seamline.store.schema import event_rollups, events, projects
 from seamline.telemetry.rollups import split_hours
+from seamline.telemetry.series import rollup_totals
 
 GROUPINGS = {
     "project": events.c.project,
@@ -84,18 +86,8 @@ def cost_by(
     now: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Requests, tokens, cost and errors per value of ``by`` since ``since``; ``project_id``
-    None spans every project (an operator's view, for ``--by project``). The whole hours of
-    the range come from the hourly rollups, its two partial hours from raw events."""
-    if by not in GROUPINGS:
-        raise InvalidInput(f"cannot group by {by!r}: use {', '.join(GROUPINGS)}")
-    end = now or utcnow()
-    first, last = split_hours(since, end)
-    totals: dict[Any, list[float]] = {}
-    for low, high in ((since, min(first, end)), (last, end)):
-        if low < high:
-            _add(totals, conn.execute(_raw_sums(by, low, high, project_id)))
-    if first < last:
-        _add(totals, conn.execute(_rollup_sums(by, first, last, project_id)))
+    None spans every project (an operator's view, for ``--by project``)."""
+    totals = sums_by(conn, (by,), since, now or utcnow(), project_id)
     rows = [
         {
             "group": group,
@@ -106,23 +98,75 @@ def cost_by(
             "cost_usd": round(t[4], 8),
             "avg_latency_ms": round(t[5] / t[0], 1) if t[0] else 0.0,
         }
-        for group, t in totals.items()
+        for (group,), t in totals.items()
     ]
     return sorted(rows, key=lambda row: -row["cost_usd"])
 
 
-def _add(totals: dict[Any, list[float]], rows: Any) -> None:
-    for group, *sums in rows:
-        found = totals.setdefault(group or None, [0.0] * 6)
-        for i, value in enumerate(sums):
+Sums = dict[tuple[Any, ...], list[float]]
+"""Per group (a value of each grouping asked for, None for none): calls, errors, prompt
+tokens, completion tokens, cost and the sum of latencies."""
+
+
+def sums_by(
+    conn: Connection,
+    by: Sequence[str],
+    start: datetime,
+    end: datetime,
+    project_id: int | None,
+) -> Sums:
+    """:data:`Sums` of the calls in ``[start, end)`` grouped by the ``by`` groupings. The
+    whole hours of the range come from the hourly rollups, its two partial hours from raw
+    events, so a report over a week reads a few thousand rows, not every call."""
+    _check(by)
+    first, last = split_hours(start, end)
+    totals: Sums = {}
+    for low, high in ((start, min(first, end)), (last, end)):
+        if low < high:
+            _add(totals, conn.execute(_raw_sums(by, low, high, project_id)))
+    if first < last:
+        _add(totals, conn.execute(_rollup_sums(by, first, last, project_id)))
+    return totals
+
+
+def raw_sums_by(
+    conn: Connection,
+    by: Sequence[str],
+    start: datetime,
+    end: datetime,
+    project_id: int | None,
+) -> Sums:
+    """:func:`sums_by` from raw events alone: what the rollups are checked and measured
+    against."""
+    _check(by)
+    totals: Sums = {}
+    _add(totals, conn.execute(_raw_sums(by, start, end, project_id)))
+    return totals
+
+
+def _check(by: Sequence[str]) -> None:
+    for name in by:
+        if name not in GROUPINGS:
+            raise InvalidInput(f"cannot group by {name!r}: use {', '.join(GROUPINGS)}")
+
+
+def _add(totals: Sums, rows: Any) -> None:
+    width = len(_SUMS)
+    for row in rows:
+        group = tuple(value or None for value in row[:-width])  # rollups store None as ""
+        found = totals.setdefault(group, [0.0] * width)
+        for i, value in enumerate(row[-width:]):
             found[i] += float(value or 0)
 
 
-def _raw_sums(by: str, start: datetime, end: datetime, project_id: int | None) -> Any:
-    column = GROUPINGS[by]
+_SUMS = ("calls", "errors", "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms")
+
+
+def _raw_sums(by: Sequence[str], start: datetime, end: datetime, project_id: int | None) -> Any:
+    columns = [GROUPINGS[name] for name in by]
     query = (
         select(
-            column,
+            *columns,
             func.count(),
             func.sum(case((events.c.status != "ok", 1), else_=0)),
             func.sum(events.c.prompt_tokens),
@@ -131,28 +175,25 @@ def _raw_sums(by: str, start: datetime, end: datetime, project_id: int | None) -
             func.sum(events.c.latency_ms),
         )
         .where(events.c.time >= start, events.c.time < end)
-        .group_by(column)
+        .group_by(*columns)
     )
     return query if project_id is None else query.where(events.c.project_id == project_id)
 
 
-def _rollup_sums(by: str, start: datetime, end: datetime, project_id: int | None) -> Any:
+def _rollup_sums(by: Sequence[str], start: datetime, end: datetime, project_id: int | None) -> Any:
     rollups = event_rollups.c
-    column = projects.c.name if by == "project" else rollups[_ROLLUP_COLUMNS[by]]
+    columns = [
+        projects.c.name if name == "project" else rollups[_ROLLUP_COLUMNS[name]] for name in by
+    ]
     query = (
-        select(
-            column,
-            func.sum(rollups.calls),
-            func.sum(case((rollups.status != "ok", rollups.calls), else_=0)),
-            func.sum(rollups.prompt_tokens),
-            func.sum(rollups.completion_tokens),
-            func.sum(rollups.cost_usd),
-            func.sum(rollups.latency_ms_sum),
-        )
-        .select_from(event_rollups.outerjoin(projects, projects.c.id == rollups.project_id))
+        select(*columns, *rollup_totals())
         .where(rollups.hour >= start, rollups.hour < end)
-        .group_by(column)
+        .group_by(*columns)
     )
+    if "project" in by:
+        query = query.select_from(
+            event_rollups.outerjoin(projects, projects.c.id == rollups.project_id)
+        )
     return query if project_id is None else query.where(rollups.project_id == project_id)
 
 
@@ -166,10 +207,9 @@ def cost_trajectory(
     """Cost per call day by day for each value of ``by``: where spend per query is going, not
     how big a total is. Read from the rollups' whole hours (the partial hours at the ends are
     left out)."""
-    if by not in GROUPINGS:
-        raise InvalidInput(f"cannot group by {by!r}: use {', '.join(GROUPINGS)}")
+    _check((by,))
     first, last = split_hours(since, now or utcnow())
-    query = _rollup_sums(by, first, last, project_id).add_columns(event_rollups.c.hour)
+    query = _rollup_sums((by,), first, last, project_id).add_columns(event_rollups.c.hour)
     query = query.group_by(event_rollups.c.hour)
     days: dict[tuple[Any, str], list[float]] = {}
     for group, calls, _, _, _, cost, _, hour in conn.execute(query):
