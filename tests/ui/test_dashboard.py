@@ -170,3 +170,14 @@ def _actor(dashboard: Dashboard, user: str) -> Actor:
     actor = dashboard.registry.authenticate(key)
     assert actor.can(Scope.WRITE)
     return actor
+
+
+def test_cost_by_model_and_the_audit_chain_verified(page: Page, dashboard: Dashboard) -> None:
+    sign_in(page, dashboard, dashboard.alice)
+    page.get_by_role("link", name="Cost").click()
+    expect(page.locator("#cost tbody tr")).to_have_count(1)
+    expect(page.locator("#cost tbody tr")).to_contain_text("gpt-4o-mini")
+    expect(page.locator("#cost-total")).to_have_text("$0.02")  # 40 calls at $0.0004
+    page.get_by_role("link", name="Audit log").click()
+    expect(page.locator("#chain")).to_contain_text("Hash chain verified")
+    expect(page.locator("#audit")).to_contain_text("ui.sign_in")
