@@ -9,6 +9,8 @@ import re
 
 from playwright.sync_api import Page, expect
 
+from seamline.core.clock import utcnow
+from seamline.monitoring.alerts import AlertStore, Firing
 from seamline.registry import Scope
 from seamline.registry.identity import Actor
 from tests.ui.conftest import Dashboard, sign_in
@@ -181,3 +183,25 @@ def test_cost_by_model_and_the_audit_chain_verified(page: Page, dashboard: Dashb
     page.get_by_role("link", name="Audit log").click()
     expect(page.locator("#chain")).to_contain_text("Hash chain verified")
     expect(page.locator("#audit")).to_contain_text("ui.sign_in")
+
+
+def test_an_alert_links_to_the_calls_behind_it(page: Page, dashboard: Dashboard) -> None:
+    alice = _actor(dashboard, "alice")
+    firing = Firing(
+        rule="errors",
+        kind="error_rate",
+        project_id=alice.project.id,
+        subject="support",
+        value=0.025,
+        threshold=0.02,
+        message="error rate 2.5% above 2%",
+        evidence={"window": "1h"},
+        request_ids=[dashboard.failed_call],
+    )
+    AlertStore(dashboard.registry.db).record(firing, utcnow(), {"delivered": True, "attempts": 1})
+    sign_in(page, dashboard, dashboard.reader)
+    page.get_by_role("link", name="Alerts").click()
+    row = page.locator("#alerts tbody tr", has_text="error_rate")
+    expect(row).to_contain_text("posted")
+    row.get_by_role("link", name=re.compile(dashboard.failed_call[:14])).click()
+    expect(page.locator("h1")).to_contain_text(dashboard.failed_call)

@@ -14,7 +14,11 @@
       columns.push(data[name]);
     });
     var width = Math.max(280, element.clientWidth || 480);
-    new uPlot({ width: width, height: 200, series: series, axes: [{}, { size: 60 }] }, columns, element);
+    var options = {
+      width: width, height: 200, series: series, axes: [{}, { size: 60 }],
+      tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); }  // as the tables
+    };
+    new uPlot(options, columns, element);
   }
   document.querySelectorAll("[data-chart]").forEach(draw);
 })();
