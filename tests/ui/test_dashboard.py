@@ -10,6 +10,7 @@ import re
 from playwright.sync_api import Page, expect
 
 from seamline.core.clock import utcnow
+from seamline.evals.runs import RunStore, RunSubject
 from seamline.monitoring.alerts import AlertStore, Firing
 from seamline.registry import Scope
 from seamline.registry.identity import Actor
@@ -205,3 +206,40 @@ def test_an_alert_links_to_the_calls_behind_it(page: Page, dashboard: Dashboard)
     expect(row).to_contain_text("posted")
     row.get_by_role("link", name=re.compile(dashboard.failed_call[:14])).click()
     expect(page.locator("h1")).to_contain_text(dashboard.failed_call)
+
+
+def test_an_eval_run_shows_its_intervals_and_gate_and_only_to_its_project(
+    page: Page, dashboard: Dashboard
+) -> None:
+    alice = _actor(dashboard, "alice")
+    store = RunStore(dashboard.registry.db, alice.project.id)
+    subject = RunSubject("support", 2, "hash", "gpt-4o-mini", "support-cases", 1)
+    run_id = store.create(subject, {"metrics": ["exact"]}, cases_total=50, created_by="alice")
+    interval = {"estimate": 0.82, "low": 0.71, "high": 0.9, "n": 50, "confidence": 0.95}
+    report = {
+        "passed": False,
+        "metrics": [
+            {
+                "metric": "exact",
+                "candidate": interval,
+                "baseline": {**interval, "estimate": 0.9},
+                "difference": {**interval, "estimate": -0.08, "low": -0.15, "high": -0.01},
+                "p_worse": 0.98,
+                "test": "paired bootstrap",
+            }
+        ],
+        "conditions": [
+            {"condition": "no regression on exact", "passed": False, "detail": "worse: p=0.98"}
+        ],
+    }
+    store.finish(run_id, status="finished", cost_usd=0.12, report=report, passed=False)
+    sign_in(page, dashboard, dashboard.reader)
+    page.get_by_role("link", name="Evals").click()
+    page.get_by_role("link", name=run_id).click()
+    expect(page.locator("#metrics")).to_contain_text("0.820 [0.710, 0.900] n=50")
+    expect(page.locator("#metrics")).to_contain_text("-0.080 [-0.150, -0.010]")
+    expect(page.locator("#conditions")).to_contain_text("worse: p=0.98")
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, dashboard, dashboard.carol)
+    response = page.goto(f"{dashboard.url}/evals/{run_id}")
+    assert response is not None and response.status == 404
