@@ -25,6 +25,8 @@ from seamline.monitoring.embeddings import CallEmbeddingStore, Window
 from seamline.store.database import Database
 from seamline.store.schema import events
 
+TEXTS_PER_WINDOW = 200
+
 
 @dataclass
 class GroupDrift:
@@ -121,16 +123,24 @@ def drift_report(
 
 
 def _texts(db: Database, project_id: int, old: Window, new: Window) -> dict[int, str]:
-    """What is logged of the pooled calls' inputs, by pooled row (reference rows first)."""
-    rows = {request_id: i for i, request_id in enumerate(old.request_ids + new.request_ids)}
+    """What is logged of the inputs of a sample of the pooled calls (``TEXTS_PER_WINDOW``
+    of each window, enough to name topics and show examples), by pooled row (reference
+    rows first). The windows' rows are in random order already (by request id)."""
+    pooled = old.request_ids + new.request_ids
+    rows = {
+        request_id: i
+        for i, request_id in enumerate(pooled)
+        if i < TEXTS_PER_WINDOW or len(old) <= i < len(old) + TEXTS_PER_WINDOW
+    }
     found: dict[int, str] = {}
     ids = list(rows)
     with db.read() as conn:
         for start in range(0, len(ids), 500):
             query = select(
                 events.c.request_id, events.c.prompt_variables, events.c.request_content
-            ).where(
-                events.c.project_id == project_id, events.c.request_id.in_(ids[start : start + 500])
+            ).where(  # by request id (the unique index), then the project checked
+                db.filter_only(events.c.project_id) == project_id,
+                events.c.request_id.in_(ids[start : start + 500]),
             )
             for row in conn.execute(query):
                 content = row.request_content if isinstance(row.request_content, list) else None

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, insert, literal_column, select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from seamline.core.background import BackgroundQueue
@@ -130,7 +130,6 @@ class CallEmbeddingStore:
                         case,
                         model,
                         most,
-                        sqlite=self.db.is_sqlite,
                     )
                 ).all()
                 if rows:
@@ -139,8 +138,8 @@ class CallEmbeddingStore:
                     found[(prompt_name, case)] = Window(ids, vectors, total=int(sums[0]))
         return found
 
-    @staticmethod
     def _sample(
+        self,
         project_id: int,
         start: datetime,
         end: datetime,
@@ -148,16 +147,9 @@ class CallEmbeddingStore:
         use_case: str | None,
         model: str | None,
         most: int,
-        *,
-        sqlite: bool,
     ) -> Any:
         table = call_embeddings.c
-        time: ColumnElement[datetime] = table.time
-        if sqlite:
-            # A unary + keeps SQLite from using an index for the time range: without
-            # statistics it takes the (project, time) index and sorts the whole window,
-            # 20 s for a report at a million calls against 0.1 s through the sample index.
-            time = literal_column("+call_embeddings.time", table.time.type)
+        time = self.db.filter_only(table.time)  # the sample index, not the time range
         query = (
             select(table.request_id, table.input_vector)
             .where(

@@ -13,7 +13,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Insert, create_engine, event, make_url
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Insert,
+    create_engine,
+    event,
+    literal_column,
+    make_url,
+)
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError
 
@@ -97,6 +106,19 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def filter_only(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        """``column`` as a condition SQLite's planner will not pick an index for (a unary
+        ``+``, SQLite's documented hint), so that it takes the index that narrows best.
+
+        Without statistics (no ANALYZE), SQLite takes an equality on any indexed column as
+        about ten rows: a project's id beats a list of 500 request ids, or a prompt's
+        sample index, and the query then walks the project's every row (10 s, not 0.1,
+        for the drift report at a million calls). PostgreSQL plans from statistics: the
+        column is left as it is."""
+        if not self.is_sqlite:
+            return column
+        return literal_column(f"+{column.table.name}.{column.name}", column.type)
 
 
 def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
