@@ -6,14 +6,18 @@ an action without the CSRF token is refused."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from playwright.sync_api import Page, expect
 
 from seamline.core.clock import utcnow
 from seamline.evals.runs import RunStore, RunSubject
 from seamline.monitoring.alerts import AlertStore, Firing
+from seamline.monitoring.quality import CallScores
 from seamline.registry import Scope
 from seamline.registry.identity import Actor
+from seamline.telemetry.event import CallEvent
+from seamline.telemetry.event_insert import insert_events
 from tests.ui.conftest import Dashboard, sign_in
 
 
@@ -243,3 +247,60 @@ def test_an_eval_run_shows_its_intervals_and_gate_and_only_to_its_project(
     sign_in(page, dashboard, dashboard.carol)
     response = page.goto(f"{dashboard.url}/evals/{run_id}")
     assert response is not None and response.status == 404
+
+
+def test_guard_blocks_by_detector_and_policy_version(page: Page, dashboard: Dashboard) -> None:
+    alice = _actor(dashboard, "alice")
+    blocked = CallEvent(route="/v1/chat/completions", time=utcnow() - timedelta(minutes=2))
+    blocked.project_id, blocked.project = alice.project.id, alice.project.name
+    blocked.status, blocked.error_type = "blocked", "content_policy_violation"
+    blocked.guard_actions = [
+        {
+            "policy": "default@3",
+            "detector": "injection",
+            "label": "INJECTION",
+            "score": 0.97,
+            "action": "block",
+            "where": "messages[1]",
+            "enforced": True,
+        }
+    ]
+    with dashboard.registry.db.write() as conn:
+        insert_events(conn, [blocked], postgres=False)
+    sign_in(page, dashboard, dashboard.reader)
+    page.get_by_role("link", name="Guards").click()
+    row = page.locator("#guard-activity tbody tr", has_text="injection")
+    expect(row).to_contain_text("default@3")
+    expect(row).to_contain_text("enforced")
+    expect(page.locator("#blocked tbody tr")).to_have_count(1)
+
+
+def test_online_scores_per_version_and_the_drift_and_rag_pages(
+    page: Page, dashboard: Dashboard
+) -> None:
+    alice = _actor(dashboard, "alice")
+    CallScores(dashboard.registry.db).record(
+        [
+            {
+                "request_id": f"req_scored_{i}",
+                "metric": "relevance",
+                "source": "online",
+                "project_id": alice.project.id,
+                "time": utcnow() - timedelta(minutes=i + 1),
+                "prompt_name": "support",
+                "prompt_version": 2,
+                "arm": "canary",
+                "value": 0.8,
+                "reason": None,
+            }
+            for i in range(5)
+        ]
+    )
+    sign_in(page, dashboard, dashboard.reader)
+    page.get_by_role("link", name="Quality & drift").click()
+    expect(page.locator("#scores")).to_contain_text("support@2")
+    expect(page.locator("#scores")).to_contain_text("0.800")
+    expect(page.locator("#drift")).to_contain_text("No embedded calls")
+    page.get_by_role("link", name="RAG health").click()
+    expect(page.locator("#rag")).to_contain_text("No RAG call scored")
+    expect(page.locator("#freshness")).to_contain_text("No index yet")

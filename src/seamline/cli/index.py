@@ -30,7 +30,7 @@ from seamline.gateway.core import GatewayThread
 from seamline.gateway.embedding import blocking_embedder
 from seamline.providers.local_models import LOCAL_EMBEDDING_MODEL
 from seamline.rag.chunking import ChunkerConfig
-from seamline.rag.freshness import Freshness, answering_ages, rebuild_interval_days, source_states
+from seamline.rag.freshness import answering_ages, version_freshness
 from seamline.rag.indexes import Indexes, local_embedder
 from seamline.rag.ingest import INDEX, Embedder
 from seamline.rag.store import ChunkFilter, ChunkStore, open_store
@@ -258,13 +258,7 @@ def freshness(
     created = [v.created_at for v in registry().versions(who, INDEX, name)]
     with registry().db.read() as conn:
         ages = answering_ages(conn, _store(), who.project.id, name, parse_since(since))
-    report = Freshness(
-        f"{name}@{record.number}",
-        isoformat(record.created_at),
-        source_states(record.content),
-        rebuild_interval_days(created),
-        ages,
-    )
+    report = version_freshness(record, created, ages)
     if json_output:
         print_json(report.as_record())
         return

@@ -74,6 +74,21 @@ class Freshness:
         }
 
 
+def version_freshness(
+    record: VersionRecord, created: list[datetime], ages: dict[str, int] | None = None
+) -> Freshness:
+    """An index version's freshness: its sources against what they are now, its age, how
+    often the index is rebuilt (from every version's ``created`` time), and ``ages`` of the
+    documents that answered calls, where they were read (:func:`answering_ages`)."""
+    return Freshness(
+        f"{record.name}@{record.number}",
+        isoformat(record.created_at),
+        source_states(record.content),
+        rebuild_interval_days(created),
+        ages or {},
+    )
+
+
 def source_states(content: dict[str, Any]) -> list[SourceState]:
     return [_state(source) for source in content.get("sources") or []]
 

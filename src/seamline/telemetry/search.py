@@ -145,3 +145,37 @@ def session_calls(conn: Connection, project_id: int, session_id: str) -> list[di
 
 def _escaped(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def guard_activity(
+    conn: Connection, project_id: int, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """What the guards did in ``[start, end)``: per policy version, detector, finding and
+    action (and whether it was enforced or only recorded in shadow mode), how many times
+    and on how many calls. Reads the range's events that carry guard actions."""
+    counts: dict[tuple[Any, ...], list[int]] = {}
+    query = select(events.c.guard_actions).where(
+        events.c.project_id == project_id,
+        events.c.time >= start,
+        events.c.time < end,
+        events.c.guard_actions.is_not(None),
+    )
+    for (actions,) in conn.execute(query):
+        seen = set()
+        for action in actions if isinstance(actions, list) else []:
+            if not isinstance(action, dict):
+                continue
+            key = tuple(
+                action.get(name) for name in ("policy", "detector", "label", "action", "enforced")
+            )
+            found = counts.setdefault(key, [0, 0])
+            found[0] += 1
+            if key not in seen:
+                found[1] += 1
+                seen.add(key)
+    rows = [
+        dict(zip(("policy", "detector", "label", "action", "enforced"), key, strict=True))
+        | {"findings": total, "calls": calls}
+        for key, (total, calls) in counts.items()
+    ]
+    return sorted(rows, key=lambda row: -row["calls"])
