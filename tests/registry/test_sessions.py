@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select, update
 
 from seamline.core.clock import utcnow
-from seamline.core.errors import AuthenticationFailed
+from seamline.core.errors import AuthenticationFailed, PermissionDenied
 from seamline.registry import Actor, Registry, Scope
 from seamline.store.schema import ui_sessions
 
@@ -59,3 +59,9 @@ def test_sign_out_expiry_and_revocation_each_end_a_session(
     with pytest.raises(AuthenticationFailed):
         registry.session(revoked)
     assert "ui.sign_out" in [entry.action for entry in registry.audit_log(alice)]
+
+
+def test_an_invoke_only_key_cannot_sign_in(registry: Registry, alice: Actor) -> None:
+    key, _ = registry.create_key(alice, owner="svc", scopes=frozenset({Scope.INVOKE}), name="s")
+    with pytest.raises(PermissionDenied, match="invoke scope only"):
+        registry.open_session(key)

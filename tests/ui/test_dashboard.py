@@ -304,3 +304,41 @@ def test_online_scores_per_version_and_the_drift_and_rag_pages(
     page.get_by_role("link", name="RAG health").click()
     expect(page.locator("#rag")).to_contain_text("No RAG call scored")
     expect(page.locator("#freshness")).to_contain_text("No index yet")
+
+
+def test_bad_parameters_get_a_clear_page_not_a_server_error(
+    page: Page, dashboard: Dashboard
+) -> None:
+    sign_in(page, dashboard, dashboard.reader)
+    for path, says in (
+        ("/traces?page=abc", "page must be a whole number"),
+        ("/traces?prompt=support@%C2%B2", "not a version number"),
+        ("/traces?range=1y", "unknown range"),
+        ("/traces?min_cost=cheap", "min_cost must be a number"),
+        ("/prompts/support/diff?a=%C2%B2", "version must be a whole number"),
+        ("/cost?by=planet", "cannot group cost"),
+        ("/prompts/no-such-prompt", "no-such-prompt"),
+    ):
+        response = page.goto(f"{dashboard.url}{path}")
+        assert response is not None and response.status in (400, 404), path
+        expect(page.get_by_role("alert")).to_contain_text(says)
+
+
+def test_sign_in_goes_nowhere_but_this_site_and_refuses_other_origins(
+    page: Page, dashboard: Dashboard
+) -> None:
+    page.goto(f"{dashboard.url}/login?next=https://evil.example/ui/overview")
+    page.get_by_label("API key").fill(dashboard.reader)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"127\.0\.0\.1:\d+/ui/overview$"))
+    forged = page.request.post(
+        f"{dashboard.url}/login",
+        form={"api_key": dashboard.reader},
+        headers={"Origin": "https://evil.example"},
+        max_redirects=0,
+    )
+    assert forged.status == 403
+    out = page.request.post(f"{dashboard.url}/logout", form={}, max_redirects=0)
+    assert out.status == 303  # no token: not signed out
+    page.goto(f"{dashboard.url}/overview")
+    expect(page).to_have_url(re.compile(r"/ui/overview$"))

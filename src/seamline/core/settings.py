@@ -393,6 +393,12 @@ class Settings(BaseSettings):
     alert_webhook: str | None = Field(
         default=None, description="where alerts (and budget alerts) are posted, Slack-compatible"
     )
+    dashboard_secure_cookie: bool = Field(
+        default=False,
+        description="mark the dashboard's session cookie Secure even when the request arrived "
+        "over plain HTTP (TLS ended at a proxy that uvicorn does not trust for "
+        "X-Forwarded-Proto); over HTTPS it is always Secure",
+    )
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
 
     @classmethod

@@ -1,6 +1,7 @@
 """Dashboard sign-ins: a session per browser, bound to the API key it was opened with.
 
-The cookie carries a random token and only its HMAC is stored (as for API keys), so a copy
+Signing in needs a key that can read its project (not a service's invoke-only key). The
+cookie carries a random token and only its HMAC is stored (as for API keys), so a copy
 of the database opens no session. A session ends at sign-out, ``SESSION_LIFETIME`` after
 sign-in, or as soon as its key is revoked: every request resolves the key again, so the
 session has exactly the key's project and scopes, never more. Its CSRF token is random
@@ -17,9 +18,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, insert, select
 
 from seamline.core.clock import as_utc, utcnow
-from seamline.core.errors import AuthenticationFailed
+from seamline.core.errors import AuthenticationFailed, PermissionDenied
 from seamline.registry.access import append_audit, lock_project
-from seamline.registry.identity import KEY_PREFIX, Actor, actor_of_key, hash_key
+from seamline.registry.identity import KEY_PREFIX, Actor, Scope, actor_of_key, hash_key
 from seamline.store import Database
 from seamline.store.schema import ui_sessions
 
@@ -46,7 +47,7 @@ class SessionOperations:
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         now = utcnow()
         with self.db.write() as conn:
-            actor = actor_of_key(conn, key_hash)
+            actor = _reader(actor_of_key(conn, key_hash))
             conn.execute(delete(ui_sessions).where(ui_sessions.c.expires_at < now))
             conn.execute(
                 insert(ui_sessions).values(
@@ -70,7 +71,7 @@ class SessionOperations:
             ).first()
             if row is None or as_utc(row.expires_at) <= utcnow():
                 raise AuthenticationFailed("not signed in", code="no_session")
-            actor = actor_of_key(conn, row.key_hash)
+            actor = _reader(actor_of_key(conn, row.key_hash))  # scopes as the key has them now
         return Session(actor, row.csrf_token, as_utc(row.expires_at))
 
     def close_session(self, token: str) -> None:
@@ -92,3 +93,13 @@ class SessionOperations:
 
     def _hash(self, token: str) -> str:
         return hash_key(self.key_secret, "session:" + token)
+
+
+def _reader(actor: Actor) -> Actor:
+    if not actor.can(Scope.READ):  # a service's invoke-only key shows nothing
+        raise PermissionDenied(
+            "this key cannot read its project (it has the invoke scope only): "
+            "sign in with a key that has the read, write or admin scope",
+            code="missing_scope",
+        )
+    return actor

@@ -9,6 +9,7 @@ policy logged them), case-insensitively.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -36,6 +37,7 @@ LIST_COLUMNS = (
     "cost_usd",
     "latency_ms",
 )
+_VERSION = re.compile(r"[0-9]{1,9}")
 SORTS = {"time": events.c.time, "cost": events.c.cost_usd, "latency": events.c.latency_ms}
 
 
@@ -75,9 +77,9 @@ class CallFilter:
             name, _, version = self.prompt.partition("@")
             found.append(c.prompt_name == name)
             if version:
-                if not version.isdigit():
+                if not _VERSION.fullmatch(version):
                     raise InvalidInput(
-                        f"prompt version {version!r} is not a number", param="prompt"
+                        f"prompt version {version!r} is not a version number", param="prompt"
                     )
                 found.append(c.prompt_version == int(version))
         if self.min_cost_usd is not None:
@@ -111,9 +113,9 @@ def search(
     if sort not in SORTS:
         raise InvalidInput(f"cannot sort by {sort!r}: use {', '.join(SORTS)}", param="sort")
     key = SORTS[sort]
+    # Ties by id (the index's own order for time): pages neither repeat nor skip a call.
     order = [key.desc() if descending else key.asc()]
-    if sort == "time":  # ties (and the index's own order) by id
-        order.append(events.c.id.desc() if descending else events.c.id.asc())
+    order.append(events.c.id.desc() if descending else events.c.id.asc())
     query = (
         select(*(events.c[name] for name in LIST_COLUMNS))
         .where(*where.conditions(project_id))

@@ -6,7 +6,7 @@ the rollups' latency histogram, as Prometheus's ``histogram_quantile`` reads its
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -49,6 +49,24 @@ class Figures:
 
     def latency(self, quantile: float) -> float | None:
         return latency_quantile(self.buckets, quantile)
+
+
+def summed(parts: Iterable[Figures]) -> Figures:
+    """The figures of several hours or groups together."""
+    whole = Figures()
+    for part in parts:
+        whole.add(
+            [
+                part.calls,
+                part.errors,
+                part.prompt_tokens,
+                part.completion_tokens,
+                part.cost_usd,
+                part.latency_sum_ms,
+                *part.buckets,
+            ]
+        )
+    return whole
 
 
 def latency_quantile(buckets: Sequence[int], quantile: float) -> float | None:
@@ -113,6 +131,9 @@ def hourly(
     return series
 
 
+Breakdown = list[tuple[tuple[Any, ...], Figures]]
+
+
 def breakdown(
     conn: Connection,
     project_id: int,
@@ -121,21 +142,41 @@ def breakdown(
     by: Sequence[str],
     *,
     prompt: str | None = None,
-) -> list[tuple[tuple[Any, ...], Figures]]:
+) -> Breakdown:
     """The project's figures per value of the ``by`` columns (of :data:`DIMENSIONS`), the
     most expensive first; ``prompt`` keeps one prompt's calls only."""
-    unknown = set(by) - set(DIMENSIONS)
+    return breakdowns(conn, project_id, start, end, {"": by}, prompt=prompt)[""]
+
+
+def breakdowns(
+    conn: Connection,
+    project_id: int,
+    start: datetime,
+    end: datetime,
+    views: Mapping[str, Sequence[str]],
+    *,
+    prompt: str | None = None,
+) -> dict[str, Breakdown]:
+    """Several breakdowns (each named, by its columns) from one pass over the rollups:
+    grouped once by every column any of them needs (a few hundred groups for a project,
+    whatever the range), then folded per view. One scan instead of one per view: the
+    overview over a week at a million calls read 60,000 rollup rows five times."""
+    needed = sorted({name for columns in views.values() for name in columns})
+    unknown = set(needed) - set(DIMENSIONS)
     if unknown:
         raise ValueError(f"cannot break down by {sorted(unknown)}")
-    columns = [event_rollups.c[name] for name in by]
+    columns = [event_rollups.c[name] for name in needed]
     query = _where(select(*columns, *_sums()), project_id, start, end).group_by(*columns)
     if prompt is not None:
         query = query.where(event_rollups.c.prompt_name == prompt)
-    found = []
+    folded: dict[str, dict[tuple[Any, ...], Figures]] = {view: {} for view in views}
     for row in conn.execute(query):
-        figures = Figures()
-        figures.add(row[len(by) :])
-        found.append(
-            (tuple(value if value not in ("", 0) else None for value in row[: len(by)]), figures)
-        )
-    return sorted(found, key=lambda item: -item[1].cost_usd)
+        values = dict(zip(needed, row[: len(needed)], strict=True))
+        sums = row[len(needed) :]
+        for view, names in views.items():
+            group = tuple(values[name] if values[name] not in ("", 0) else None for name in names)
+            folded[view].setdefault(group, Figures()).add(sums)
+    return {
+        view: sorted(groups.items(), key=lambda item: -item[1].cost_usd)
+        for view, groups in folded.items()
+    }

@@ -14,12 +14,12 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from seamline.core.errors import AuthenticationFailed, SeamlineError
+from seamline.core.errors import AuthenticationFailed, PermissionDenied, SeamlineError
 from seamline.core.settings import Settings
 from seamline.registry import Registry
 from seamline.registry.sessions import SESSION_LIFETIME
 from seamline.ui.pages import discover
-from seamline.ui.web import COOKIE, current_session, error_page, link, render
+from seamline.ui.web import COOKIE, current_session, error_page, link, render, same_origin
 
 HOME = "/overview"
 log = logging.getLogger("seamline.ui")
@@ -57,15 +57,24 @@ async def sign_in(request: Request) -> Response:
     target = _local(request.query_params.get("next"), request)
     if request.method == "GET":
         return render(request, None, "login.html", target=target, failed=None)
+    if not same_origin(request):  # no other site signs a browser in (login CSRF)
+        refused = PermissionDenied("sign in from this site's own page", code="csrf_failed")
+        return error_page(request, None, refused)
     form = await request.form()
     key = str(form.get("api_key", "")).strip()
     registry: Registry = request.app.state.registry
     try:
         token, _ = await run_in_threadpool(registry.open_session, key)
-    except AuthenticationFailed as exc:
-        return render(request, None, "login.html", status=401, target=target, failed=exc.message)
+        previous = request.cookies.get(COOKIE)
+        if previous:  # one session per browser: the one it had ends
+            await run_in_threadpool(registry.close_session, previous)
+    except (AuthenticationFailed, PermissionDenied) as exc:
+        return render(
+            request, None, "login.html", status=exc.status, target=target, failed=exc.message
+        )
     except SeamlineError as exc:
         return error_page(request, None, exc)
+    settings: Settings = request.app.state.settings
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         COOKIE,
@@ -74,7 +83,7 @@ async def sign_in(request: Request) -> Response:
         path=request.scope.get("root_path", "") or "/",
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=request.url.scheme == "https" or settings.dashboard_secure_cookie,
     )
     return response
 
@@ -85,9 +94,12 @@ async def sign_out(request: Request) -> Response:
     session = await run_in_threadpool(current_session, request)
     token = request.cookies.get(COOKIE)
     sent = str(form.get("csrf_token", "")).encode()
-    if session is not None and token and hmac.compare_digest(sent, session.csrf_token.encode()):
-        registry: Registry = request.app.state.registry
-        await run_in_threadpool(registry.close_session, token)
+    if session is None or not token:
+        return RedirectResponse(link(request, "/login"), status_code=303)
+    if not same_origin(request) or not hmac.compare_digest(sent, session.csrf_token.encode()):
+        return RedirectResponse(link(request, HOME), status_code=303)  # not signed out
+    registry: Registry = request.app.state.registry
+    await run_in_threadpool(registry.close_session, token)
     response = RedirectResponse(link(request, "/login"), status_code=303)
     response.delete_cookie(COOKIE, path=request.scope.get("root_path", "") or "/")
     return response

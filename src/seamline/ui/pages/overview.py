@@ -36,12 +36,8 @@ def overview(request: Request, session: Session) -> Response:
     project = session.actor.project
     registry = registry_of(request)
     with registry.db.read() as conn:
-        totals = series.total(conn, project.id, start, end)
         hours = series.hourly(conn, project.id, start, end)
-        tables = {
-            title: series.breakdown(conn, project.id, start, end, columns)
-            for title, columns in BREAKDOWNS.items()
-        }
+        tables = series.breakdowns(conn, project.id, start, end, BREAKDOWNS)
         budgets = [
             _budget_use(conn, project.id, budget) for budget in _budgets(request, project.name)
         ]
@@ -54,25 +50,31 @@ def overview(request: Request, session: Session) -> Response:
         range_name=name,
         start=start,
         end=end,
-        totals=totals,
-        chart=_chart(hours),
+        totals=series.summed(figures for _, figures in hours),
+        chart=_chart(hours, start, end),
         tables=tables,
         budgets=budgets,
         alerts=alerts[:20],
     )
 
 
-def _chart(hours: list[tuple[datetime, series.Figures]]) -> dict[str, Any]:
-    """The hourly series as uPlot reads them (x in Unix seconds, one list per line)."""
+def _chart(
+    hours: list[tuple[datetime, series.Figures]], start: datetime, end: datetime
+) -> dict[str, Any]:
+    """The hourly series as uPlot reads them (x in Unix seconds, one list per line), every
+    hour of the range present: an hour without calls is a zero, not a line drawn across."""
+    found = dict(hours)
+    every = [start + timedelta(hours=i) for i in range(int((end - start) / timedelta(hours=1)))]
+    figures = [found.get(hour) or series.Figures() for hour in every]
     return {
-        "x": [int(hour.timestamp()) for hour, _ in hours],
-        "calls": [f.calls for _, f in hours],
-        "errors": [f.errors for _, f in hours],
-        "cost": [round(f.cost_usd, 6) for _, f in hours],
-        "tokens": [f.prompt_tokens + f.completion_tokens for _, f in hours],
-        "p50": [f.latency(0.5) for _, f in hours],
-        "p95": [f.latency(0.95) for _, f in hours],
-        "p99": [f.latency(0.99) for _, f in hours],
+        "x": [int(hour.timestamp()) for hour in every],
+        "calls": [f.calls for f in figures],
+        "errors": [f.errors for f in figures],
+        "cost": [round(f.cost_usd, 6) for f in figures],
+        "tokens": [f.prompt_tokens + f.completion_tokens for f in figures],
+        "p50": [f.latency(0.5) for f in figures],
+        "p95": [f.latency(0.95) for f in figures],
+        "p99": [f.latency(0.99) for f in figures],
     }
 
 

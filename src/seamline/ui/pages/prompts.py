@@ -6,6 +6,7 @@ registry operations as the CLI, so the same policies, approvals and audit entrie
 from __future__ import annotations
 
 import difflib
+import html
 from datetime import timedelta
 
 from markupsafe import Markup
@@ -25,7 +26,7 @@ from seamline.registry.specs import content_as_yaml
 from seamline.telemetry import series
 from seamline.telemetry.rollups import hour_of
 from seamline.ui.pages import Page, register
-from seamline.ui.web import action, link, page, quoted, registry_of, render
+from seamline.ui.web import action, link, page, quoted, registry_of, render, whole_number
 
 PROMPT = "prompt"
 LIVE_WINDOW = timedelta(days=7)
@@ -93,12 +94,13 @@ def prompt_diff(request: Request, session: Session) -> Response:
     b = _version(request.query_params.get("b"), max(numbers))
     old = registry.get_version(session.actor, PROMPT, name, a)
     new = registry.get_version(session.actor, PROMPT, name, b)
-    # HtmlDiff escapes the text it lays out (&, < and >), so its table is safe to insert.
+    # HtmlDiff escapes the lines it lays out (&, < and >) but not the column headers, which
+    # hold the authors' names (free text): those are escaped here.
     table = difflib.HtmlDiff(wrapcolumn=90).make_table(
         content_as_yaml(old.content).splitlines(),
         content_as_yaml(new.content).splitlines(),
-        f"v{old.number} ({old.author})",
-        f"v{new.number} ({new.author})",
+        html.escape(f"v{old.number} ({old.author})"),
+        html.escape(f"v{new.number} ({new.author})"),
     )
     return render(
         request,
@@ -110,16 +112,12 @@ def prompt_diff(request: Request, session: Session) -> Response:
         a=old.number,
         b=new.number,
         same=old.content_hash == new.content_hash,
-        table=Markup(table.replace('id="difflib_chg_to0__top"', 'id="diff"', 1)),
+        table=Markup(table),
     )
 
 
 def _version(value: str | None, default: int) -> int:
-    if not value:
-        return default
-    if not value.isdigit():
-        raise InvalidInput(f"version {value!r} is not a number", param="version")
-    return int(value)
+    return default if not value else whole_number(value, "version")
 
 
 @action
@@ -139,14 +137,14 @@ def approve(request: Request, session: Session, form: FormData) -> Response:
 @action
 def promote(request: Request, session: Session, form: FormData) -> Response:
     name = request.path_params["name"]
-    weight = str(form.get("weight") or "")
+    weight = str(form.get("weight") or "").strip()
     registry_of(request).move_alias(
         session.actor,
         PROMPT,
         name,
         str(form.get("alias") or "production"),
         _version(str(form.get("version", "")), 0),
-        weight=int(weight) if weight.isdigit() else None,
+        weight=whole_number(weight, "weight", most=100) if weight else None,
         reason=str(form.get("reason") or "") or None,
     )
     return _back(request, name, "promoted")
