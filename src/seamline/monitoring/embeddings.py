@@ -81,7 +81,17 @@ class CallEmbeddingStore:
         self.db = db
 
     def record(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Keep ``rows``; a call embedded already keeps its first row."""
+        """Keep ``rows``; a call embedded already keeps its first row. No prompt or use case
+        is kept as ``""``, not NULL: an equality, which the sample index serves in order on
+        PostgreSQL too (``IS NULL`` made it walk the table by request id: 100 ms a group)."""
+        rows = [
+            {
+                **row,
+                "prompt_name": row.get("prompt_name") or "",
+                "use_case": row.get("use_case") or "",
+            }
+            for row in rows
+        ]
         try:
             with self.db.write() as conn:
                 conn.execute(insert(call_embeddings), list(rows))
@@ -154,8 +164,8 @@ class CallEmbeddingStore:
             select(table.request_id, table.input_vector)
             .where(
                 table.project_id == project_id,
-                table.prompt_name.is_(None) if prompt is None else table.prompt_name == prompt,
-                table.use_case.is_(None) if use_case is None else table.use_case == use_case,
+                table.prompt_name == (prompt or ""),
+                table.use_case == (use_case or ""),
                 time >= start,
                 time < end,
             )

@@ -20,6 +20,9 @@ COLUMNS = ["project_id", "model", "prompt_name", "use_case", "request_id", "time
 
 
 def upgrade() -> None:
+    # No prompt or use case is "" from now on (an equality the index serves in order).
+    for column in ("prompt_name", "use_case"):
+        op.execute(f"UPDATE call_embeddings SET {column} = '' WHERE {column} IS NULL")
     op.create_index("ix_call_embeddings_sample", "call_embeddings", COLUMNS, unique=False)
 
 
