@@ -125,3 +125,16 @@ def test_rollups_benchmark_runs() -> None:
     rows = [line.split("|") for line in out.splitlines() if line.rstrip().endswith("x")]
     assert {row[0].strip() for row in rows} == {"sqlite", "postgresql"}
     assert all(int(row[1]) == 300 and float(row[2]) > 0 for row in rows)
+
+
+def test_dashboard_benchmark_runs() -> None:
+    out = _run("bench.dashboard", "--events", "2000", "--rounds", "1")
+    rows = [line.split("|") for line in out.splitlines() if line.rstrip().endswith("x")]
+    assert [row[0].strip() for row in rows] == [
+        "overview 24h",
+        "overview 7d",
+        "traces, first page",
+        "traces, errors of one model",
+        "a call's page",
+    ]
+    assert all(float(row[1]) > 0 and float(row[2]) > 0 for row in rows)
