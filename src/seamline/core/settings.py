@@ -43,6 +43,10 @@ def config_file() -> Path | None:
     return None
 
 
+# The serving engines whose metrics seamline reads (seamline.runtime.engines maps their names).
+EngineName = Literal["vllm", "sglang", "tgi", "llama.cpp", "openai"]
+
+
 class ModelPrices(BaseModel):
     """USD per million tokens."""
 
@@ -77,6 +81,15 @@ class ModelConfig(BaseModel):
         default=True, description="ask streams for OpenAI's usage chunk (stream_options)"
     )
     deployment: str | None = Field(default=None, description="label of this replica")
+    engine: EngineName | None = Field(
+        default=None,
+        description="the serving engine behind base_url: its metrics are scraped for "
+        "`seamline runtime status`, /metrics and load-aware routing",
+    )
+    metrics_url: str | None = Field(
+        default=None,
+        description="the engine's Prometheus page (default: /metrics at base_url's host)",
+    )
 
 
 class LimitConfig(BaseModel):
@@ -210,13 +223,34 @@ class DriftConfig(BaseModel):
     max_queue: int = Field(default=1000, gt=0, description="calls waiting to be embedded")
 
 
+class RuntimeConfig(BaseModel):
+    """Scraping the serving engines' metrics, and the ``load-aware`` routing built on them
+    (seamline.runtime.load_aware says how the scores combine)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scrape_interval_s: float = Field(default=1.0, gt=0, le=60)
+    scrape_timeout_s: float = Field(default=0.5, gt=0, le=30)
+    stale_after_s: float = Field(
+        default=3.0, gt=0, description="older figures are not routed on: least-busy instead"
+    )
+    queue_weight: float = Field(default=2.0, ge=0)
+    kv_cache_weight: float = Field(default=2.0, ge=0)
+    prefix_weight: float = Field(default=3.0, ge=0)
+    prefix_chunk_chars: int = Field(default=128, gt=0)
+    prefix_max_chunks: int = Field(default=64, gt=0)
+
+
 class GatewayConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     embedded_models: bool = Field(
         default=True, description="serve local-smollm2 and local-minilm when installed"
     )
-    routing: Literal["weighted", "least-busy", "lowest-latency"] = "weighted"
+    routing: Literal["weighted", "round-robin", "least-busy", "lowest-latency", "load-aware"] = (
+        "weighted"
+    )
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     max_attempts: int = Field(default=3, ge=1, description="tries per deployment chain")
     backoff_s: float = Field(default=0.2, ge=0)
     max_backoff_s: float = Field(default=8.0, ge=0)

@@ -82,6 +82,8 @@ class ModelCatalog:
             stream_idle_timeout_s=config.stream_idle_timeout_s,
             price=price,
             stream_usage=config.stream_usage,
+            engine=config.engine,
+            metrics_url=config.metrics_url or _metrics_url(config),
         )
         entry.deployments.append(deployment)
         entry.fallbacks = entry.fallbacks or list(config.fallbacks)
@@ -115,3 +117,12 @@ def _host(base_url: str | None) -> str:
         return "local"
     parts = urlsplit(base_url)
     return parts.hostname + (f":{parts.port}" if parts.port else "") if parts.hostname else "?"
+
+
+def _metrics_url(config: ModelConfig) -> str | None:
+    """Where an engine serves its Prometheus page unless told: ``/metrics`` at the host of
+    its OpenAI-compatible base URL (vLLM, SGLang, TGI and llama.cpp's server all do)."""
+    if config.engine in (None, "openai") or not config.base_url:
+        return None
+    parts = urlsplit(config.base_url)
+    return f"{parts.scheme}://{parts.netloc}/metrics"

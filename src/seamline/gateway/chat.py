@@ -471,7 +471,9 @@ async def _complete(
 
     leaving = _ClientWatch(receive)
     try:
-        result = await gateway.router.call(model, attempt, call, catalog)
+        result = await gateway.router.call(
+            model, attempt, call, catalog, body.get("messages") or ()
+        )
     except asyncio.CancelledError:
         if not leaving.left():
             raise
@@ -565,7 +567,9 @@ async def _stream(
         )
 
     try:
-        first, chunks = await gateway.router.open_stream(model, attempt, start, catalog)
+        first, chunks = await gateway.router.open_stream(
+            model, attempt, start, catalog, body.get("messages") or ()
+        )
     finally:
         attempt.record(event)
     headers["x-seamline-model"] = event.model_used or model
@@ -665,7 +669,7 @@ async def _reask(
 
     spent = (event.prompt_tokens, event.completion_tokens, event.cost_usd)
     try:
-        result = await gateway.router.call(model, attempt, call, catalog)
+        result = await gateway.router.call(model, attempt, call, catalog, again["messages"])
     finally:
         attempt.record(event)
     reply = (result.body.get("choices") or [{}])[0].get("message") or {}

@@ -37,6 +37,7 @@ from seamline.rag.freshness import with_sources
 from seamline.rag.sampler import OnlineScorer
 from seamline.rag.store import ChunkStore, open_store
 from seamline.registry import Actor, Registry
+from seamline.runtime.scraper import EngineScraper, targets_of
 from seamline.telemetry.event import CallEvent
 from seamline.telemetry.otel import SpanExporter, exporter_from
 from seamline.telemetry.retention import prune_content
@@ -64,7 +65,20 @@ class Gateway:
         self.metrics = GatewayMetrics(name_tenants=self.config.metrics_token is not None)
         embedded = LocalProvider.available() if self.config.embedded_models else {}
         self.catalog = ModelCatalog(settings.models, embedded)
-        self.router = Router(self.catalog, self.config, on_breaker_change=self._breaker_changed)
+        runtime = self.config.runtime
+        self.engines = EngineScraper(
+            targets_of(d for entry in self.catalog.entries.values() for d in entry.deployments),
+            interval_s=runtime.scrape_interval_s,
+            timeout_s=runtime.scrape_timeout_s,
+            stale_after_s=runtime.stale_after_s,
+        )
+        self.metrics.watch_engines(self.engines)
+        self.router = Router(
+            self.catalog,
+            self.config,
+            on_breaker_change=self._breaker_changed,
+            loads=self.engines.load,
+        )
         self.limiter: LocalLimiter | RedisLimiter = (
             RedisLimiter(settings.redis_url) if settings.redis_url else LocalLimiter()
         )
@@ -184,6 +198,7 @@ class Gateway:
 
     async def start(self) -> None:
         self.writer.start()
+        self.engines.start()
         if self.settings.content_retention_days:
             self._pruning = asyncio.create_task(self._prune_content_hourly())
         if self.config.drift.sample_rate > 0:  # hashes the model file: not on a call's path
@@ -224,6 +239,7 @@ class Gateway:
         the providers close after, stopping whatever still generates."""
         if self._pruning is not None:
             self._pruning.cancel()
+        await self.engines.stop()
         if "rag_scorer" in self.__dict__:  # first: its judge calls need the providers
             await asyncio.to_thread(self.rag_scorer.close)
         if self._background:

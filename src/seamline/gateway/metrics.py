@@ -27,6 +27,8 @@ from seamline.core.clock import as_utc
 from seamline.core.settings import BudgetConfig
 from seamline.rag.freshness import FreshnessTracker
 from seamline.rag.online import Assessment, RetrievedChunk
+from seamline.runtime.exposition import EngineCollector
+from seamline.runtime.scraper import EngineScraper
 from seamline.telemetry.event import CallEvent
 
 # Buckets in seconds: gateway calls range from cache hits (~1 ms) to long generations.
@@ -114,6 +116,7 @@ class GatewayMetrics:
             ("rule", "kind"),
             registry=self.registry,
         )
+        self._engines: EngineCollector | None = None
         self._queues = _BackgroundQueues()
         self.registry.register(self._queues)
         self.rag_scores = Histogram(
@@ -191,6 +194,11 @@ class GatewayMetrics:
         """Count what a background queue drops, skips and fails on ``/metrics``."""
         self._queues.queues[name] = queue
 
+    def watch_engines(self, scraper: EngineScraper) -> None:
+        """The serving engines' live figures on ``/metrics`` (seamline.runtime)."""
+        self._engines = EngineCollector(scraper)
+        self.registry.register(self._engines)
+
     def rag_assessed(self, assessment: Assessment) -> None:
         sample = assessment.sample
         index = EXTERNAL if sample.external else sample.index.partition("@")[0]
@@ -207,6 +215,8 @@ class GatewayMetrics:
             MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
             merged.register(self._index_freshness)  # read from files: the same in every worker
             merged.register(self._queues)  # the answering worker's own queues
+            if self._engines is not None:  # the answering worker's own scrapes
+                merged.register(self._engines)
             return generate_latest(merged)
         return generate_latest(self.registry)
 

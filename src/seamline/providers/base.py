@@ -42,6 +42,8 @@ class Deployment:
     extra_headers: dict[str, str] = field(default_factory=dict)
     price: Price = FREE  # USD per million tokens, what the call is costed at
     stream_usage: bool = True  # whether the upstream accepts stream_options.include_usage
+    engine: str | None = None  # the serving engine behind it, when its metrics are read
+    metrics_url: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
 """Which deployment serves a call, and what happens when it fails.
 
 Per call: the requested model, then its ordered fallbacks. Per model: up to
-``max_attempts`` tries over its deployments, chosen by weight, by fewest calls in flight, or
-by lowest recent latency, skipping deployments whose circuit breaker is open and preferring
-ones this call has not failed on. Retryable failures (5xx, timeouts, connection errors)
-count against the breaker and back off exponentially.
+``max_attempts`` tries over its deployments, chosen by weight, in turn, by fewest calls in
+flight, by lowest recent latency, or by the engines' live load and prefix affinity
+(``load-aware``, seamline.runtime.load_aware), skipping deployments whose circuit breaker is
+open and preferring ones this call has not failed on. Retryable failures (5xx, timeouts,
+connection errors) count against the breaker and back off exponentially.
 
 An upstream 429 says the deployment is well but busy: it is set aside for its
 ``Retry-After`` (no breaker failure), and the call moves on at once to another replica or a
@@ -18,9 +19,9 @@ import asyncio
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from seamline.core.errors import (
     InvalidInput,
@@ -33,6 +34,8 @@ from seamline.core.errors import (
 from seamline.core.settings import GatewayConfig
 from seamline.gateway.catalog import ModelCatalog, ModelEntry
 from seamline.providers.base import Deployment, StreamChunk, UpstreamError
+from seamline.runtime.load_aware import LoadWeights, PrefixAffinity, best_replica
+from seamline.runtime.scraper import ReplicaLoad
 from seamline.telemetry.event import CallEvent
 
 T = TypeVar("T")
@@ -86,6 +89,10 @@ class DeploymentStats:
     in_flight: int = 0
     latency_ms: float | None = None
     rate_limited_until: float = 0.0  # time.monotonic() when its upstream's Retry-After ends
+    # Calls in flight when the engine's latest scrape was first seen: the calls started or
+    # ended since are what the scraped queue does not know yet.
+    scrape_seen: float = -1.0
+    in_flight_at_scrape: int = 0
 
 
 @dataclass
@@ -114,12 +121,24 @@ class Router:
         catalog: ModelCatalog,
         config: GatewayConfig,
         on_breaker_change: Callable[[Deployment, str], None] | None = None,
+        loads: Callable[[str], ReplicaLoad | None] | None = None,
     ) -> None:
+        """``loads``: a replica's live engine figures, or None when they are unknown or
+        stale (seamline.runtime.scraper); ``load-aware`` routing without them is
+        least-busy."""
         self.catalog = catalog
         self.config = config
         self.breakers: dict[str, Breaker] = {}
         self.stats: dict[str, DeploymentStats] = {}
         self._on_breaker_change = on_breaker_change
+        self._loads = loads or (lambda replica: None)
+        runtime = config.runtime
+        self.weights = LoadWeights(
+            runtime.queue_weight, runtime.kv_cache_weight, runtime.prefix_weight
+        )
+        self.affinity = PrefixAffinity(runtime.prefix_chunk_chars, runtime.prefix_max_chunks)
+        self.load_fallbacks = 0  # load-aware choices made least-busy for want of figures
+        self._turns: dict[str, int] = {}
 
     def breaker(self, deployment: Deployment) -> Breaker:
         breaker = self.breakers.get(deployment.id)
@@ -141,7 +160,11 @@ class Router:
                     continue  # a fallback named in config but not served: skip it
         return entries
 
-    def choose(self, entry: ModelEntry, avoid: set[str]) -> Deployment | None:
+    def choose(
+        self, entry: ModelEntry, avoid: set[str], prefix: Sequence[int] = ()
+    ) -> Deployment | None:
+        """``prefix``: the call's prompt as :meth:`PrefixAffinity.chain` hashes, for
+        ``load-aware`` routing."""
         now = time.monotonic()
         if len(entry.deployments) == 1:
             # The usual case, one deployment: when its breaker is closed and no Retry-After
@@ -166,7 +189,13 @@ class Router:
         usable = closed or usable  # probe a recovering replica only when no healthy one is left
         if len(usable) > 1:
             strategy = self.config.routing
-            if strategy == "least-busy":
+            if strategy == "load-aware":
+                usable = self._by_load(usable, prefix)
+            elif strategy == "round-robin":
+                turn = self._turns.get(entry.name, 0)
+                self._turns[entry.name] = turn + 1
+                usable = [usable[turn % len(usable)]]
+            if strategy == "least-busy" or (strategy == "load-aware" and len(usable) > 1):
                 least = min(self._stats(d).in_flight for d in usable)
                 usable = [d for d in usable if self._stats(d).in_flight == least]
             elif strategy == "lowest-latency":
@@ -177,6 +206,34 @@ class Router:
         chosen = random.choices(usable, weights=[d.weight for d in usable])[0]
         self.breaker(chosen).start()
         return chosen
+
+    def _by_load(self, usable: list[Deployment], prefix: Sequence[int]) -> list[Deployment]:
+        """The best-scored replica alone, or all of them (for least-busy) when any lacks
+        fresh figures: scores against a replica of unknown load would be guesses."""
+        loads = [self._loads(d.id) for d in usable]
+        queues: list[float] = []
+        kv_usages: list[float | None] = []
+        for deployment, load in zip(usable, loads, strict=True):
+            if load is None:
+                self.load_fallbacks += 1
+                return usable
+            stats = self._stats(deployment)
+            if stats.scrape_seen != load.scraped_at:
+                stats.scrape_seen, stats.in_flight_at_scrape = load.scraped_at, stats.in_flight
+            figures = load.figures
+            queues.append(
+                max(
+                    0.0,
+                    (figures.running or 0.0)
+                    + (figures.waiting or 0.0)
+                    + stats.in_flight
+                    - stats.in_flight_at_scrape,
+                )
+            )
+            kv_usages.append(figures.kv_usage)
+        held = self.affinity.matches(prefix) if prefix else {}
+        shares = [held.get(d.id, 0) / len(prefix) if prefix else 0.0 for d in usable]
+        return [usable[best_replica(queues, kv_usages, shares, self.weights)]]
 
     def _stats(self, deployment: Deployment) -> DeploymentStats:
         stats = self.stats.get(deployment.id)
@@ -190,16 +247,30 @@ class Router:
         attempt: Attempt,
         send: Callable[[Deployment], Awaitable[T]],
         catalog: ModelCatalog | None = None,
+        messages: Sequence[Any] = (),
     ) -> T:
-        """Run ``send`` on deployments of ``model`` and its fallbacks until one succeeds."""
+        """Run ``send`` on deployments of ``model`` and its fallbacks until one succeeds.
+        ``messages``: the prompt, which ``load-aware`` routing sends where its prefix was
+        sent before."""
         last: UpstreamError | None = None
+        prefix: list[int] | None = None
         for entry in self.chain(model, catalog):
             avoid: set[str] = set()
             for try_number in range(self.config.max_attempts):
-                deployment = self.choose(entry, avoid)
+                if prefix is None:
+                    prefix = (
+                        self.affinity.chain(messages)
+                        if messages
+                        and self.config.routing == "load-aware"
+                        and len(entry.deployments) > 1
+                        else []
+                    )
+                deployment = self.choose(entry, avoid, prefix)
                 if deployment is None:
                     last = last or self._unavailable(entry)
                     break
+                if prefix:
+                    self.affinity.sent(prefix, deployment.id)
                 attempt.deployment, attempt.model = deployment, entry.name
                 attempt.count += 1
                 stats = self._stats(deployment)
@@ -258,6 +329,7 @@ class Router:
         attempt: Attempt,
         start: Callable[[Deployment], AsyncIterator[StreamChunk]],
         catalog: ModelCatalog | None = None,
+        messages: Sequence[Any] = (),
     ) -> tuple[StreamChunk | None, AsyncIterator[StreamChunk]]:
         """Start a stream with the same retries and fallbacks as :meth:`call`; only the wait
         for the first chunk is retried (after it, bytes have reached the client)."""
@@ -271,7 +343,7 @@ class Router:
             except StopAsyncIteration:
                 return None, iterator
 
-        return await self.call(model, attempt, first_chunk, catalog)
+        return await self.call(model, attempt, first_chunk, catalog, messages)
 
     def _unavailable(self, entry: ModelEntry) -> UpstreamError:
         """Why no deployment of ``entry`` can take a call now: rate limits when any of them

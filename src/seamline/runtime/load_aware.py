@@ -1,0 +1,116 @@
+"""Scoring replicas on their live load and on which of them holds a call's prompt prefix.
+
+The scorers follow llm-d's scheduler (FACTS.md): each replica gets a weighted sum of a queue
+score, a KV-cache score (1 - usage) and a prefix score (the share of the call's prompt prefix
+last sent there), and the best sum wins. Two departures, both measured in
+``bench/routing.py``:
+
+- the queue counts requests running and waiting at the last scrape *plus* the calls this
+  gateway started there since minus those that ended, so a burst inside one scrape interval
+  spreads over the replicas instead of piling onto the one that looked idle a second ago;
+- the queue score is the replica's distance below the busiest one, relative to the busiest
+  (``(max - q) / max``), not min-max scaled: with min-max, 10 requests against 11 scores 1
+  against 0, enough to outweigh a full prefix hit.
+
+Prefix affinity is kept by the gateway, not read from the engines (no engine says which
+prefixes it holds): the prompt is cut into fixed-size character chunks, each hashed with
+the ones before it (as the vLLM production-stack router's trie over 128-character chunks),
+and each chunk hash remembers the replica it was last sent to, in a bounded LRU.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class LoadWeights:
+    queue: float = 2.0
+    kv_cache: float = 2.0
+    prefix: float = 3.0
+
+
+class PrefixAffinity:
+    def __init__(self, chunk_chars: int = 128, max_chunks: int = 64, capacity: int = 200_000):
+        self.chunk_chars = chunk_chars
+        self.max_chunks = max_chunks
+        self.capacity = capacity
+        self._owners: OrderedDict[int, str] = OrderedDict()
+
+    def chain(self, messages: Iterable[Any]) -> list[int]:
+        """The chained hashes of the prompt's leading chunks (a partial last chunk is left
+        out: engines cache whole blocks only)."""
+        text = _prompt_text(messages, self.chunk_chars * self.max_chunks)
+        size = self.chunk_chars
+        hashes: list[int] = []
+        previous = 0
+        for start in range(0, len(text) - size + 1, size):
+            previous = hash((previous, text[start : start + size]))
+            hashes.append(previous)
+        return hashes
+
+    def matches(self, chain: Sequence[int]) -> dict[str, int]:
+        """Per replica, how many of the chain's chunks were last sent there, counted up to
+        the first chunk sent nowhere (a prefix cache holds only unbroken prefixes)."""
+        found: dict[str, int] = {}
+        owners = self._owners
+        for key in chain:
+            owner = owners.get(key)
+            if owner is None:
+                break
+            found[owner] = found.get(owner, 0) + 1
+        return found
+
+    def sent(self, chain: Sequence[int], replica: str) -> None:
+        owners = self._owners
+        for key in chain:
+            owners[key] = replica
+            owners.move_to_end(key)
+        while len(owners) > self.capacity:
+            owners.popitem(last=False)
+
+
+def best_replica(
+    queues: Sequence[float],
+    kv_usages: Sequence[float | None],
+    prefix_shares: Sequence[float],
+    weights: LoadWeights,
+) -> int:
+    """The index of the replica with the highest weighted score (the first on ties). A
+    replica that states no KV usage scores as half full rather than as empty."""
+    busiest = max(queues)
+    best, best_score = 0, float("-inf")
+    for index, queue in enumerate(queues):
+        usage = kv_usages[index]
+        score = (
+            weights.queue * ((busiest - queue) / busiest if busiest > 0 else 1.0)
+            + weights.kv_cache * (1.0 - (0.5 if usage is None else min(1.0, max(0.0, usage))))
+            + weights.prefix * prefix_shares[index]
+        )
+        if score > best_score:
+            best, best_score = index, score
+    return best
+
+
+def _prompt_text(messages: Iterable[Any], limit: int) -> str:
+    """The messages as one string, role marks included, up to ``limit`` characters: only
+    the leading part can be a shared prefix worth routing on."""
+    parts: list[str] = []
+    size = 0
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
+        if isinstance(content, list):
+            content = "".join(
+                p.get("text") or "" for p in content if isinstance(p, dict) and "text" in p
+            )
+        piece = f"<{message.get('role')}>{content if isinstance(content, str) else ''}\n"
+        parts.append(piece)
+        size += len(piece)
+        if size >= limit:
+            break
+    return "".join(parts)[:limit]
