@@ -66,7 +66,7 @@ def test_tgi_kv_usage_is_the_batch_tokens_over_the_most_it_may_hold() -> None:
         ("vllm", ""),
         ("vllm", page("sglang.txt")),  # the wrong engine named in the settings
         ("sglang", page("vllm.txt")),
-        ("vllm", "vllm:num_requests_running{model_name=\"m\"} twelve\n"),
+        ("vllm", 'vllm:num_requests_running{model_name="m"} twelve\n'),
         ("vllm", '{"detail": "Not Found"}'),
         ("openai", page("vllm.txt")),  # a hosted API exports nothing to read
     ],

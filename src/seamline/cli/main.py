@@ -31,6 +31,7 @@ from seamline.cli import (
     rag,
     replay,
     review,
+    runtime,
 )
 from seamline.cli.context import AsUser, registry, settings
 from seamline.core.errors import SeamlineError
@@ -64,6 +65,7 @@ app.add_typer(feedback.feedback_app, name="feedback")
 app.add_typer(drift.drift_app, name="drift")
 app.add_typer(alerts.alerts_app, name="alerts")
 app.add_typer(quality.quality_app, name="quality")
+app.add_typer(runtime.runtime_app, name="runtime")
 app.command("replay")(replay.replay_command)
 app.command("review")(review.review_command)
 app.command()(gateway.cost)

@@ -237,8 +237,8 @@ class RuntimeConfig(BaseModel):
     queue_weight: float = Field(default=2.0, ge=0)
     kv_cache_weight: float = Field(default=2.0, ge=0)
     prefix_weight: float = Field(default=3.0, ge=0)
-    prefix_chunk_chars: int = Field(default=128, gt=0)
-    prefix_max_chunks: int = Field(default=64, gt=0)
+    prefix_chunk_chars: int = Field(default=256, gt=0)
+    prefix_max_chunks: int = Field(default=32, gt=0)
 
 
 class GatewayConfig(BaseModel):

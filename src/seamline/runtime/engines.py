@@ -9,15 +9,18 @@ and the cache configuration where the engine states it. A name absent from a pag
 figure ``None``, never zero: "not reported" and "idle" must not look alike to the router.
 
 The parser is written here rather than taken from ``prometheus_client.parser``: it runs for
-every replica every second in each gateway worker, and reads only the few dozen lines whose
-names it maps (a vLLM page has hundreds), which makes it about an order of magnitude cheaper
-(``bench/routing.py`` measures both).
+every replica every second in each gateway worker, so it looks up only the dozen names it
+maps, with ``str.find`` over the page, and leaves the other hundreds of lines (most of them
+histogram buckets) unread until a histogram is asked for; ``bench/routing.py`` measures it
+against the library's parser.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from seamline.core.settings import EngineName
@@ -60,9 +63,18 @@ class EngineFigures:
     prompt_tokens: float | None = None
     generation_tokens: float | None = None
     preemptions: float | None = None
-    ttft: Histogram | None = None
-    inter_token: Histogram | None = None
     cache: CacheConfig | None = None
+    engine: EngineName | None = None
+    page: str = field(default="", repr=False, compare=False)  # read again for histograms
+
+    @functools.cached_property
+    def ttft(self) -> Histogram | None:
+        """Time to first token inside the engine (TGI states none)."""
+        return _histogram(self.page, NAMES[self.engine].ttft) if self.engine else None
+
+    @functools.cached_property
+    def inter_token(self) -> Histogram | None:
+        return _histogram(self.page, NAMES[self.engine].inter_token) if self.engine else None
 
 
 @dataclass(frozen=True)
@@ -153,17 +165,22 @@ NAMES: dict[EngineName, _Names] = {
 }
 
 
+_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
 def read_figures(engine: EngineName, text: str) -> EngineFigures:
     """The figures in one ``/metrics`` page of ``engine``; :class:`UnreadableMetrics` when
     the page is not Prometheus text or carries none of the engine's load figures (the wrong
-    engine named, or metrics disabled), so the router falls back instead of reading zeros."""
+    engine named, or metrics disabled), so the router falls back instead of reading zeros.
+
+    Only the load figures are read here; the histograms are read from the kept page when
+    asked for (by a Prometheus scrape of seamline, every 15-60 s, not every second)."""
+    start = text.lstrip()[:1]
+    if not start or start in "<{":
+        raise UnreadableMetrics("the answer is not Prometheus text")
     names = NAMES[engine]
-    scalars = names.scalars()
-    histograms = {"ttft": names.ttft, "inter_token": names.inter_token}
-    wanted = {n for group in scalars.values() for n in group} | set(names.cache_info)
-    wanted_histograms = {n for group in histograms.values() for n in group}
-    sample = _Page.parse(text, wanted, wanted_histograms)
-    found = {figure: sample.first(candidates) for figure, candidates in scalars.items()}
+    body = "\n" + text
+    found = {figure: _first(body, candidates) for figure, candidates in names.scalars().items()}
     if found["running"] is None and found["waiting"] is None and found["kv_usage"] is None:
         raise UnreadableMetrics(
             f"no {engine} load figures in the answer (expected {', '.join(names.running)})"
@@ -174,101 +191,89 @@ def read_figures(engine: EngineName, text: str) -> EngineFigures:
     if found["kv_usage"] is None and used is not None and total:
         found["kv_usage"] = min(1.0, used / total)
     return EngineFigures(
-        **found,
-        ttft=sample.histogram(names.ttft),
-        inter_token=sample.histogram(names.inter_token),
-        cache=sample.cache_config(names.cache_info),
+        **found, cache=_cache_config(body, names.cache_info), engine=engine, page=body
     )
 
 
-@dataclass
-class _Page:
-    """The wanted series of one page, summed over label sets (several engines behind one
-    endpoint, data-parallel ranks, or several served model names)."""
+def _first(body: str, names: Iterable[str]) -> float | None:
+    """The first of ``names`` on the page, summed over its label sets (several engines
+    behind one endpoint, data-parallel ranks, or several served model names)."""
+    for name in names:
+        values = [value for _, value in _series(body, name, contiguous=True)]
+        if values:
+            return sum(value for value in values if not math.isnan(value))
+    return None
 
-    values: dict[str, float] = field(default_factory=dict)
-    buckets: dict[str, dict[float, float]] = field(default_factory=dict)
-    labels: dict[str, dict[str, str]] = field(default_factory=dict)
 
-    @classmethod
-    def parse(cls, text: str, wanted: set[str], histograms: set[str]) -> _Page:
-        page = cls()
-        prefixes = tuple(wanted | histograms)
-        lines = 0
-        for line in text.splitlines():
-            if not line or line[0] == "#":
-                continue
-            lines += 1
-            if not line.startswith(prefixes):
-                continue
-            brace = line.find("{")
-            space = line.find(" ")
-            if space < 0:
-                raise UnreadableMetrics(f"not Prometheus text: {line[:80]!r}")
-            if 0 <= brace < space:
-                name, close = line[:brace], line.rfind("}")
-                if close < brace:
-                    raise UnreadableMetrics(f"not Prometheus text: {line[:80]!r}")
-                label_text, rest = line[brace + 1 : close], line[close + 1 :]
-            else:
-                name, label_text, rest = line[:space], "", line[space:]
-            value = _number(rest.split(maxsplit=1)[0] if rest.strip() else "", line)
-            page.add(name, label_text, value, wanted, histograms)
-        if lines == 0 or (text.lstrip()[:1] == "<"):
-            raise UnreadableMetrics("the answer is not Prometheus text")
-        return page
+def _histogram(body: str, names: Iterable[str]) -> Histogram | None:
+    for name in names:
+        per_bound: dict[float, float] = {}
+        for labels, value in _series(body, f"{name}_bucket"):
+            bound = _label(labels, "le")
+            if bound is not None:
+                upper = float(bound)
+                per_bound[upper] = per_bound.get(upper, 0.0) + value
+        if per_bound:
+            return Histogram(
+                tuple(sorted(per_bound.items())),
+                sum(value for _, value in _series(body, f"{name}_sum")),
+                sum(value for _, value in _series(body, f"{name}_count")),
+            )
+    return None
 
-    def add(
-        self, name: str, label_text: str, value: float, wanted: set[str], histograms: set[str]
-    ) -> None:
-        if name in wanted:
-            if name.endswith("_info"):
-                self.labels[name] = _labels(label_text)
-            if not math.isnan(value):
-                self.values[name] = self.values.get(name, 0.0) + value
-            return
-        base, _, part = name.rpartition("_")
-        if base not in histograms or part not in ("bucket", "sum", "count"):
-            return
-        if part == "bucket":
-            bound = _labels(label_text).get("le")
-            if bound is None:
-                return
-            per_bound = self.buckets.setdefault(base, {})
-            upper = float(bound)
-            per_bound[upper] = per_bound.get(upper, 0.0) + value
+
+def _cache_config(body: str, names: Iterable[str]) -> CacheConfig | None:
+    for name in names:
+        for label_text, _ in _series(body, name):
+            labels = _labels(label_text)
+            return CacheConfig(
+                _whole(labels.get("block_size")),
+                _whole(labels.get("num_gpu_blocks")),
+                _fraction(labels.get("gpu_memory_utilization")),
+                labels,
+            )
+    return None
+
+
+def _series(body: str, name: str, *, contiguous: bool = False) -> Iterator[tuple[str, float]]:
+    """The label text and value of each line of ``name`` in ``body`` (the page with a
+    newline in front, so every line starts after one). ``contiguous``: the series' lines
+    stand together, as the exposition format puts a gauge's or counter's samples, so the
+    search ends at the first other line instead of scanning the rest of the page."""
+    marker = "\n" + name
+    size = len(marker)
+    position = body.find(marker)
+    while position >= 0:
+        end = body.find("\n", position + size)
+        line = body[position + 1 : end if end >= 0 else len(body)]
+        if end < 0:
+            position = -1
+        elif contiguous:
+            position = end if body.startswith(marker, end) else -1
         else:
-            key = f"{base}_{part}"
-            self.values[key] = self.values.get(key, 0.0) + value
+            position = body.find(marker, end)
+        after = line[size - 1 : size]
+        if after == "{":
+            close = line.rfind("}")
+            if close < 0:
+                raise UnreadableMetrics(f"not Prometheus text: {line[:80]!r}")
+            labels, rest = line[size:close], line[close + 1 :]
+        elif after == " ":
+            labels, rest = "", line[size - 1 :]
+        else:
+            continue  # a longer name that starts with this one
+        fields = rest.split(maxsplit=1)
+        yield labels, _number(fields[0] if fields else "", line)
 
-    def first(self, names: Iterable[str]) -> float | None:
-        for name in names:
-            if name in self.values:
-                return self.values[name]
-        return None
 
-    def histogram(self, names: Iterable[str]) -> Histogram | None:
-        for name in names:
-            buckets = self.buckets.get(name)
-            if buckets:
-                return Histogram(
-                    tuple(sorted(buckets.items())),
-                    self.values.get(f"{name}_sum", 0.0),
-                    self.values.get(f"{name}_count", buckets.get(math.inf, 0.0)),
-                )
+def _label(labels: str, key: str) -> str | None:
+    """One label's value, found directly (bucket lines are the most numerous read)."""
+    start = labels.find(f'{key}="')
+    if start < 0:
         return None
-
-    def cache_config(self, names: Iterable[str]) -> CacheConfig | None:
-        for name in names:
-            labels = self.labels.get(name)
-            if labels is not None:
-                return CacheConfig(
-                    _whole(labels.get("block_size")),
-                    _whole(labels.get("num_gpu_blocks")),
-                    _fraction(labels.get("gpu_memory_utilization")),
-                    labels,
-                )
-        return None
+    start += len(key) + 2
+    end = labels.find('"', start)
+    return labels[start:end] if end >= 0 else None
 
 
 def _number(text: str, line: str) -> float:
@@ -279,25 +284,9 @@ def _number(text: str, line: str) -> float:
 
 
 def _labels(text: str) -> dict[str, str]:
-    """``a="1",b="x"`` as a dict; label values with escaped quotes are kept escaped (the
-    labels read here are numbers and names)."""
-    labels: dict[str, str] = {}
-    rest = text
-    while rest:
-        key, eq, rest = rest.partition("=")
-        if not eq or not rest.startswith('"'):
-            break
-        end = 1
-        while True:
-            end = rest.find('"', end)
-            if end < 0 or rest[end - 1] != "\\":
-                break
-            end += 1
-        if end < 0:
-            break
-        labels[key.strip().lstrip(",").strip()] = rest[1:end]
-        rest = rest[end + 1 :].lstrip(",").strip()
-    return labels
+    """``a="1",b="x"`` as a dict (escaped quotes inside values are kept escaped: the labels
+    read here are numbers and names)."""
+    return dict(_LABEL.findall(text))
 
 
 def _whole(text: str | None) -> int | None:

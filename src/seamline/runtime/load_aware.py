@@ -34,7 +34,7 @@ class LoadWeights:
 
 
 class PrefixAffinity:
-    def __init__(self, chunk_chars: int = 128, max_chunks: int = 64, capacity: int = 200_000):
+    def __init__(self, chunk_chars: int = 256, max_chunks: int = 32, capacity: int = 200_000):
         self.chunk_chars = chunk_chars
         self.max_chunks = max_chunks
         self.capacity = capacity
@@ -76,20 +76,22 @@ class PrefixAffinity:
 def best_replica(
     queues: Sequence[float],
     kv_usages: Sequence[float | None],
-    prefix_shares: Sequence[float],
+    prefix_shares: Sequence[float] | None,
     weights: LoadWeights,
 ) -> int:
-    """The index of the replica with the highest weighted score (the first on ties). A
-    replica that states no KV usage scores as half full rather than as empty."""
+    """The index of the replica with the highest weighted score (the first on ties).
+    ``prefix_shares`` None: no replica holds any of the prompt. A replica that states no KV
+    usage scores as half full rather than as empty."""
     busiest = max(queues)
+    queue_weight = weights.queue / busiest if busiest > 0 else 0.0
     best, best_score = 0, float("-inf")
     for index, queue in enumerate(queues):
         usage = kv_usages[index]
-        score = (
-            weights.queue * ((busiest - queue) / busiest if busiest > 0 else 1.0)
-            + weights.kv_cache * (1.0 - (0.5 if usage is None else min(1.0, max(0.0, usage))))
-            + weights.prefix * prefix_shares[index]
+        score = queue_weight * (busiest - queue) - weights.kv_cache * (
+            0.5 if usage is None else usage
         )
+        if prefix_shares is not None:
+            score += weights.prefix * prefix_shares[index]
         if score > best_score:
             best, best_score = index, score
     return best

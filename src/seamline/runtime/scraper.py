@@ -139,9 +139,7 @@ class EngineScraper:
             async with session.get(state.target.url) as response:
                 if response.status != 200:
                     raise UnreadableMetrics(f"HTTP {response.status}")
-                body = await response.content.read(MAX_PAGE_BYTES + 1)
-                if len(body) > MAX_PAGE_BYTES:
-                    raise UnreadableMetrics("the answer is larger than any metrics page")
+                body = await _body(response)
             figures = read_figures(state.target.engine, body.decode("utf-8", "replace"))
         except (aiohttp.ClientError, TimeoutError, UnreadableMetrics) as exc:
             self._failed(state, _reason(exc))
@@ -196,6 +194,19 @@ def _with_rates(
         rate(figures.generation_tokens, old.generation_tokens if old else None),
         hit_rate,
     )
+
+
+async def _body(response: aiohttp.ClientResponse) -> bytes:
+    """The whole page, refused past MAX_PAGE_BYTES (a wrong URL can stream anything)."""
+    if (response.content_length or 0) > MAX_PAGE_BYTES:
+        raise UnreadableMetrics("the answer is larger than any metrics page")
+    chunks, size = [], 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > MAX_PAGE_BYTES:
+            raise UnreadableMetrics("the answer is larger than any metrics page")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _reason(exc: BaseException) -> str:

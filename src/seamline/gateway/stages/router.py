@@ -210,29 +210,30 @@ class Router:
     def _by_load(self, usable: list[Deployment], prefix: Sequence[int]) -> list[Deployment]:
         """The best-scored replica alone, or all of them (for least-busy) when any lacks
         fresh figures: scores against a replica of unknown load would be guesses."""
-        loads = [self._loads(d.id) for d in usable]
         queues: list[float] = []
         kv_usages: list[float | None] = []
-        for deployment, load in zip(usable, loads, strict=True):
+        for deployment in usable:
+            load = self._loads(deployment.id)
             if load is None:
                 self.load_fallbacks += 1
                 return usable
-            stats = self._stats(deployment)
+            stats = self.stats.get(deployment.id) or self._stats(deployment)
             if stats.scrape_seen != load.scraped_at:
                 stats.scrape_seen, stats.in_flight_at_scrape = load.scraped_at, stats.in_flight
             figures = load.figures
-            queues.append(
-                max(
-                    0.0,
-                    (figures.running or 0.0)
-                    + (figures.waiting or 0.0)
-                    + stats.in_flight
-                    - stats.in_flight_at_scrape,
-                )
+            queue = (
+                (figures.running or 0.0)
+                + (figures.waiting or 0.0)
+                + stats.in_flight
+                - stats.in_flight_at_scrape
             )
+            queues.append(queue if queue > 0 else 0.0)
             kv_usages.append(figures.kv_usage)
-        held = self.affinity.matches(prefix) if prefix else {}
-        shares = [held.get(d.id, 0) / len(prefix) if prefix else 0.0 for d in usable]
+        if prefix:
+            held = self.affinity.matches(prefix)
+            shares = [held.get(d.id, 0) / len(prefix) for d in usable] if held else None
+        else:
+            shares = None
         return [usable[best_replica(queues, kv_usages, shares, self.weights)]]
 
     def _stats(self, deployment: Deployment) -> DeploymentStats:
