@@ -10,9 +10,21 @@ import typer
 
 from seamline.cli.context import JsonOption, settings
 from seamline.cli.output import print_json, print_table
-from seamline.cli.runtime_plan import plan_command
+from seamline.cli.runtime_plan import (
+    BatchedTokensOption,
+    ConfigOption,
+    DtypeOption,
+    GpuOption,
+    KvDtypeOption,
+    MaxNumSeqsOption,
+    TpOption,
+    plan_command,
+)
+from seamline.cli.runtime_simulate import simulate_command
 from seamline.core.errors import InvalidInput
 from seamline.gateway.catalog import ModelCatalog
+from seamline.runtime.gpus import gpu_memory_bytes
+from seamline.runtime.planner import load_model_config, plan
 from seamline.runtime.scraper import EngineScraper, ScrapeState, targets_of
 
 runtime_app = typer.Typer(
@@ -20,6 +32,7 @@ runtime_app = typer.Typer(
     no_args_is_help=True,
 )
 runtime_app.command("plan")(plan_command)
+runtime_app.command("simulate")(simulate_command)
 ModelOption = Annotated[str | None, typer.Option("--model", help="one model name's replicas")]
 
 
@@ -126,3 +139,84 @@ def _percent(value: float | None) -> str | None:
 
 def _rounded(value: float | None) -> str | None:
     return None if value is None else f"{value:,.0f}"
+
+
+@runtime_app.command()
+def check(
+    config: ConfigOption,
+    gpu: GpuOption,
+    model: Annotated[
+        str | None, typer.Option("--served", help="one served model name's replicas")
+    ] = None,
+    tp: TpOption = 1,
+    dtype: DtypeOption = "auto",
+    kv_dtype: KvDtypeOption = "auto",
+    max_num_seqs: MaxNumSeqsOption = 256,
+    max_num_batched_tokens: BatchedTokensOption = 8192,
+    tolerance: Annotated[
+        float, typer.Option("--tolerance", min=0, help="largest share the blocks may differ")
+    ] = 0.05,
+    json_output: JsonOption = False,
+) -> None:
+    """Compare the plan with the KV blocks each vLLM replica reports
+    (vllm:cache_config_info), at the block size and gpu_memory_utilization it states. Exits
+    1 when a replica differs by more than --tolerance, or reports no cache configuration.
+
+    Example: seamline runtime check --model llama-3.1-8b-instruct --gpu H100 --served llama
+    """
+    shape = load_model_config(config)
+    gpu_bytes = gpu_memory_bytes(gpu)
+    rows: list[dict[str, Any]] = []
+    for state in scraped(model, rates_over_s=0):
+        cache = state.load.figures.cache if state.load is not None else None
+        row: dict[str, Any] = {"replica": state.target.replica, "reported_blocks": None}
+        if cache is None or not cache.num_gpu_blocks:
+            row["verdict"] = state.error or "reports no cache configuration"
+            rows.append(row)
+            continue
+        planned = plan(
+            shape,
+            gpu_bytes,
+            tp=tp,
+            dtype=dtype,
+            kv_dtype=kv_dtype,
+            gpu_memory_utilization=cache.gpu_memory_utilization or 0.9,
+            block_size=cache.block_size or 16,
+            max_num_seqs=max_num_seqs,
+            max_num_batched_tokens=max_num_batched_tokens,
+        )
+        difference = planned.num_gpu_blocks / cache.num_gpu_blocks - 1
+        row |= {
+            "reported_blocks": cache.num_gpu_blocks,
+            "planned_blocks": planned.num_gpu_blocks,
+            "difference": round(difference, 4),
+            "block_size": planned.block_size,
+            "gpu_memory_utilization": planned.gpu_memory_utilization,
+            "reported_kv_gib": round(
+                cache.num_gpu_blocks * planned.page_bytes * planned.layers_per_group / 2**30, 2
+            ),
+            "planned_kv_gib": round(planned.usable_bytes / 2**30, 2),
+            "verdict": "agrees" if abs(difference) <= tolerance else "differs",
+        }
+        rows.append(row)
+    if json_output:
+        print_json(rows)
+    else:
+        print_table(
+            [{**r, "difference": _signed(r.get("difference"))} for r in rows],
+            [
+                "replica",
+                "reported_blocks",
+                "planned_blocks",
+                "difference",
+                "reported_kv_gib",
+                "planned_kv_gib",
+                "verdict",
+            ],
+        )
+    if any(r["verdict"] != "agrees" for r in rows):
+        raise typer.Exit(1)
+
+
+def _signed(value: float | None) -> str | None:
+    return None if value is None else f"{value:+.1%}"

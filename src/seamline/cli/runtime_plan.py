@@ -12,32 +12,42 @@ from seamline.cli.output import print_json
 from seamline.runtime.gpus import GIB, gpu_memory_bytes
 from seamline.runtime.planner import KVPlan, load_model_config, plan
 
+ConfigOption = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        metavar="CONFIG.json",
+        help="a Hugging Face config.json, or a shipped example (llama-3.1-8b-instruct, "
+        "llama-3.1-70b-instruct, mistral-7b-v0.1, qwen2.5-7b-instruct, gemma-2-9b-it, "
+        "deepseek-v2-lite, deepseek-v3)",
+    ),
+]
+GpuOption = Annotated[
+    str,
+    typer.Option("--gpu", metavar="NAME_OR_GB", help="a GPU (H100, A100-40GB, L4...) or GiB (80)"),
+]
+TpOption = Annotated[int, typer.Option("--tp", min=1, help="tensor-parallel GPUs")]
+DtypeOption = Annotated[
+    str, typer.Option("--dtype", help="weights: auto (the checkpoint's), bf16, fp16, fp8")
+]
+KvDtypeOption = Annotated[
+    str,
+    typer.Option("--kv-dtype", help="KV cache: auto (the model's, as vLLM), bf16, fp16, fp8"),
+]
+MaxNumSeqsOption = Annotated[
+    int, typer.Option("--max-num-seqs", help="vLLM's (1024 on 70+ GiB GPUs since 0.10)")
+]
+BatchedTokensOption = Annotated[
+    int, typer.Option("--max-num-batched-tokens", help="vLLM's prefill chunk")
+]
+
 
 def plan_command(
-    model: Annotated[
-        str,
-        typer.Option(
-            "--model",
-            metavar="CONFIG.json",
-            help="a Hugging Face config.json, or a shipped example (llama-3.1-8b-instruct, "
-            "llama-3.1-70b-instruct, mistral-7b-v0.1, qwen2.5-7b-instruct, gemma-2-9b-it, "
-            "deepseek-v2-lite, deepseek-v3)",
-        ),
-    ],
-    gpu: Annotated[
-        str,
-        typer.Option(
-            "--gpu", metavar="NAME_OR_GB", help="a GPU (H100, A100-40GB, L4...) or GiB (80)"
-        ),
-    ],
-    tp: Annotated[int, typer.Option("--tp", min=1, help="tensor-parallel GPUs")] = 1,
-    dtype: Annotated[
-        str, typer.Option("--dtype", help="weights: auto (the checkpoint's), bf16, fp16, fp8")
-    ] = "auto",
-    kv_dtype: Annotated[
-        str,
-        typer.Option("--kv-dtype", help="KV cache: auto (the model's, as vLLM), bf16, fp16, fp8"),
-    ] = "auto",
+    model: ConfigOption,
+    gpu: GpuOption,
+    tp: TpOption = 1,
+    dtype: DtypeOption = "auto",
+    kv_dtype: KvDtypeOption = "auto",
     context: Annotated[
         int | None,
         typer.Option("--context", help="tokens per request (default: the model's limit)"),
@@ -48,12 +58,8 @@ def plan_command(
     gpu_memory_utilization: Annotated[
         float, typer.Option("--gpu-memory-utilization", help="vLLM's share of each GPU")
     ] = 0.9,
-    max_num_seqs: Annotated[
-        int, typer.Option("--max-num-seqs", help="vLLM's (1024 on 70+ GiB GPUs since 0.10)")
-    ] = 256,
-    max_num_batched_tokens: Annotated[
-        int, typer.Option("--max-num-batched-tokens", help="vLLM's prefill chunk")
-    ] = 8192,
+    max_num_seqs: MaxNumSeqsOption = 256,
+    max_num_batched_tokens: BatchedTokensOption = 8192,
     json_output: JsonOption = False,
 ) -> None:
     """Plan the KV cache: bytes per token, the blocks vLLM would allocate, the most requests

@@ -237,6 +237,15 @@ class RuntimeConfig(BaseModel):
     queue_weight: float = Field(default=2.0, ge=0)
     kv_cache_weight: float = Field(default=2.0, ge=0)
     prefix_weight: float = Field(default=3.0, ge=0)
+    queue_slack: float = Field(
+        default=2.0,
+        ge=0,
+        description="a replica whose queue exceeds the shortest by more (requests) is not "
+        "scored, whatever prefix it holds",
+    )
+    queue_relative_slack: float = Field(
+        default=0.25, ge=0, description="or by this share of the shortest queue, when larger"
+    )
     prefix_chunk_chars: int = Field(default=256, gt=0)
     prefix_max_chunks: int = Field(default=32, gt=0)
 

@@ -2,20 +2,24 @@
 
 The scorers follow llm-d's scheduler (FACTS.md): each replica gets a weighted sum of a queue
 score, a KV-cache score (1 - usage) and a prefix score (the share of the call's prompt prefix
-last sent there), and the best sum wins. Two departures, both measured in
-``bench/routing.py``:
+last sent there), and the best sum wins. Three departures, each measured in
+``bench/routing.py`` (without them load-aware routing lost to round-robin there):
 
 - the queue counts requests running and waiting at the last scrape *plus* the calls this
-  gateway started there since minus those that ended, so a burst inside one scrape interval
-  spreads over the replicas instead of piling onto the one that looked idle a second ago;
-- the queue score is the replica's distance below the busiest one, relative to the busiest
-  (``(max - q) / max``), not min-max scaled: with min-max, 10 requests against 11 scores 1
-  against 0, enough to outweigh a full prefix hit.
+  gateway started there since minus those that ended (a stream counts until it ends), so a
+  burst inside one scrape interval spreads over the replicas instead of piling onto the one
+  that looked idle a second ago;
+- only replicas whose queue is within a slack of the shortest are scored (the balance check
+  SGLang's router makes before routing on its cache tree): with llm-d's weights a prefix
+  share outweighs any queue score, and the replica holding a popular system prompt took
+  every call that used it;
+- the queue score is the distance below the busiest scored replica, relative to it
+  (``(max - q) / max``), not min-max scaled: 10 requests against 11 is not 1 against 0.
 
 Prefix affinity is kept by the gateway, not read from the engines (no engine says which
 prefixes it holds): the prompt is cut into fixed-size character chunks, each hashed with
-the ones before it (as the vLLM production-stack router's trie over 128-character chunks),
-and each chunk hash remembers the replica it was last sent to, in a bounded LRU.
+the ones before it (as the vLLM production-stack router's trie over character chunks), and
+each chunk hash remembers the replica it was last sent to, in a bounded LRU.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ class LoadWeights:
     queue: float = 2.0
     kv_cache: float = 2.0
     prefix: float = 3.0
+    slack: float = 2.0  # requests a replica's queue may exceed the shortest by, and be scored
+    relative_slack: float = 0.25  # or this share of the shortest, when larger
 
 
 class PrefixAffinity:
@@ -79,15 +85,23 @@ def best_replica(
     prefix_shares: Sequence[float] | None,
     weights: LoadWeights,
 ) -> int:
-    """The index of the replica with the highest weighted score (the first on ties).
-    ``prefix_shares`` None: no replica holds any of the prompt. A replica that states no KV
-    usage scores as half full rather than as empty."""
-    busiest = max(queues)
+    """The index of the replica to take the call (the first on ties).
+
+    Only replicas whose queue is within ``weights.slack`` of the shortest are scored (the
+    balance check SGLang's router makes before it routes on cache): a prefix hit saves one
+    prompt's prefill, a longer queue delays the call by whole requests, so no prefix share
+    may pull a burst onto one replica. Among those, the weighted sum of the queue score,
+    the KV-cache score and the prefix score wins. ``prefix_shares`` None: no replica holds
+    any of the prompt. A replica that states no KV usage scores as half full."""
+    shortest = min(queues)
+    limit = shortest + max(weights.slack, weights.relative_slack * shortest)
+    eligible = [index for index, queue in enumerate(queues) if queue <= limit]
+    busiest = max(queues[index] for index in eligible)
     queue_weight = weights.queue / busiest if busiest > 0 else 0.0
-    best, best_score = 0, float("-inf")
-    for index, queue in enumerate(queues):
+    best, best_score = eligible[0], float("-inf")
+    for index in eligible:
         usage = kv_usages[index]
-        score = queue_weight * (busiest - queue) - weights.kv_cache * (
+        score = queue_weight * (busiest - queues[index]) - weights.kv_cache * (
             0.5 if usage is None else usage
         )
         if prefix_shares is not None:

@@ -134,7 +134,11 @@ class Router:
         self._loads = loads or (lambda replica: None)
         runtime = config.runtime
         self.weights = LoadWeights(
-            runtime.queue_weight, runtime.kv_cache_weight, runtime.prefix_weight
+            runtime.queue_weight,
+            runtime.kv_cache_weight,
+            runtime.prefix_weight,
+            runtime.queue_slack,
+            runtime.queue_relative_slack,
         )
         self.affinity = PrefixAffinity(runtime.prefix_chunk_chars, runtime.prefix_max_chunks)
         self.load_fallbacks = 0  # load-aware choices made least-busy for want of figures
@@ -333,18 +337,36 @@ class Router:
         messages: Sequence[Any] = (),
     ) -> tuple[StreamChunk | None, AsyncIterator[StreamChunk]]:
         """Start a stream with the same retries and fallbacks as :meth:`call`; only the wait
-        for the first chunk is retried (after it, bytes have reached the client)."""
+        for the first chunk is retried (after it, bytes have reached the client). The stream
+        counts as in flight on its deployment until it ends or is closed, not only until its
+        first chunk: a replica streaming fifty answers is busy, whatever least-busy and
+        load-aware routing would otherwise read."""
 
         async def first_chunk(
             deployment: Deployment,
         ) -> tuple[StreamChunk | None, AsyncIterator[StreamChunk]]:
             iterator = aiter(start(deployment))
             try:
-                return await anext(iterator), iterator
+                first = await anext(iterator)
             except StopAsyncIteration:
                 return None, iterator
+            return first, self._held(deployment, iterator)
 
         return await self.call(model, attempt, first_chunk, catalog, messages)
+
+    async def _held(
+        self, deployment: Deployment, chunks: AsyncIterator[StreamChunk]
+    ) -> AsyncIterator[StreamChunk]:
+        stats = self._stats(deployment)
+        stats.in_flight += 1
+        try:
+            async for chunk in chunks:
+                yield chunk
+        finally:
+            stats.in_flight -= 1
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                await close()
 
     def _unavailable(self, entry: ModelEntry) -> UpstreamError:
         """Why no deployment of ``entry`` can take a call now: rate limits when any of them
