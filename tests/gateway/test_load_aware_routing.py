@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
+from collections.abc import AsyncIterator, Mapping
 
 from seamline.core.settings import GatewayConfig, ModelConfig, RuntimeConfig
 from seamline.gateway.catalog import ModelCatalog, ModelEntry
-from seamline.gateway.stages.router import DeploymentStats, Router
+from seamline.gateway.stages.router import Attempt, DeploymentStats, Router
+from seamline.providers.base import Deployment, StreamChunk
 from seamline.runtime.engines import EngineFigures
 from seamline.runtime.scraper import ReplicaLoad, ScrapeTarget
 
@@ -32,7 +35,7 @@ def load(replica: str, running: float, waiting: float, kv: float | None) -> Repl
     )
 
 
-def router(loads: dict[str, ReplicaLoad | None], **runtime: float) -> tuple[Router, ModelEntry]:
+def router(loads: Mapping[str, ReplicaLoad | None], **runtime: float) -> tuple[Router, ModelEntry]:
     config = GatewayConfig(routing="load-aware", runtime=RuntimeConfig(**runtime))
     served = catalog()
     return Router(served, config, loads=loads.get), served.get("m")
@@ -104,3 +107,29 @@ def test_round_robin_takes_each_replica_in_turn() -> None:
     entry = served.get("m")
     chosen = [routing.choose(entry, set()).id for _ in range(8)]  # type: ignore[union-attr]
     assert chosen == [*REPLICAS, *REPLICAS]
+
+
+def test_a_stream_counts_as_in_flight_until_it_ends() -> None:
+    served = catalog()
+    routing = Router(served, GatewayConfig(routing="least-busy"))
+
+    async def chunks(deployment: Deployment) -> AsyncIterator[StreamChunk]:
+        for n in range(3):
+            yield StreamChunk({"choices": [{"delta": {"content": str(n)}}]})
+
+    async def scenario() -> list[int]:
+        first, rest = await routing.open_stream("m", Attempt(), chunks)
+        assert first is not None
+        busy = sum(s.in_flight for s in routing.stats.values())
+        opened = [busy]
+        second, other = await routing.open_stream("m", Attempt(), chunks)
+        assert second is not None
+        # The second stream went elsewhere: the first replica still streams.
+        opened.append(len({d for d, s in routing.stats.items() if s.in_flight}))
+        async for _ in rest:
+            pass
+        await other.aclose()  # type: ignore[attr-defined]
+        opened.append(sum(s.in_flight for s in routing.stats.values()))
+        return opened
+
+    assert asyncio.run(scenario()) == [1, 2, 0]

@@ -115,6 +115,38 @@ class Attempt:
             event.replica = self.deployment.id
 
 
+class HeldStream:
+    """A stream that holds its deployment's in-flight count until it ends, fails or is
+    closed (whoever reads a stream closes it: the gateway does, whatever happens)."""
+
+    def __init__(self, stats: DeploymentStats, chunks: AsyncIterator[StreamChunk]) -> None:
+        self._stats = stats
+        self._chunks = chunks
+        self._held = True
+        stats.in_flight += 1
+
+    def __aiter__(self) -> HeldStream:
+        return self
+
+    async def __anext__(self) -> StreamChunk:
+        try:
+            return await anext(self._chunks)
+        except BaseException:
+            self._release()
+            raise
+
+    async def aclose(self) -> None:
+        self._release()
+        close = getattr(self._chunks, "aclose", None)
+        if close is not None:
+            await close()
+
+    def _release(self) -> None:
+        if self._held:
+            self._held = False
+            self._stats.in_flight -= 1
+
+
 class Router:
     def __init__(
         self,
@@ -350,23 +382,9 @@ class Router:
                 first = await anext(iterator)
             except StopAsyncIteration:
                 return None, iterator
-            return first, self._held(deployment, iterator)
+            return first, HeldStream(self._stats(deployment), iterator)
 
         return await self.call(model, attempt, first_chunk, catalog, messages)
-
-    async def _held(
-        self, deployment: Deployment, chunks: AsyncIterator[StreamChunk]
-    ) -> AsyncIterator[StreamChunk]:
-        stats = self._stats(deployment)
-        stats.in_flight += 1
-        try:
-            async for chunk in chunks:
-                yield chunk
-        finally:
-            stats.in_flight -= 1
-            close = getattr(chunks, "aclose", None)
-            if close is not None:
-                await close()
 
     def _unavailable(self, entry: ModelEntry) -> UpstreamError:
         """Why no deployment of ``entry`` can take a call now: rate limits when any of them
