@@ -19,7 +19,7 @@ over HTTP from a local server) and of reading a page with seamline's parser agai
 update) against a least-busy choice; and the sum per routed call at 1 s scrapes for a
 gateway worker serving 100 and 1,000 calls/s.
 
-Run: ``.venv/bin/python -m bench.routing [--seconds 24] [--burst-rate 150]``
+Run: ``.venv/bin/python -m bench.routing [--seconds 24] [--burst-rate 80]``
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from seamline.runtime.scraper import EngineScraper, ReplicaLoad, ScrapeTarget, t
 from seamline.runtime.simulated import EngineConfig, serve
 
 STRATEGIES = ("round-robin", "least-busy", "load-aware")
+TARGET_S = 0.05e-3  # the issue's budget for scraping and scoring per routed call
 REPLICAS = 4
 APPLICATIONS = 24
 FIXTURE = Path(__file__).parent.parent / "tests" / "runtime" / "fixtures" / "vllm.txt"
@@ -312,12 +313,15 @@ def cost_part(replicas: int = 16, rounds: int = 20, choices: int = 20_000) -> No
         f"choice: load-aware {aware * 1e6:.1f} µs, least-busy {least * 1e6:.1f} µs "
         f"({aware / least:.1f}x)"
     )
-    for rate in (100, 1000):
+    for rate in (100, 300, 1000):
         per_call = aware - least + scrape / rate
         print(
             f"  added per routed call at 1 s scrapes and {rate} calls/s per worker: "
             f"{per_call * 1000:.4f} ms CPU (target < 0.05 ms)"
         )
+    spare = TARGET_S - (aware - least)
+    if spare > 0:
+        print(f"  under 0.05 ms from {scrape / spare:.0f} calls/s per worker")
 
 
 def _cpu_per(work: Any, times: int) -> float:
@@ -328,19 +332,17 @@ def _cpu_per(work: Any, times: int) -> float:
 
 
 async def _scrape_cpu(replicas: int, rounds: int) -> float:
-    """CPU of this process per scrape of ``replicas`` engines; the page is served by
-    another process (Python's http.server, from the fixture), so only the scraping side
-    counts."""
+    """CPU of this process per scrape of ``replicas`` engines; the page (a real vLLM one) is
+    served by another process with keep-alive, as vLLM's uvicorn serves it, so only the
+    scraping side counts."""
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
-        cwd=FIXTURE.parent,
+        [sys.executable, "-m", "bench.routing", "--serve-page", str(port)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_until_up(f"http://127.0.0.1:{port}", path="/vllm.txt")
-        url = f"http://127.0.0.1:{port}/{FIXTURE.name}"
+        _wait_until_up(f"http://127.0.0.1:{port}", path="/metrics")
+        url = f"http://127.0.0.1:{port}/metrics"
         scraper = EngineScraper(
             [ScrapeTarget(f"r{i}", "m", "vllm", url) for i in range(replicas)], timeout_s=10
         )
@@ -403,7 +405,7 @@ def _choice_cpu(replicas: int, choices: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=24.0)
-    parser.add_argument("--burst-rate", type=float, default=150.0)
+    parser.add_argument("--burst-rate", type=float, default=80.0)
     parser.add_argument("--slo", type=float, default=0.5, help="TTFT objective, seconds")
     parser.add_argument("--skip-routing", action="store_true")
     parser.add_argument("--skip-cost", action="store_true")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+STRATEGIES = ("round-robin", "least-busy", "load-aware")
 
 
 def _run(*args: str) -> str:
@@ -138,3 +139,12 @@ def test_dashboard_benchmark_runs() -> None:
         "a call's page",
     ]
     assert all(float(row[1]) > 0 and float(row[2]) > 0 for row in rows)
+
+
+def test_routing_benchmark_runs() -> None:
+    out = _run("bench.routing", "--seconds", "1.5", "--burst-rate", "20")
+    rows = [line for line in out.splitlines() if "TTFT p50" in line]
+    assert [row.split()[0] for row in rows] == list(STRATEGIES)
+    assert all(row.rstrip().endswith("failed 0") for row in rows)
+    assert out.count("load-aware vs") == 2 and "prometheus_client" in out
+    assert "added per routed call" in out
