@@ -13,6 +13,7 @@ client costs several times more CPU per request, and this runs every second per 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -61,6 +62,11 @@ class ReplicaLoad:
     prompt_tokens_per_s: float | None = None
     generation_tokens_per_s: float | None = None
     prefix_hit_rate: float | None = None  # over the last interval when counters allow
+
+    @functools.cached_property
+    def queued(self) -> float:
+        """Requests running and waiting: where the router's count of a queue starts."""
+        return (self.figures.running or 0.0) + (self.figures.waiting or 0.0)
 
 
 @dataclass

@@ -246,30 +246,22 @@ class Router:
     def _by_load(self, usable: list[Deployment], prefix: Sequence[int]) -> list[Deployment]:
         """The best-scored replica alone, or all of them (for least-busy) when any lacks
         fresh figures: scores against a replica of unknown load would be guesses."""
+        loads, stats_of = self._loads, self.stats
         queues: list[float] = []
         kv_usages: list[float | None] = []
         for deployment in usable:
-            load = self._loads(deployment.id)
+            load = loads(deployment.id)
             if load is None:
                 self.load_fallbacks += 1
                 return usable
-            stats = self.stats.get(deployment.id) or self._stats(deployment)
+            stats = stats_of.get(deployment.id) or self._stats(deployment)
             if stats.scrape_seen != load.scraped_at:
                 stats.scrape_seen, stats.in_flight_at_scrape = load.scraped_at, stats.in_flight
-            figures = load.figures
-            queue = (
-                (figures.running or 0.0)
-                + (figures.waiting or 0.0)
-                + stats.in_flight
-                - stats.in_flight_at_scrape
-            )
+            queue = load.queued + stats.in_flight - stats.in_flight_at_scrape
             queues.append(queue if queue > 0 else 0.0)
-            kv_usages.append(figures.kv_usage)
-        if prefix:
-            held = self.affinity.matches(prefix)
-            shares = [held.get(d.id, 0) / len(prefix) for d in usable] if held else None
-        else:
-            shares = None
+            kv_usages.append(load.figures.kv_usage)
+        held = self.affinity.matches(prefix) if prefix else None
+        shares = [held.get(d.id, 0) / len(prefix) for d in usable] if held else None
         return [usable[best_replica(queues, kv_usages, shares, self.weights)]]
 
     def _stats(self, deployment: Deployment) -> DeploymentStats:
