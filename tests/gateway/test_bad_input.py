@@ -57,6 +57,14 @@ CASES: list[tuple[Any, int, str]] = [
         400,
         "invalid_message",
     ),
+    (  # a text part whose text is not a string (token counts and routing read it as one)
+        {
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}],
+        },
+        400,
+        "invalid_message",
+    ),
     ({"model": "gpt-4o-mini", "messages": HELLO, "tools": ["lookup"]}, 400, "invalid_type"),
     ({"model": "no-such-model", "messages": HELLO}, 404, "model_not_found"),
     ({"model": "prompt:", "messages": HELLO}, 400, "invalid_prompt_reference"),

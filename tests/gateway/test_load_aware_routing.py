@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
@@ -65,23 +66,25 @@ def test_calls_started_since_the_scrape_count_so_a_burst_spreads() -> None:
 
 
 def test_a_shared_prompt_prefix_goes_back_to_the_replica_that_holds_it() -> None:
-    loads = {r: load(r, 5, 0, 0.3) for r in REPLICAS}
+    # b is one request busier than the others: without the prefix it would not be chosen.
+    loads = {r: load(r, 5 if r == "b" else 4, 0, 0.3) for r in REPLICAS}
     routing, entry = router(loads)
     messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "Hi"}]
-    prefix = routing.affinity.chain(messages)
-    first = routing.choose(entry, set(), prefix)
-    assert first is not None
-    routing.affinity.sent(prefix, first.id)
+    assert routing.choose(entry, set(), routing.affinity.chain(messages, "m")).id == "a"  # type: ignore[union-attr]
+    routing.affinity.sent(routing.affinity.chain(messages, "m"), "b")
     again = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "Refund?"}]
     for _ in range(10):
-        assert routing.choose(entry, set(), routing.affinity.chain(again)) is first
+        chosen = routing.choose(entry, set(), routing.affinity.chain(again, "m"))
+        assert chosen is not None and chosen.id == "b"
+    # The same system prompt to another model is not taken for this one's.
+    assert routing.affinity.matches(routing.affinity.chain(again, "other-model")) == {}
 
 
 def test_a_prefix_holder_that_is_swamped_loses_the_call() -> None:
     loads = {r: load(r, 2, 0, 0.1) for r in REPLICAS}
     routing, entry = router(loads)
     messages = [{"role": "system", "content": SYSTEM}]
-    prefix = routing.affinity.chain(messages)
+    prefix = routing.affinity.chain(messages, "m")
     routing.affinity.sent(prefix, "a")
     loads["a"] = load("a", 60, 40, 0.98)
     assert routing.choose(entry, set(), prefix).id != "a"  # type: ignore[union-attr]
@@ -133,3 +136,21 @@ def test_a_stream_counts_as_in_flight_until_it_ends() -> None:
         return opened
 
     assert asyncio.run(scenario()) == [1, 2, 0]
+
+
+def test_a_stream_dropped_unclosed_frees_its_count() -> None:
+    served = catalog()
+    routing = Router(served, GatewayConfig(routing="least-busy"))
+
+    async def chunks(deployment: Deployment) -> AsyncIterator[StreamChunk]:
+        yield StreamChunk({"choices": [{"delta": {"content": "a"}}]})
+        yield StreamChunk({"choices": [{"delta": {"content": "b"}}]})
+
+    async def scenario() -> tuple[int, int]:
+        _, rest = await routing.open_stream("m", Attempt(), chunks)
+        held = sum(s.in_flight for s in routing.stats.values())
+        del rest  # neither read nor closed, as a client that left before the first write
+        gc.collect()
+        return held, sum(s.in_flight for s in routing.stats.values())
+
+    assert asyncio.run(scenario()) == (1, 0)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -99,19 +100,30 @@ def test_a_shared_prompt_prefix_goes_back_to_the_replica_that_holds_it(
     gateway = start_gateway(replicas(engines), routing="load-aware", runtime=RUNTIME)
     wait_for(lambda: gateway.app.gateway.engines.load("b") is not None)
     first = ask(gateway, "Where is my order?")
-    served = Counter(ask(gateway, f"Question number {n}: can I get a refund?") for n in range(6))
-    assert served == {first: 6}
+    other = "b" if first == "a" else "a"
+    # The holder is made one request busier than the other replica: within the slack, so
+    # the prefix keeps the calls there; without it, they would all go to the other one.
+    with busy(engines[first], 1):
+        running = ("seamline_engine_requests_running", first)
+        wait_for(lambda: engine_samples(gateway).get(running, 0) >= 1)
+        served = Counter(ask(gateway, f"Question {n}: can I get a refund?") for n in range(6))
+        assert served == {first: 6}
+        unshared = [{"role": "user", "content": "A question with no shared prefix at all."}]
+        answer = gateway.client().chat.completions.create(
+            model="llama", messages=unshared, max_tokens=4
+        )
+        assert answer.choices[0].message.content
+        assert gateway.events(8)[-1]["replica"] == other
     hits = httpx.get(engines[first].metrics_url).text
     figures = {s.name: s.value for f in text_string_to_metric_families(hits) for s in f.samples}
     assert figures["vllm:prefix_cache_hits_total"] > 0
 
 
-def test_the_least_loaded_replica_takes_the_calls(
-    start_gateway: Callable[..., RunningGateway], engines: dict[str, RunningEngine]
-) -> None:
-    gateway = start_gateway(replicas(engines), routing="load-aware", runtime=RUNTIME)
-    # Load replica a behind the gateway's back, as another gateway's traffic would.
-    with httpx.Client(base_url=engines["a"].url, timeout=60) as direct:
+@contextmanager
+def busy(engine: RunningEngine, requests: int) -> Iterator[None]:
+    """Long requests sent to ``engine`` behind the gateway's back, as another gateway's
+    traffic would be, until the block ends."""
+    with httpx.Client(base_url=engine.url, timeout=60) as direct:
         streams = [
             direct.stream(
                 "POST",
@@ -123,20 +135,24 @@ def test_the_least_loaded_replica_takes_the_calls(
                     "stream": True,
                 },
             )
-            for n in range(12)
+            for n in range(requests)
         ]
         opened = [stream.__enter__() for stream in streams]
         try:
-            wait_for(
-                lambda: (
-                    (engine_samples(gateway).get(("seamline_engine_requests_waiting", "a")) or 0)
-                    >= 4
-                )
-            )
-            served = Counter(ask(gateway, f"Question {n}") for n in range(6))
+            yield
         finally:
             for stream in opened:
                 stream.close()
+
+
+def test_the_least_loaded_replica_takes_the_calls(
+    start_gateway: Callable[..., RunningGateway], engines: dict[str, RunningEngine]
+) -> None:
+    gateway = start_gateway(replicas(engines), routing="load-aware", runtime=RUNTIME)
+    with busy(engines["a"], 12):  # 8 run, 4 wait
+        waiting = ("seamline_engine_requests_waiting", "a")
+        wait_for(lambda: engine_samples(gateway).get(waiting, 0) >= 4)
+        served = Counter(ask(gateway, f"Question {n}") for n in range(6))
     assert served == {"b": 6}
 
 

@@ -85,3 +85,61 @@ def test_series_of_several_engines_behind_one_page_are_summed() -> None:
     )
     figures = read_figures("vllm", text)
     assert (figures.running, figures.waiting, figures.kv_usage) == (7, 1, None)
+
+
+def test_ratios_are_averaged_over_label_sets_and_counters_summed_past_created_lines() -> None:
+    text = (
+        "# HELP vllm:kv_cache_usage_perc KV-cache usage.\n"
+        "# TYPE vllm:kv_cache_usage_perc gauge\n"
+        'vllm:kv_cache_usage_perc{engine="0",model_name="m"} 0.7\n'
+        'vllm:kv_cache_usage_perc{engine="1",model_name="m"} 0.6\n'
+        "# HELP vllm:prompt_tokens_total Prompt tokens.\n"
+        "# TYPE vllm:prompt_tokens_total counter\n"
+        'vllm:prompt_tokens_total{engine="0",model_name="m"} 100.0\n'
+        'vllm:prompt_tokens_created{engine="0",model_name="m"} 1.7e9\n'
+        'vllm:prompt_tokens_total{engine="1",model_name="m"} 200.0\n'
+        'vllm:prompt_tokens_created{engine="1",model_name="m"} 1.7e9\n'
+        'vllm:num_requests_running_extra{model_name="m"} 9.0\n'
+        'vllm:num_requests_running{model_name="m"} 2.0\n'
+        'vllm:num_requests_waiting{model_name="m"} NaN\n'
+    )
+    figures = read_figures("vllm", text)
+    assert figures.kv_usage == pytest.approx(0.65)
+    assert figures.prompt_tokens == 300
+    assert figures.running == 2  # not the longer name that starts the same
+    assert figures.waiting is None  # NaN is "not reported", not idle
+
+
+@pytest.mark.parametrize(
+    "bucket",
+    [
+        'vllm:time_to_first_token_seconds_bucket{le="abc",model_name="m"} 1.0\n',
+        'vllm:time_to_first_token_seconds_bucket{le="0.1",model_name="m"} x\n',
+        'vllm:time_to_first_token_seconds_bucket{le="0.1",model_name="m"} 1.0\n',  # no +Inf
+    ],
+)
+def test_an_unreadable_histogram_is_absent_and_the_load_still_read(bucket: str) -> None:
+    text = 'vllm:num_requests_running{model_name="m"} 1.0\n' + bucket
+    figures = read_figures("vllm", text)
+    assert figures.running == 1 and figures.ttft is None
+
+
+def test_bucket_bounds_are_read_from_le_only() -> None:
+    text = (
+        'vllm:num_requests_running{model_name="m"} 1.0\n'
+        'vllm:time_to_first_token_seconds_bucket{handle="9",le="0.5",model_name="m"} 3.0\n'
+        'vllm:time_to_first_token_seconds_bucket{handle="9",le="+Inf",model_name="m"} 4.0\n'
+        'vllm:time_to_first_token_seconds_count{model_name="m"} 4.0\n'
+    )
+    figures = read_figures("vllm", text)
+    assert figures.ttft is not None
+    assert figures.ttft.buckets == ((0.5, 3.0), (math.inf, 4.0))
+
+
+def test_a_cache_configuration_with_impossible_numbers_is_read_as_unknown() -> None:
+    text = (
+        'vllm:num_requests_running{model_name="m"} 1.0\n'
+        'vllm:cache_config_info{block_size="inf",num_gpu_blocks="abc"} 1.0\n'
+    )
+    cache = read_figures("vllm", text).cache
+    assert cache is not None and (cache.block_size, cache.num_gpu_blocks) == (None, None)

@@ -203,6 +203,28 @@ def test_an_architecture_without_attention_is_refused(config: dict[str, object])
         ModelShape.from_config(config)
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"text_config": [1], "num_hidden_layers": None}, "text_config"),
+        ({"quantization_config": "fp8"}, "quantization_config"),
+        ({"hidden_size": 16, "head_dim": None}, "smaller than its attention heads"),
+        ({"sliding_window": 0}, "sliding_window"),
+        ({"sliding_window": 4096, "layer_types": ["sliding_attention"] * 40}, "layer_types"),
+        ({"num_local_experts": 8, "num_experts_per_tok": 2, "moe_layer_freq": "x"}, "ValueError"),
+    ],
+)
+def test_fields_of_the_wrong_type_or_size_are_one_clear_error(
+    change: dict[str, object], message: str
+) -> None:
+    config = json.loads((EXAMPLES / "llama-3.1-8b-instruct.json").read_text())
+    config.update(change)
+    for field in [k for k, v in change.items() if v is None]:
+        del config[field]
+    with pytest.raises(InvalidInput, match=message):
+        ModelShape.from_config(config)
+
+
 def test_files_that_are_missing_or_not_json_are_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="no such file"):
         load_model_config(str(tmp_path / "absent.json"))

@@ -35,10 +35,11 @@ KvDtypeOption = Annotated[
     typer.Option("--kv-dtype", help="KV cache: auto (the model's, as vLLM), bf16, fp16, fp8"),
 ]
 MaxNumSeqsOption = Annotated[
-    int, typer.Option("--max-num-seqs", help="vLLM's (1024 on 70+ GiB GPUs since 0.10)")
+    int,
+    typer.Option("--max-num-seqs", min=1, help="vLLM's (1024 on 70+ GiB GPUs since 0.10)"),
 ]
 BatchedTokensOption = Annotated[
-    int, typer.Option("--max-num-batched-tokens", help="vLLM's prefill chunk")
+    int, typer.Option("--max-num-batched-tokens", min=1, help="vLLM's prefill chunk")
 ]
 
 

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -88,6 +88,7 @@ class ModelConfig(BaseModel):
     )
     metrics_url: str | None = Field(
         default=None,
+        pattern=r"^https?://[^/\s]+(/\S*)?$",
         description="the engine's Prometheus page (default: /metrics at base_url's host)",
     )
 
@@ -248,6 +249,15 @@ class RuntimeConfig(BaseModel):
     )
     prefix_chunk_chars: int = Field(default=256, gt=0)
     prefix_max_chunks: int = Field(default=32, gt=0)
+
+    @model_validator(mode="after")
+    def _fresh_between_scrapes(self) -> RuntimeConfig:
+        if self.stale_after_s <= self.scrape_interval_s + self.scrape_timeout_s:
+            raise ValueError(
+                "gateway.runtime.stale_after_s must exceed scrape_interval_s + "
+                "scrape_timeout_s, or figures go stale between two scrapes"
+            )
+        return self
 
 
 class GatewayConfig(BaseModel):

@@ -573,9 +573,13 @@ async def _stream(
     finally:
         attempt.record(event)
     headers["x-seamline-model"] = event.model_used or model
-    await start_stream(send, headers)
-    event.ttft_ms = (time.perf_counter() - event.started) * 1000
-    watcher = disconnect_watcher(receive)
+    try:
+        await start_stream(send, headers)
+        event.ttft_ms = (time.perf_counter() - event.started) * 1000
+        watcher = disconnect_watcher(receive)
+    except BaseException:  # the client went, or the call was cancelled: end the upstream
+        await _close(chunks)
+        raise
     text: list[str] = []
     usage: Usage | None = None
     cacheable = True

@@ -165,6 +165,7 @@ NAMES: dict[EngineName, _Names] = {
 }
 
 
+RATIOS = frozenset({"kv_usage", "prefix_hit_rate"})  # averaged over label sets, not summed
 _LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
@@ -180,7 +181,10 @@ def read_figures(engine: EngineName, text: str) -> EngineFigures:
         raise UnreadableMetrics("the answer is not Prometheus text")
     names = NAMES[engine]
     body = "\n" + text
-    found = {figure: _first(body, candidates) for figure, candidates in names.scalars().items()}
+    found = {
+        figure: _first(body, candidates, ratio=figure in RATIOS)
+        for figure, candidates in names.scalars().items()
+    }
     if found["running"] is None and found["waiting"] is None and found["kv_usage"] is None:
         raise UnreadableMetrics(
             f"no {engine} load figures in the answer (expected {', '.join(names.running)})"
@@ -195,30 +199,42 @@ def read_figures(engine: EngineName, text: str) -> EngineFigures:
     )
 
 
-def _first(body: str, names: Iterable[str]) -> float | None:
-    """The first of ``names`` on the page, summed over its label sets (several engines
-    behind one endpoint, data-parallel ranks, or several served model names)."""
+def _first(body: str, names: Iterable[str], *, ratio: bool = False) -> float | None:
+    """The first of ``names`` on the page over its label sets (several engines behind one
+    endpoint, data-parallel ranks, or several served model names): counts summed, ratios
+    (``ratio``) averaged. None when absent, or when every value is NaN."""
     for name in names:
-        values = [value for _, value in _series(body, name, contiguous=True)]
-        if values:
-            return sum(value for value in values if not math.isnan(value))
+        found = [value for _, value in _series(body, name)]
+        if found:
+            values = [value for value in found if not math.isnan(value)]
+            if not values:
+                return None  # present, but NaN: not reported, never idle
+            return sum(values) / len(values) if ratio else sum(values)
     return None
 
 
 def _histogram(body: str, names: Iterable[str]) -> Histogram | None:
-    for name in names:
-        per_bound: dict[float, float] = {}
-        for labels, value in _series(body, f"{name}_bucket"):
-            bound = _label(labels, "le")
-            if bound is not None:
-                upper = float(bound)
-                per_bound[upper] = per_bound.get(upper, 0.0) + value
-        if per_bound:
-            return Histogram(
-                tuple(sorted(per_bound.items())),
-                sum(value for _, value in _series(body, f"{name}_sum")),
-                sum(value for _, value in _series(body, f"{name}_count")),
-            )
+    """The first of ``names`` as a histogram; None when absent or unreadable (a bound that
+    is not a number, no ``+Inf`` bucket): read when seamline's /metrics is scraped, where
+    one engine's bad line must not fail the whole page."""
+    try:
+        for name in names:
+            per_bound: dict[float, float] = {}
+            for labels, value in _series(body, f"{name}_bucket"):
+                bound = _label(labels, "le")
+                if bound is not None:
+                    upper = float(bound)
+                    per_bound[upper] = per_bound.get(upper, 0.0) + value
+            if per_bound:
+                if math.inf not in per_bound:
+                    return None
+                return Histogram(
+                    tuple(sorted(per_bound.items())),
+                    sum(value for _, value in _series(body, f"{name}_sum")),
+                    sum(value for _, value in _series(body, f"{name}_count")),
+                )
+    except (ValueError, UnreadableMetrics):
+        return None
     return None
 
 
@@ -235,23 +251,23 @@ def _cache_config(body: str, names: Iterable[str]) -> CacheConfig | None:
     return None
 
 
-def _series(body: str, name: str, *, contiguous: bool = False) -> Iterator[tuple[str, float]]:
+def _series(body: str, name: str) -> Iterator[tuple[str, float]]:
     """The label text and value of each line of ``name`` in ``body`` (the page with a
-    newline in front, so every line starts after one). ``contiguous``: the series' lines
-    stand together, as the exposition format puts a gauge's or counter's samples, so the
-    search ends at the first other line instead of scanning the rest of the page."""
+    newline in front, so every line starts after one).
+
+    The exposition format keeps a metric family's samples together, before the next
+    family's ``#`` lines; once the first sample is found, the search ends there rather than
+    scanning the rest of the page (a counter's ``_created`` lines between its samples are
+    passed over)."""
     marker = "\n" + name
     size = len(marker)
+    limit = len(body)
     position = body.find(marker)
     while position >= 0:
         end = body.find("\n", position + size)
-        line = body[position + 1 : end if end >= 0 else len(body)]
         if end < 0:
-            position = -1
-        elif contiguous:
-            position = end if body.startswith(marker, end) else -1
-        else:
-            position = body.find(marker, end)
+            end = len(body)
+        line = body[position + 1 : end]
         after = line[size - 1 : size]
         if after == "{":
             close = line.rfind("}")
@@ -260,18 +276,27 @@ def _series(body: str, name: str, *, contiguous: bool = False) -> Iterator[tuple
             labels, rest = line[size:close], line[close + 1 :]
         elif after == " ":
             labels, rest = "", line[size - 1 :]
-        else:
-            continue  # a longer name that starts with this one
+        else:  # a longer name that starts with this one: keep looking
+            position = body.find(marker, end, limit)
+            continue
+        if limit == len(body):
+            family_end = body.find("\n#", end)
+            limit = family_end if family_end >= 0 else len(body)
+        position = body.find(marker, end, limit)
         fields = rest.split(maxsplit=1)
         yield labels, _number(fields[0] if fields else "", line)
 
 
 def _label(labels: str, key: str) -> str | None:
-    """One label's value, found directly (bucket lines are the most numerous read)."""
-    start = labels.find(f'{key}="')
+    """One label's value, found directly (bucket lines are the most numerous read); a label
+    whose name merely ends in ``key`` (``handle`` for ``le``) is passed over."""
+    wanted = f'{key}="'
+    start = labels.find(wanted)
+    while start > 0 and labels[start - 1] not in ", ":
+        start = labels.find(wanted, start + 1)
     if start < 0:
         return None
-    start += len(key) + 2
+    start += len(wanted)
     end = labels.find('"', start)
     return labels[start:end] if end >= 0 else None
 
@@ -292,7 +317,7 @@ def _labels(text: str) -> dict[str, str]:
 def _whole(text: str | None) -> int | None:
     try:
         return int(float(text)) if text not in (None, "", "None") else None
-    except ValueError:
+    except (ValueError, OverflowError):  # "abc", "inf"
         return None
 
 

@@ -86,10 +86,11 @@ class EngineCollector(Collector):
             target = state.target
             names = [target.model, target.replica, target.engine]
             up.add_metric(names, 0.0 if state.error or state.load is None else 1.0)
-            load = state.load
-            if load is None:
+            if state.load is not None:
+                age.add_metric(names, now - state.load.scraped_at)
+            load = self.scraper.load(target.replica)
+            if load is None:  # never read, or stale: a frozen load must not look live
                 continue
-            age.add_metric(names, now - load.scraped_at)
             figures = load.figures
             for field, family in gauges.items():
                 value = getattr(figures, field)

@@ -46,13 +46,14 @@ class PrefixAffinity:
         self.capacity = capacity
         self._owners: OrderedDict[int, str] = OrderedDict()
 
-    def chain(self, messages: Iterable[Any]) -> list[int]:
+    def chain(self, messages: Iterable[Any], model: str = "") -> list[int]:
         """The chained hashes of the prompt's leading chunks (a partial last chunk is left
-        out: engines cache whole blocks only)."""
+        out: engines cache whole blocks only), seeded with the model: one system prompt
+        sent to two models is held by a replica of each."""
         text = _prompt_text(messages, self.chunk_chars * self.max_chunks)
         size = self.chunk_chars
         hashes: list[int] = []
-        previous = 0
+        previous = hash(model)
         for start in range(0, len(text) - size + 1, size):
             previous = hash((previous, text[start : start + size]))
             hashes.append(previous)
@@ -122,7 +123,7 @@ def _prompt_text(messages: Iterable[Any], limit: int) -> str:
         content = message.get("content")
         if isinstance(content, list):
             content = "".join(
-                p.get("text") or "" for p in content if isinstance(p, dict) and "text" in p
+                p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
             )
         piece = f"<{message.get('role')}>{content if isinstance(content, str) else ''}\n"
         parts.append(piece)

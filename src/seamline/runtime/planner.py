@@ -133,14 +133,33 @@ class ModelShape:
         Raises ``InvalidInput`` naming the missing field, or the architecture when the config
         has no attention fields or describes state-space layers this planner cannot size.
         """
+        try:
+            return cls._read(config, name)
+        except (TypeError, ValueError, ArithmeticError, AttributeError) as exc:
+            # A field of an unexpected type the checks below do not name: still one line.
+            raise InvalidInput(
+                f"config.json is not a model configuration seamline can read: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+    @classmethod
+    def _read(cls, config: dict[str, Any], name: str) -> ModelShape:
         if "text_config" in config and "num_hidden_layers" not in config:
             config = config["text_config"]
+            if not isinstance(config, dict):
+                raise InvalidInput("config.json's 'text_config' must be an object")
         model_type = str(config.get("model_type") or "unknown")
         _refuse_non_attention(config, model_type)
         layers = _int(config, "num_hidden_layers")
         hidden = _int(config, "hidden_size")
         heads = _int(config, "num_attention_heads")
         window, sliding = _sliding(config, model_type, layers)
+        head_dim = _int(config, "head_dim", hidden // heads)
+        if head_dim <= 0:
+            raise InvalidInput("config.json's hidden_size is smaller than its attention heads")
+        quantization = config.get("quantization_config") or {}
+        if not isinstance(quantization, dict):
+            raise InvalidInput("config.json's 'quantization_config' must be an object")
         return cls(
             name=name or str(config.get("_name_or_path") or model_type),
             model_type=model_type,
@@ -148,13 +167,13 @@ class ModelShape:
             hidden_size=hidden,
             num_attention_heads=heads,
             num_kv_heads=_int(config, "num_key_value_heads", heads),
-            head_dim=_int(config, "head_dim", hidden // heads),
+            head_dim=head_dim,
             intermediate_size=_int(config, "intermediate_size"),
             vocab_size=_int(config, "vocab_size"),
             max_position_embeddings=_int(config, "max_position_embeddings"),
             tie_word_embeddings=bool(config.get("tie_word_embeddings", True)),
             torch_dtype=_dtype(str(config.get("torch_dtype") or config.get("dtype") or "bf16")),
-            quantization=(config.get("quantization_config") or {}).get("quant_method"),
+            quantization=quantization.get("quant_method"),
             sliding_window=window,
             sliding_layers=sliding,
             mla=_mla(config),
@@ -217,10 +236,20 @@ def _sliding(config: dict[str, Any], model_type: str, layers: int) -> tuple[int 
     applies to every layer unless ``use_sliding_window`` is false (Qwen2 publishes a window
     but disables it)."""
     window = config.get("sliding_window")
-    if not isinstance(window, int) or config.get("use_sliding_window") is False:
+    if window is None or config.get("use_sliding_window") is False:
         return None, 0
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise InvalidInput(
+            f"config.json's 'sliding_window' must be a positive integer, got {window!r}"
+        )
     if isinstance(config.get("layer_types"), list):
-        return window, sum(kind == "sliding_attention" for kind in config["layer_types"])
+        kinds = config["layer_types"]
+        if len(kinds) != layers:
+            raise InvalidInput(
+                f"config.json's 'layer_types' names {len(kinds)} layers, "
+                f"'num_hidden_layers' {layers}"
+            )
+        return window, sum(kind == "sliding_attention" for kind in kinds)
     if model_type == "gemma2":
         return window, math.ceil(layers / 2)
     pattern = config.get("sliding_window_pattern")

@@ -136,7 +136,10 @@ class EngineScraper:
     async def _run(self) -> None:
         while True:
             started = self._clock()
-            await self.scrape_once()
+            try:
+                await self.scrape_once()
+            except Exception:  # a bug here must not stop every later scrape
+                log.exception("scraping the engines' metrics failed")
             await asyncio.sleep(max(0.0, self.interval_s - (self._clock() - started)))
 
     async def _scrape(self, session: aiohttp.ClientSession, state: ScrapeState) -> None:
@@ -149,6 +152,10 @@ class EngineScraper:
             figures = read_figures(state.target.engine, body.decode("utf-8", "replace"))
         except (aiohttp.ClientError, TimeoutError, UnreadableMetrics) as exc:
             self._failed(state, _reason(exc))
+            return
+        except Exception as exc:  # whatever else one engine's answer causes stays its own
+            log.exception("reading the metrics of %s", state.target.replica)
+            self._failed(state, f"unreadable: {type(exc).__name__}")
             return
         self._read(state, figures)
 
@@ -183,14 +190,11 @@ def _with_rates(
         return (current - previous) / elapsed
 
     old = before.figures if before is not None else None
-    hit_rate = figures.prefix_hit_rate
-    if figures.prefix_queries is not None and figures.prefix_hits is not None:
-        queries = figures.prefix_queries - (old.prefix_queries or 0 if old else 0)
-        hits = figures.prefix_hits - (old.prefix_hits or 0 if old else 0)
-        if queries > 0 and hits >= 0:
-            hit_rate = hits / queries
-        elif figures.prefix_queries > 0:
-            hit_rate = figures.prefix_hits / figures.prefix_queries
+    hit_rate = figures.prefix_hit_rate  # an engine's own gauge, where it has one
+    queries = rate(figures.prefix_queries, old.prefix_queries if old else None)
+    hits = rate(figures.prefix_hits, old.prefix_hits if old else None)
+    if queries and hits is not None:  # the counters' share over the interval, else none
+        hit_rate = min(1.0, hits / queries)
     return ReplicaLoad(
         target,
         figures,
@@ -216,6 +220,14 @@ async def _body(response: aiohttp.ClientResponse) -> bytes:
 
 
 def _reason(exc: BaseException) -> str:
+    """Why a scrape failed, for logs and ``seamline runtime status``: never a URL, which
+    may carry credentials (aiohttp puts the URL in some of its messages)."""
     if isinstance(exc, TimeoutError):
         return "timed out"
-    return str(exc) or type(exc).__name__
+    if isinstance(exc, UnreadableMetrics):
+        return str(exc)
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"HTTP {exc.status}"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect: {exc.os_error.strerror or type(exc.os_error).__name__}"
+    return type(exc).__name__

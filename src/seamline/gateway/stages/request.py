@@ -110,10 +110,11 @@ def parse_chat_request(body: dict[str, Any]) -> ChatRequest:
             if (
                 content is not None
                 and not isinstance(content, str)
-                and not (isinstance(content, list) and all(isinstance(p, dict) for p in content))
+                and not (isinstance(content, list) and all(_is_part(p) for p in content))
             ):
                 raise InvalidInput(
-                    f"messages[{index}].content must be a string or an array of parts",
+                    f"messages[{index}].content must be a string or an array of parts "
+                    "(a part's 'text', when it has one, a string)",
                     param=f"messages[{index}].content",
                     code="invalid_message",
                 )
@@ -260,3 +261,9 @@ def upstream_body(body: dict[str, Any], **changes: Any) -> dict[str, Any]:
     forwarded = {k: v for k, v in body.items() if k not in LOCAL_FIELDS}
     forwarded.update(changes)
     return forwarded
+
+
+def _is_part(part: Any) -> bool:
+    """A content part: an object whose ``text``, if any, is a string (token counting, the
+    guards and prefix routing read it as one)."""
+    return isinstance(part, dict) and isinstance(part.get("text", ""), str)

@@ -141,6 +141,9 @@ class HeldStream:
         if close is not None:
             await close()
 
+    def __del__(self) -> None:
+        self._release()  # a stream dropped unclosed still frees its count
+
     def _release(self) -> None:
         if self._held:
             self._held = False
@@ -282,18 +285,14 @@ class Router:
         ``messages``: the prompt, which ``load-aware`` routing sends where its prefix was
         sent before."""
         last: UpstreamError | None = None
-        prefix: list[int] | None = None
         for entry in self.chain(model, catalog):
             avoid: set[str] = set()
+            prefix = (
+                self.affinity.chain(messages, entry.name)
+                if messages and self.config.routing == "load-aware" and len(entry.deployments) > 1
+                else []
+            )
             for try_number in range(self.config.max_attempts):
-                if prefix is None:
-                    prefix = (
-                        self.affinity.chain(messages)
-                        if messages
-                        and self.config.routing == "load-aware"
-                        and len(entry.deployments) > 1
-                        else []
-                    )
                 deployment = self.choose(entry, avoid, prefix)
                 if deployment is None:
                     last = last or self._unavailable(entry)
