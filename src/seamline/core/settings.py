@@ -247,8 +247,8 @@ class RuntimeConfig(BaseModel):
     queue_relative_slack: float = Field(
         default=0.25, ge=0, description="or by this share of the shortest queue, when larger"
     )
-    prefix_chunk_chars: int = Field(default=256, gt=0)
-    prefix_max_chunks: int = Field(default=32, gt=0)
+    prefix_chunk_chars: int = Field(default=512, gt=0)
+    prefix_max_chunks: int = Field(default=16, gt=0)
 
     @model_validator(mode="after")
     def _fresh_between_scrapes(self) -> RuntimeConfig:
