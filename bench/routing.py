@@ -19,7 +19,7 @@ over HTTP from a local server) and of reading a page with seamline's parser agai
 update) against a least-busy choice; and the sum per routed call at 1 s scrapes for a
 gateway worker serving 100 and 1,000 calls/s.
 
-Run: ``.venv/bin/python -m bench.routing [--seconds 24] [--burst-rate 80]``
+Run: ``.venv/bin/python -m bench.routing [--seconds 48] [--burst-rate 80]``
 """
 
 from __future__ import annotations
@@ -404,7 +404,7 @@ def _choice_cpu(replicas: int, choices: int) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=24.0)
+    parser.add_argument("--seconds", type=float, default=48.0)
     parser.add_argument("--burst-rate", type=float, default=80.0)
     parser.add_argument("--slo", type=float, default=0.5, help="TTFT objective, seconds")
     parser.add_argument("--skip-routing", action="store_true")
