@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from seamline.cli.main import app
-from seamline.runtime.planner import EXAMPLES
+from seamline.runtime.model_shape import EXAMPLES
 
 runner = CliRunner()
 

@@ -11,17 +11,19 @@ import pytest
 
 from seamline.core.errors import InvalidInput
 from seamline.runtime.gpus import GIB, gpu_memory_bytes
-from seamline.runtime.planner import (
+from seamline.runtime.model_shape import (
     EXAMPLES,
     ModelShape,
+    load_model_config,
+    parameter_count,
+)
+from seamline.runtime.planner import (
     blocks_for,
     blocks_per_request,
     kv_bytes_per_token,
     kv_cache_groups,
-    load_model_config,
     max_context_at,
     page_bytes,
-    parameter_count,
     plan,
     weights_bytes,
 )

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from seamline.runtime.gpus import gpu_memory_bytes
-from seamline.runtime.planner import load_model_config, plan
+from seamline.runtime.model_shape import load_model_config
+from seamline.runtime.planner import plan
 from seamline.runtime.simulated import EngineConfig, RunningEngine, run_engine
 
 MODEL = "llama-3.1-8b-instruct"

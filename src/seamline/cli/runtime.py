@@ -24,7 +24,8 @@ from seamline.cli.runtime_simulate import simulate_command
 from seamline.core.errors import InvalidInput
 from seamline.gateway.catalog import ModelCatalog
 from seamline.runtime.gpus import gpu_memory_bytes
-from seamline.runtime.planner import load_model_config, plan
+from seamline.runtime.model_shape import load_model_config
+from seamline.runtime.planner import plan
 from seamline.runtime.scraper import EngineScraper, ScrapeState, targets_of
 
 runtime_app = typer.Typer(

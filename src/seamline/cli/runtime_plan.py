@@ -10,7 +10,8 @@ import typer
 from seamline.cli.context import JsonOption
 from seamline.cli.output import print_json
 from seamline.runtime.gpus import GIB, gpu_memory_bytes
-from seamline.runtime.planner import KVPlan, load_model_config, plan
+from seamline.runtime.model_shape import load_model_config
+from seamline.runtime.planner import KVPlan, plan
 
 ConfigOption = Annotated[
     str,
