@@ -48,7 +48,8 @@ from seamline.providers.base import Deployment, StreamChunk
 from seamline.providers.openai_compat import OpenAICompatibleProvider
 from seamline.runtime.engines import read_figures
 from seamline.runtime.scraper import EngineScraper, ReplicaLoad, ScrapeTarget, targets_of
-from seamline.runtime.simulated import EngineConfig, serve
+from seamline.runtime.simulated import EngineConfig
+from seamline.runtime.simulated_server import serve
 
 STRATEGIES = ("round-robin", "least-busy", "load-aware")
 TARGET_S = 0.05e-3  # the budget for scraping and scoring per routed call

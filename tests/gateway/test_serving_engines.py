@@ -14,7 +14,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from seamline.core.settings import ModelConfig
-from seamline.runtime.simulated import EngineConfig, RunningEngine, run_engine
+from seamline.runtime.simulated import EngineConfig
+from seamline.runtime.simulated_server import RunningEngine, run_engine
 from tests.gateway.conftest import RunningGateway
 from tests.live import free_port
 

@@ -15,7 +15,8 @@ import pytest
 from seamline.runtime.gpus import gpu_memory_bytes
 from seamline.runtime.model_shape import load_model_config
 from seamline.runtime.planner import plan
-from seamline.runtime.simulated import EngineConfig, RunningEngine, run_engine
+from seamline.runtime.simulated import EngineConfig
+from seamline.runtime.simulated_server import RunningEngine, run_engine
 
 MODEL = "llama-3.1-8b-instruct"
 

@@ -16,7 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from seamline.cli.runtime_simulate import simulate_command
-from seamline.runtime.simulated import EngineConfig, RunningEngine, render_prompt, run_engine
+from seamline.runtime.simulated import EngineConfig, render_prompt
+from seamline.runtime.simulated_server import RunningEngine, run_engine
 
 # Five times faster than the default timing: the behaviour is the same, the tests shorter.
 FAST = 0.2

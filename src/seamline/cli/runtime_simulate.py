@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from seamline.runtime.simulated import EngineConfig, serve
+from seamline.runtime.simulated import EngineConfig
+from seamline.runtime.simulated_server import serve
 
 _DEFAULTS = EngineConfig()
 
