@@ -72,13 +72,13 @@ class Gateway:
             timeout_s=runtime.scrape_timeout_s,
             stale_after_s=runtime.stale_after_s,
         )
-        self.metrics.watch_engines(self.engines)
         self.router = Router(
             self.catalog,
             self.config,
             on_breaker_change=self._breaker_changed,
             loads=self.engines.load,
         )
+        self.metrics.watch_engines(self.engines, lambda: self.router.load_fallbacks)
         self.limiter: LocalLimiter | RedisLimiter = (
             RedisLimiter(settings.redis_url) if settings.redis_url else LocalLimiter()
         )

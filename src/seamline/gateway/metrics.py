@@ -13,7 +13,7 @@ empty and the totals stay whole."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -194,9 +194,10 @@ class GatewayMetrics:
         """Count what a background queue drops, skips and fails on ``/metrics``."""
         self._queues.queues[name] = queue
 
-    def watch_engines(self, scraper: EngineScraper) -> None:
-        """The serving engines' live figures on ``/metrics`` (seamline.runtime)."""
-        self._engines = EngineCollector(scraper)
+    def watch_engines(self, scraper: EngineScraper, fallbacks: Callable[[], int]) -> None:
+        """The serving engines' live figures on ``/metrics`` (seamline.runtime), and how
+        often load-aware routing went without them."""
+        self._engines = EngineCollector(scraper, fallbacks)
         self.registry.register(self._engines)
 
     def rag_assessed(self, assessment: Assessment) -> None:

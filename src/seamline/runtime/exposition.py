@@ -5,7 +5,7 @@ Grafana dashboard see both the calls and the engines serving them."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -22,8 +22,11 @@ LABELS = ["model", "replica", "engine"]
 
 
 class EngineCollector(Collector):
-    def __init__(self, scraper: EngineScraper) -> None:
+    def __init__(self, scraper: EngineScraper, fallbacks: Callable[[], int] | None = None):
+        """``fallbacks``: how many load-aware choices were made least-busy for want of
+        fresh figures (the router's count)."""
         self.scraper = scraper
+        self.fallbacks = fallbacks
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(
@@ -114,6 +117,13 @@ class EngineCollector(Collector):
                     )
         yield from (up, age, *gauges.values(), hit_rate, *rates.values(), preemptions)
         yield from histograms.values()
+        if self.fallbacks is not None:
+            yield CounterMetricFamily(
+                "seamline_load_aware_fallbacks",
+                "Load-aware routing choices made least-busy: a replica's figures were "
+                "missing or stale",
+                value=self.fallbacks(),
+            )
 
 
 def _bound(le: float) -> str:
