@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from seamline.gateway.metrics import GatewayMetrics
+from seamline.runtime.scraper import EngineScraper
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 _METRIC = re.compile(r"\bseamline_[a-z0-9_]+")
@@ -17,7 +18,9 @@ _SUFFIXES = ("", "_total", "_bucket", "_sum", "_count")
 
 
 def _exported() -> set[str]:
-    families = {family.name for family in GatewayMetrics().registry.collect()}
+    metrics = GatewayMetrics()
+    metrics.watch_engines(EngineScraper([]), lambda: 0)  # the engines' series, empty
+    families = {family.name for family in metrics.registry.collect()}
     return {name + suffix for name in families for suffix in _SUFFIXES}
 
 
