@@ -21,7 +21,7 @@ import functools
 import math
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from seamline.core.settings import EngineName
 
@@ -99,22 +99,11 @@ class _Names:
     cache_info: tuple[str, ...] = ()
 
     def scalars(self) -> dict[str, tuple[str, ...]]:
-        return {
-            name: getattr(self, name)
-            for name in (
-                "running",
-                "waiting",
-                "kv_usage",
-                "prefix_hit_rate",
-                "prefix_queries",
-                "prefix_hits",
-                "prompt_tokens",
-                "generation_tokens",
-                "preemptions",
-                "kv_used_tokens",
-                "kv_total_tokens",
-            )
-        }
+        """Every figure read as one number (all but the histograms and the cache info)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _NOT_SCALAR}
+
+
+_NOT_SCALAR = frozenset({"ttft", "inter_token", "cache_info"})
 
 
 NAMES: dict[EngineName, _Names] = {

@@ -31,6 +31,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from seamline.telemetry.tokens import message_text
+
 
 @dataclass(frozen=True)
 class LoadWeights:
@@ -122,12 +124,7 @@ def _prompt_text(messages: Iterable[Any], limit: int) -> str:
     for message in messages:
         if not isinstance(message, dict):
             continue
-        content = message.get("content")
-        if isinstance(content, list):
-            content = "".join(
-                p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
-            )
-        piece = f"<{message.get('role')}>{content if isinstance(content, str) else ''}\n"
+        piece = f"<{message.get('role')}>{message_text(message.get('content'))}\n"
         parts.append(piece)
         size += len(piece)
         if size >= limit:

@@ -249,7 +249,7 @@ class Router:
     def _by_load(self, usable: list[Deployment], prefix: Sequence[int]) -> list[Deployment]:
         """The best-scored replica alone, or all of them (for least-busy) when any lacks
         fresh figures: scores against a replica of unknown load would be guesses."""
-        loads, stats_of = self._loads, self.stats
+        loads = self._loads
         queues: list[float] = []
         kv_usages: list[float | None] = []
         for deployment in usable:
@@ -257,7 +257,7 @@ class Router:
             if load is None:
                 self.load_fallbacks += 1
                 return usable
-            stats = stats_of.get(deployment.id) or self._stats(deployment)
+            stats = self._stats(deployment)
             if stats.scrape_seen != load.scraped_at:
                 stats.scrape_seen, stats.in_flight_at_scrape = load.scraped_at, stats.in_flight
             queue = load.queued + stats.in_flight - stats.in_flight_at_scrape
